@@ -1,0 +1,314 @@
+"""`fmb collect`: plan the cells of a config, run them, and record the run.
+
+For every experiment, payload file and concurrency level (a cell), FMBench's rule sets
+the number of requests: the payload file's prompts are taken in rounds of
+``concurrency`` requests, with at least ``min_iters_per_combination`` and at most
+``max_iters_per_combination`` rounds, so a cell has
+``concurrency x clamp(ceil(prompts / concurrency), min_iters, max_iters)`` requests.
+fmb sends them continuously (see :mod:`fmb.collector.runner`), not in rounds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import platform
+import secrets
+import signal
+import socket
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from fmb import __version__
+from fmb.collector.parquet_io import write_atomic
+from fmb.collector.prepare.payloads import prompt_id, tokenizer_candidates
+from fmb.collector.prepare.sources import read_jsonl
+from fmb.collector.prepare.tokens import load_counter
+from fmb.collector.progress import CellProgress
+from fmb.collector.runner import Cell, CellStats, RowMaker, run_cell
+from fmb.collector.schemas import EXPERIMENTS, PRICING, RUNS
+from fmb.collector.targets import make_target
+from fmb.collector.targets.base import Request, Target
+from fmb.collector.writer import RequestWriter
+from fmb.config import LoadedConfig, ResolvedExperiment
+from fmb.errors import CollectError, FmbError, PrepareError
+from fmb.paths import ResultsLayout
+from fmb.pricing import load_prices
+from fmb.redact import Redactor, is_secret_key
+
+
+def requests_per_cell(prompts: int, concurrency: int, min_iters: int, max_iters: int) -> int:
+    rounds = math.ceil(max(prompts, concurrency) / concurrency)
+    return concurrency * min(max(rounds, min_iters), max_iters)
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def load_payload(path: Path) -> list[Request]:
+    """The prompts of an FMBench payload file ({"inputs": ...} a line)."""
+    try:
+        lines = read_jsonl(path)
+    except PrepareError as exc:
+        raise CollectError(f"bad payload file: {exc.message}", hint=exc.hint) from None
+    requests = []
+    for number, line in enumerate(lines, start=1):
+        prompt = line.get("inputs")
+        if not isinstance(prompt, str):
+            raise CollectError(
+                f"bad payload file: {path} line {number} has no text under 'inputs' "
+                f"(keys: {', '.join(sorted(line)) or 'none'}).",
+                hint="Payload files hold one {\"inputs\": \"<prompt>\"} object a line; `fmb prepare` writes them.",
+            )
+        requests.append(Request(prompt_id(prompt), prompt, line))
+    if not requests:
+        raise CollectError(f"payload file {path} is empty.", hint="Run `fmb prepare CONFIG` to write it again.")
+    return requests
+
+
+@dataclass
+class Plan:
+    experiments: list[ResolvedExperiment]
+    cells: dict[str, list[Cell]]
+    prompts: dict[str, list[Request]]
+
+    @property
+    def total_requests(self) -> int:
+        return sum(c.requests + c.warmup for cells in self.cells.values() for c in cells)
+
+
+def make_plan(loaded: LoadedConfig, layout: ResultsLayout, only: tuple[str, ...] = ()) -> Plan:
+    """The cells to run; every payload file must exist and parse."""
+    names = {e.name for e in loaded.experiments}
+    unknown = [n for n in only if n not in names]
+    if unknown:
+        raise CollectError(
+            f"--experiment {', '.join(unknown)}: no such experiment in {loaded.path}.",
+            hint=f"Experiments: {', '.join(sorted(names))}.",
+        )
+    experiments = [e for e in loaded.experiments if not only or e.name in only]
+    payload_dir = layout.payload_dir(loaded.name)
+    missing = sorted({pf for e in experiments for pf in e.spec.payload_files if not (payload_dir / pf).is_file()})
+    if missing:
+        raise CollectError(
+            f"payload file(s) not found in {payload_dir}: {', '.join(missing)}.",
+            hint="Run `fmb prepare CONFIG` first; a filter that matched no prompt writes no file "
+            "(fmb prepare lists them), so also check the datasets.filters and the experiments' payload_files.",
+        )
+    prompts = {pf: load_payload(payload_dir / pf) for e in experiments for pf in e.spec.payload_files}
+    ds = loaded.config.datasets
+    cells = {
+        e.name: [
+            Cell(
+                e.name,
+                pf,
+                c,
+                requests_per_cell(len(prompts[pf]), c, ds.min_iters_per_combination, ds.max_iters_per_combination),
+                e.spec.warmup_requests,
+            )
+            for pf in e.spec.payload_files
+            for c in e.spec.concurrency_levels
+        ]
+        for e in experiments
+    }
+    return Plan(experiments, cells, prompts)
+
+
+@dataclass
+class CellResult:
+    cell: Cell
+    requests: int
+    errors: int
+    p50_ms: float | None
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    status: str
+    rows: int = 0
+    cells: list[CellResult] = field(default_factory=list)
+    message: str | None = None
+
+
+class RunRecorder:
+    """Writes the runs, experiments and pricing rows of one run."""
+
+    def __init__(self, loaded: LoadedConfig, layout: ResultsLayout, run_id: str) -> None:
+        self.loaded = loaded
+        self.layout = layout
+        self.run_id = run_id
+        self.started_at = datetime.now(UTC)
+        self.recorded = False
+
+    def write_run(self, status: str, message: str | None = None, ended: bool = False) -> None:
+        cfg = self.loaded.config
+        row = {
+            "run_id": self.run_id,
+            "benchmark": self.loaded.name,
+            "model_name": cfg.general.model_name,
+            "title": cfg.report.title,
+            "config_path": str(self.loaded.path),
+            "config_hash": self.loaded.config_hash,
+            "config_json": json.dumps(self.loaded.redacted(), sort_keys=True),
+            "fmb_version": __version__,
+            "host": socket.gethostname(),
+            "python_version": platform.python_version(),
+            "started_at": self.started_at,
+            "ended_at": datetime.now(UTC) if ended else None,
+            "status": status,
+            "status_message": message,
+            "dataset_of_interest": cfg.metrics.dataset_of_interest,
+            "latency_budget_s": cfg.report.latency_budget,
+            "cost_per_10k_txn_budget_usd": cfg.report.cost_per_10k_txn_budget,
+            "error_rate_budget": cfg.report.error_rate_budget,
+            "txn_count_for_showing_cost": cfg.report.txn_count_for_showing_cost,
+        }
+        write_atomic([row], RUNS, self.layout.run_table_dir("runs", self.run_id) / "run.parquet")
+        self.recorded = True
+
+    def write_experiments(self, plan: Plan, targets: dict[str, Target], deployed: dict[str, dict[str, Any]]) -> None:
+        rows = []
+        for exp in plan.experiments:
+            spec = exp.spec
+            info = deployed.get(exp.name, {})
+            rows.append(
+                {
+                    "run_id": self.run_id,
+                    "experiment": exp.name,
+                    "backend": exp.backend,
+                    "endpoint": targets[exp.name].describe(),
+                    "model_id": spec.model_id,
+                    "model_name": spec.model_name,
+                    "instance_type": spec.instance_type,
+                    "instance_count": exp.instance_count,
+                    "region": spec.region or self.loaded.config.aws.region,
+                    "deployed": bool(info),
+                    "deployment_script": spec.deployment_script,
+                    "inference_script": spec.inference_script,
+                    "image_uri": spec.image_uri,
+                    "stream": exp.stream,
+                    "parameter_set": spec.inference_spec.parameter_set,
+                    "inference_parameters_json": json.dumps(exp.parameters, sort_keys=True, default=str),
+                    "deploy_seconds": info.get("deploy_seconds"),
+                }
+            )
+        write_atomic(rows, EXPERIMENTS, self.layout.run_table_dir("experiments", self.run_id) / "experiments.parquet")
+
+    def write_pricing(self) -> None:
+        path = self.loaded.pricing_path
+        if path is None:
+            return
+        rows = [
+            {"run_id": self.run_id, "source": str(path), **price.__dict__}
+            for price in load_prices(path)
+        ]
+        if rows:
+            write_atomic(rows, PRICING, self.layout.run_table_dir("pricing", self.run_id) / "pricing.parquet")
+
+
+def _secrets(loaded: LoadedConfig) -> list[str]:
+    values: list[str] = []
+    for exp in loaded.experiments:
+        for headers in (exp.spec.headers, exp.spec.inference_spec.headers):
+            values.extend(str(v) for k, v in headers.items() if is_secret_key(str(k)) or "auth" in str(k).lower())
+        if exp.spec.api_key_env and os.environ.get(exp.spec.api_key_env):
+            values.append(os.environ[exp.spec.api_key_env])
+    return values
+
+
+async def _run_experiments(
+    loaded: LoadedConfig,
+    plan: Plan,
+    layout: ResultsLayout,
+    recorder: RunRecorder,
+    progress: CellProgress,
+    result: RunResult,
+    deployed: dict[str, dict[str, Any]],
+) -> None:
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    if main is not None:
+        try:
+            loop.add_signal_handler(signal.SIGTERM, main.cancel)
+        except (NotImplementedError, RuntimeError):  # not the main thread, or no signals here
+            pass
+    counter, _ = load_counter(tokenizer_candidates(loaded))
+    redact = Redactor(_secrets(loaded))
+    targets: dict[str, Target] = {}
+    try:
+        for exp in plan.experiments:
+            width = max(exp.spec.concurrency_levels)
+            targets[exp.name] = make_target(exp, max_connections=width)
+        for target in targets.values():
+            await target.check_reachable()
+        recorder.write_experiments(plan, targets, deployed)
+        recorder.write_pricing()
+        recorder.write_run("running")
+        for exp in plan.experiments:
+            rows = RowMaker(recorder.run_id, exp.stream, counter, redact)
+            writer = RequestWriter(layout.requests_dir(exp.name, recorder.run_id), complete=rows.complete)
+            try:
+                for cell in plan.cells[exp.name]:
+                    stats = CellStats()
+                    progress.start_cell(cell, stats)
+
+                    def sink(row: dict[str, Any], stats: CellStats = stats) -> None:
+                        writer.add(row)
+                        progress.update(stats)
+
+                    try:
+                        await run_cell(
+                            targets[exp.name], cell, plan.prompts[cell.payload_file], rows, sink,
+                            exp.spec.request_timeout_s, stats,
+                        )
+                    finally:
+                        progress.update(stats)
+                        result.cells.append(CellResult(cell, stats.done, stats.errors, stats.p50_ms()))
+            finally:
+                writer.flush()
+                result.rows += writer.rows_written
+    finally:
+        for target in targets.values():
+            await target.close()
+
+
+def collect(
+    loaded: LoadedConfig,
+    layout: ResultsLayout,
+    *,
+    quiet: bool = False,
+    only: tuple[str, ...] = (),
+    console: Console | None = None,
+    deployed: dict[str, dict[str, Any]] | None = None,
+) -> RunResult:
+    """Run every cell of the config and record the run; rows already written are never lost."""
+    plan = make_plan(loaded, layout, only)
+    recorder = RunRecorder(loaded, layout, new_run_id())
+    result = RunResult(recorder.run_id, "running")
+    try:
+        with CellProgress(quiet, console) as progress:
+            asyncio.run(_run_experiments(loaded, plan, layout, recorder, progress, result, deployed or {}))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        result.status, result.message = "interrupted", "stopped by the user (Ctrl-C or SIGTERM)"
+    except FmbError as exc:
+        if not recorder.recorded:
+            raise  # nothing was sent (e.g. an unreachable endpoint): there is no run to record
+        recorder.write_run("failed", exc.message, ended=True)
+        raise
+    except Exception as exc:
+        if recorder.recorded:
+            recorder.write_run("failed", f"{type(exc).__name__}: {exc}", ended=True)
+        raise
+    else:
+        result.status = "completed"
+    recorder.write_run(result.status, result.message, ended=True)
+    return result

@@ -1,0 +1,1 @@
+"""A mock inference endpoint with exact, configurable timings and injected faults."""

@@ -1,0 +1,87 @@
+"""What the mock endpoint does with a request: exact timings and injected faults.
+
+Token ``i`` (0-based) of a response is released at ``arrival + ttft + i * itl`` on the
+event loop's clock. Deadlines are absolute, so a late wake-up never accumulates into the
+following tokens. The event loop wakes up to one timer tick (1 ms with epoll) after the
+time it was asked for, so the mock asks for half a tick early: release times are then
+centred on the deadlines instead of trailing them by half a tick on average. Faults are drawn per request from a seeded random generator:
+an HTTP error status, throttling (429), or a stall (a long pause before the first token
+or in the middle of the stream).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+
+@dataclass
+class MockSettings:
+    ttft_ms: float = 40.0
+    itl_ms: float = 5.0
+    output_tokens: int = 32
+    tokens_per_chunk: int = 1
+    error_rate: float = 0.0
+    error_status: int = 500
+    throttle_rate: float = 0.0
+    stall_rate: float = 0.0
+    stall_s: float = 30.0
+    stall_at: str = "first"  # "first": before the first token; "middle": halfway through
+    seed: int = 0
+    model: str = "fmb-mock"
+
+
+@dataclass
+class Fate:
+    """What happens to one request."""
+
+    kind: str  # ok, error, throttle, stall
+    tokens: int
+
+
+# Half of the event loop's timer tick (epoll waits in whole milliseconds).
+HALF_TICK_S = 0.0005
+
+
+class Behaviour:
+    def __init__(self, settings: MockSettings) -> None:
+        self.s = settings
+        self._rng = random.Random(settings.seed)
+        self.requests = 0
+
+    def fate(self, max_tokens: int | None) -> Fate:
+        self.requests += 1
+        tokens = self.s.output_tokens if max_tokens is None else min(self.s.output_tokens, max_tokens)
+        draw = self._rng.random()
+        for kind, rate in (("error", self.s.error_rate), ("throttle", self.s.throttle_rate), ("stall", self.s.stall_rate)):
+            if draw < rate:
+                return Fate(kind, tokens)
+            draw -= rate
+        return Fate("ok", tokens)
+
+    @staticmethod
+    def word(i: int) -> str:
+        return f" w{i}"
+
+    async def chunks(self, fate: Fate, arrival: float) -> AsyncIterator[str]:
+        """The generated text in chunks, each released at its deadline."""
+        loop = asyncio.get_running_loop()
+        ttft, itl = self.s.ttft_ms / 1000, self.s.itl_ms / 1000
+        stall_before = 0 if self.s.stall_at == "first" else fate.tokens // 2
+        i = 0
+        while i < fate.tokens:
+            if fate.kind == "stall" and i == stall_before:
+                await asyncio.sleep(self.s.stall_s)
+            n = min(self.s.tokens_per_chunk, fate.tokens - i)
+            deadline = arrival + ttft + (i + n - 1) * itl  # a chunk leaves with its last token
+            delay = deadline - loop.time() - HALF_TICK_S
+            if delay > 0:
+                await asyncio.sleep(delay)
+            yield "".join(self.word(i + k) for k in range(n))
+            i += n
+
+    async def wait_all(self, fate: Fate, arrival: float) -> str:
+        """The whole text, released when the last token is due (non-streaming responses)."""
+        return "".join([c async for c in self.chunks(fate, arrival)])

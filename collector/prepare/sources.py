@@ -1,0 +1,119 @@
+"""Reading source datasets: LongBench-format or plain JSONL files, and prompt templates."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fmb.errors import PrepareError
+from fmb.paths import BUNDLED_PROMPT_TEMPLATES
+
+SYNTHETIC_PREFIX = "synthetic:"
+SYNTHETIC_KINDS = ("longbench", "exact-lengths")
+
+
+@dataclass
+class SourceRecord:
+    source_file: str
+    record_id: str
+    fields: dict[str, Any]
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Records of a JSONL file; a broken line is an error naming the file and line."""
+    records = []
+    try:
+        handle = path.open(encoding="utf-8")
+    except OSError as exc:
+        raise PrepareError(f"cannot open {path}: {exc.strerror}.") from None
+    with handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise PrepareError(
+                    f"{path} line {number}: not a JSON object ({exc.msg} at column {exc.colno}).",
+                    hint="Each line of a JSONL file must be one JSON object.",
+                ) from None
+            if not isinstance(record, dict):
+                raise PrepareError(f"{path} line {number}: expected a JSON object, got {type(record).__name__}.")
+            records.append(record)
+    return records
+
+
+def read_source_file(root: Path, prefix: str, name: str, keys: list[str]) -> list[SourceRecord]:
+    """The records of one ``source_data_files`` entry, checked for the template keys."""
+    if name.startswith("hf:"):
+        raise PrepareError(
+            f"source_data_files: {name!r} would be downloaded from the Hugging Face hub, which fmb never does.",
+            hint=f"Download the split as JSONL into {root / prefix}/ and list the file name instead, "
+            "or use a built-in dataset: synthetic:longbench or synthetic:exact-lengths.",
+        )
+    path = root / prefix / name
+    if not path.is_file():
+        raise PrepareError(
+            f"source data file {path} does not exist.",
+            hint=f"fmb reads s3_read_data.source_data_files from {root / prefix}/ (set the folder with "
+            "s3_read_data.local_file_system_path or -A read_tmpdir=DIR), or use a built-in dataset: "
+            "synthetic:longbench or synthetic:exact-lengths.",
+        )
+    out = []
+    for i, record in enumerate(read_jsonl(path)):
+        missing = [k for k in keys if k not in record]
+        if missing:
+            raise PrepareError(
+                f"{path} line {i + 1}: the record has no {', '.join(missing)} "
+                f"(datasets.prompt_template_keys asks for {', '.join(keys)}).",
+                hint=f"The record's keys are: {', '.join(sorted(record))}.",
+            )
+        out.append(SourceRecord(name, str(record.get("_id", f"{name}:{i + 1}")), record))
+    return out
+
+
+class PromptTemplate:
+    """A prompt template with `{key}` placeholders, filled only for the configured keys.
+
+    Other braces in the template (JSON examples, code) are left alone, unlike ``str.format``.
+    """
+
+    def __init__(self, text: str, keys: list[str], origin: str) -> None:
+        self.text = text.strip()
+        self.keys = keys
+        self.origin = origin
+        self._pattern = re.compile("|".join(re.escape("{" + k + "}") for k in keys)) if keys else None
+
+    @classmethod
+    def default(cls, keys: list[str]) -> PromptTemplate:
+        return cls("\n\n".join("{" + k + "}" for k in keys), keys, "built-in (the keys joined by blank lines)")
+
+    def render(self, fields: dict[str, Any]) -> str:
+        if self._pattern is None:
+            return self.text
+        return self._pattern.sub(lambda m: str(fields.get(m.group(0)[1:-1], "")), self.text)
+
+
+def load_template(root: Path, directory: str, file: str | None, keys: list[str]) -> PromptTemplate:
+    """The template from the read folder, else fmb's bundled one of the same name."""
+    if file is None:
+        return PromptTemplate.default(keys)
+    for candidate in (root / directory / file, BUNDLED_PROMPT_TEMPLATES / file):
+        if candidate.is_file():
+            text = candidate.read_text(encoding="utf-8")
+            absent = [k for k in keys if "{" + k + "}" not in text]
+            if absent:
+                raise PrepareError(
+                    f"prompt template {candidate} has no placeholder for {', '.join('{' + k + '}' for k in absent)} "
+                    "(datasets.prompt_template_keys).",
+                )
+            return PromptTemplate(text, keys, str(candidate))
+    raise PrepareError(
+        f"prompt template {file!r} was found neither in {root / directory}/ nor among fmb's templates "
+        f"in {BUNDLED_PROMPT_TEMPLATES}/.",
+        hint="Set s3_read_data.prompt_template_file to an existing file (or remove it to join the "
+        "template keys with blank lines).",
+    )

@@ -1,0 +1,229 @@
+"""One asyncio runner for every endpoint API: sending (``send_one``) apart from scheduling.
+
+Scheduling is closed-loop and continuous: ``concurrency`` workers share one sequence of
+request indices, and a worker takes the next index as soon as its request has ended, so
+exactly ``concurrency`` requests are in flight until the cell runs out (no waves).
+An open-loop schedule (requests sent at given times) would call ``send_one`` the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from itertools import pairwise
+from typing import Any
+
+import aiohttp
+
+from fmb.collector.prepare.tokens import TokenCounter
+from fmb.collector.targets.base import EndpointError, Recorder, Request, Target, Usage
+from fmb.redact import Redactor
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (experiment, payload file, concurrency) combination and its request count."""
+
+    experiment: str
+    payload_file: str
+    concurrency: int
+    requests: int
+    warmup: int = 0
+
+    @property
+    def label(self) -> str:
+        return f"{self.experiment} | {self.payload_file} | c={self.concurrency}"
+
+
+@dataclass
+class Failure:
+    status: str
+    error_type: str
+    message: str
+    http_status: int | None = None
+
+
+@dataclass
+class CellStats:
+    """What the progress display shows while a cell runs."""
+
+    done: int = 0
+    errors: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+
+    def p50_ms(self) -> float | None:
+        return statistics.median(self.latencies_ms) if self.latencies_ms else None
+
+
+def classify(exc: BaseException, timeout_s: float) -> Failure:
+    """A failure row's status, type and message for an exception raised while sending."""
+    if isinstance(exc, EndpointError):
+        return Failure(exc.status, exc.error_type, exc.message, exc.http_status)
+    if isinstance(exc, TimeoutError):
+        return Failure("timeout", type(exc).__name__, f"no complete response within {timeout_s:g} s")
+    if isinstance(exc, aiohttp.ClientError):
+        return Failure("error", type(exc).__name__, str(exc) or type(exc).__name__)
+    # An unexpected error inside a target: recorded, and the run goes on.
+    return Failure("error", type(exc).__name__, str(exc)[:300] or type(exc).__name__)
+
+
+async def send_one(
+    target: Target, request: Request, timeout_s: float, rec: Recorder
+) -> tuple[Usage | None, Failure | None]:
+    """Send one request with a total timeout; never raises except on cancellation."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            usage = await target.send(request, rec)
+        rec.finish()
+        return usage, None
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # every failure becomes a row
+        if rec.start_ns is None:
+            rec.start()
+        rec.finish()
+        failure = classify(exc, timeout_s)
+        if failure.http_status is None:
+            failure.http_status = rec.http_status
+        return None, failure
+
+
+class RowMaker:
+    """Turns a finished request into a row of the ``requests`` table."""
+
+    def __init__(self, run_id: str, stream: bool, counter: TokenCounter, redact: Redactor, keep_text: bool = True):
+        self.run_id = run_id
+        self.stream = stream
+        self.counter = counter
+        self.redact = redact
+        self.keep_text = keep_text
+        self._prompt_tokens: dict[str, int] = {}
+
+    def prompt_tokens(self, request: Request) -> int:
+        if request.prompt_id not in self._prompt_tokens:
+            self._prompt_tokens[request.prompt_id] = self.counter.count(request.prompt)
+        return self._prompt_tokens[request.prompt_id]
+
+    def row(
+        self,
+        cell: Cell,
+        index: int,
+        worker: int,
+        request: Request,
+        rec: Recorder,
+        usage: Usage | None,
+        failure: Failure | None,
+        is_warmup: bool,
+    ) -> dict[str, Any]:
+        assert rec.start_ns is not None and rec.end_ns is not None and rec.start_wall_ns is not None
+        start, end = rec.start_ns, rec.end_ns
+        chunks = rec.chunk_ns if self.stream else []
+        text = rec.text
+        usage = usage or Usage()
+        ok = failure is None
+        prompt_client = self.prompt_tokens(request)
+        started = rec.start_wall_ns
+        return {
+            "run_id": self.run_id,
+            "experiment": cell.experiment,
+            "payload_file": cell.payload_file,
+            "concurrency": cell.concurrency,
+            "request_index": index,
+            "worker": worker,
+            "prompt_id": request.prompt_id,
+            "is_warmup": is_warmup,
+            "attempts": rec.attempts,
+            "started_at": datetime.fromtimestamp(started / 1e9, UTC),
+            "ended_at": datetime.fromtimestamp((started + end - start) / 1e9, UTC),
+            "ttft_ms": (chunks[0] - start) / 1e6 if chunks else None,
+            "ttlt_ms": (chunks[-1] - start) / 1e6 if chunks else None,
+            "e2e_latency_ms": (end - start) / 1e6,
+            "chunk_gaps_ms": [(b - a) / 1e6 for a, b in pairwise(chunks)] if chunks else None,
+            "content_chunks": len(chunks) if self.stream else None,
+            "prompt_tokens_server": usage.prompt_tokens,
+            "completion_tokens_server": usage.completion_tokens,
+            "prompt_tokens_client": prompt_client,
+            "completion_tokens_client": None,  # counted in batches by complete()
+            "prompt_tokens": usage.prompt_tokens if usage.prompt_tokens is not None else prompt_client,
+            "completion_tokens": usage.completion_tokens,
+            "token_count_source": "server" if usage.completion_tokens is not None else "client",
+            "stream": self.stream,
+            "status": "ok" if ok else failure.status,
+            "http_status": rec.http_status if ok else failure.http_status,
+            "error_type": None if ok else failure.error_type,
+            "error_message": None if ok else self.redact(failure.message[:300]),
+            "completion_text": rec.text if ok else None,
+        }
+
+    def complete(self, rows: list[dict[str, Any]]) -> None:
+        """Count completion tokens on the client for a batch of rows (off the per-request path)."""
+        done = [r for r in rows if r["status"] == "ok"]
+        counts = self.counter.count_completions([r["completion_text"] for r in done])
+        for row, count in zip(done, counts, strict=True):
+            row["completion_tokens_client"] = count
+            if row["completion_tokens"] is None:
+                row["completion_tokens"] = count
+        if not self.keep_text:
+            for row in rows:
+                row["completion_text"] = None
+
+
+async def closed_loop(concurrency: int, count: int, job: Callable[[int, int], Awaitable[None]]) -> None:
+    """Run ``job(index, worker)`` for indices 0..count-1 with ``concurrency`` in flight."""
+    indices = iter(range(count))
+
+    async def worker(w: int) -> None:
+        for i in indices:  # one shared iterator: each index is taken exactly once
+            await job(i, w)
+
+    async with asyncio.TaskGroup() as group:
+        for w in range(min(concurrency, count)):
+            group.create_task(worker(w))
+
+
+async def run_cell(
+    target: Target,
+    cell: Cell,
+    prompts: list[Request],
+    rows: RowMaker,
+    sink: Callable[[dict[str, Any]], None],
+    timeout_s: float,
+    stats: CellStats,
+) -> None:
+    """Warm-up requests, then ``cell.requests`` measured ones, each written through ``sink``.
+
+    Prompts are taken in order and cycled when the cell needs more requests than the
+    payload file has prompts. A request cut off by cancellation (Ctrl-C) is written as a
+    ``cancelled`` row before the cancellation goes on.
+    """
+
+    def job_for(offset: int, is_warmup: bool) -> Callable[[int, int], Awaitable[None]]:
+        async def job(i: int, w: int) -> None:
+            index = offset + i
+            request = prompts[index % len(prompts)]
+            rec = Recorder()
+            try:
+                usage, failure = await send_one(target, request, timeout_s, rec)
+            except asyncio.CancelledError:
+                if rec.start_ns is None:
+                    rec.start()
+                rec.finish()
+                stopped = Failure("cancelled", "cancelled", "the run was stopped while the request was in flight")
+                sink(rows.row(cell, index, w, request, rec, None, stopped, is_warmup))
+                raise
+            sink(rows.row(cell, index, w, request, rec, usage, failure, is_warmup))
+            if not is_warmup:
+                stats.done += 1
+                if failure is None:
+                    stats.latencies_ms.append((rec.end_ns - rec.start_ns) / 1e6)  # type: ignore[operator]
+                else:
+                    stats.errors += 1
+
+        return job
+
+    if cell.warmup:
+        await closed_loop(cell.concurrency, cell.warmup, job_for(0, True))
+    await closed_loop(cell.concurrency, cell.requests, job_for(cell.warmup, False))

@@ -1,0 +1,146 @@
+"""The raw tables: the one definition of each schema, shared with the dbt sources.
+
+The raw Parquet tables are the contract between the collector and the warehouse.
+Each column carries its description in the field metadata (``description``); a test
+checks that ``dbt_project/models/sources.yml`` declares exactly these columns.
+
+Layout under the results folder (hive partitions, percent-encoded values)::
+
+    raw/requests/experiment=<name>/run_id=<id>/part-NNNNN.parquet   one row per request
+    raw/runs/run_id=<id>/run.parquet                                one row per run
+    raw/experiments/run_id=<id>/experiments.parquet                 one row per endpoint in a run
+    raw/pricing/run_id=<id>/pricing.parquet                         prices in force for the run
+    raw/prompts/benchmark=<name>/prompts.parquet                    prompts written by `fmb prepare`
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+UTC_TS = pa.timestamp("us", tz="UTC")
+
+
+def _f(name: str, type_: pa.DataType, description: str, nullable: bool = True) -> pa.Field:
+    return pa.field(name, type_, nullable=nullable, metadata={"description": description})
+
+
+# Request statuses. Latency percentiles use only `ok`; error rates count every status
+# except `cancelled` (requests cut off when a run was stopped by the user).
+STATUSES = ("ok", "error", "timeout", "throttled", "cancelled")
+
+REQUESTS = pa.schema(
+    [
+        _f("run_id", pa.string(), "Run that sent the request.", False),
+        _f("experiment", pa.string(), "Experiment (endpoint) name from the config.", False),
+        _f("payload_file", pa.string(), "Payload file the prompt came from.", False),
+        _f("concurrency", pa.int32(), "Concurrency level of the cell: requests kept in flight.", False),
+        _f("request_index", pa.int64(), "Order of the request within its cell (warm-ups first).", False),
+        _f("worker", pa.int32(), "Concurrency slot that sent the request (0-based).", False),
+        _f("prompt_id", pa.string(), "sha256 of the prompt text, first 16 hex digits.", False),
+        _f("is_warmup", pa.bool_(), "Warm-up request: sent before the cell, never measured.", False),
+        _f("attempts", pa.int32(), "Attempts made (1 without retries); retries never hide in latency.", False),
+        _f("started_at", UTC_TS, "UTC wall-clock time the request was sent.", False),
+        _f("ended_at", UTC_TS, "UTC wall-clock time the response ended or the request failed.", False),
+        _f("ttft_ms", pa.float64(), "Request sent to the first chunk carrying generated content (ms)."),
+        _f("ttlt_ms", pa.float64(), "Request sent to the last chunk carrying generated content (ms)."),
+        _f("e2e_latency_ms", pa.float64(), "Request sent to the end of the response (ms, monotonic clock).", False),
+        _f("chunk_gaps_ms", pa.list_(pa.float32()), "Gaps between consecutive content chunks (ms)."),
+        _f("content_chunks", pa.int32(), "Chunks that carried generated content."),
+        _f("prompt_tokens_server", pa.int32(), "Prompt tokens from the server's usage."),
+        _f("completion_tokens_server", pa.int32(), "Completion tokens from the server's usage."),
+        _f("prompt_tokens_client", pa.int32(), "Prompt tokens from the client tokenizer."),
+        _f("completion_tokens_client", pa.int32(), "Completion tokens from the client tokenizer."),
+        _f("prompt_tokens", pa.int32(), "Prompt tokens used for metrics (server if given, else client)."),
+        _f("completion_tokens", pa.int32(), "Completion tokens used for metrics (server if given, else client)."),
+        _f("token_count_source", pa.string(), "Where prompt_tokens/completion_tokens came from: server or client."),
+        _f("stream", pa.bool_(), "The response was streamed.", False),
+        _f("status", pa.string(), "ok, error, timeout, throttled or cancelled.", False),
+        _f("http_status", pa.int32(), "HTTP status code, when a response arrived."),
+        _f("error_type", pa.string(), "Short class of the failure, e.g. http_500, ReadTimeout, stream_error."),
+        _f("error_message", pa.string(), "Short error message, secrets removed."),
+        _f("completion_text", pa.string(), "Generated text (for later accuracy evaluation)."),
+    ]
+)
+
+RUNS = pa.schema(
+    [
+        _f("run_id", pa.string(), "Run identifier: UTC start time and a random suffix.", False),
+        _f("benchmark", pa.string(), "general.name of the config.", False),
+        _f("model_name", pa.string(), "general.model_name of the config."),
+        _f("title", pa.string(), "report.title of the config."),
+        _f("config_path", pa.string(), "Path of the config file.", False),
+        _f("config_hash", pa.string(), "sha256 of the normalised config (secrets removed), 16 hex digits.", False),
+        _f("config_json", pa.string(), "The normalised config as JSON, secrets removed.", False),
+        _f("fmb_version", pa.string(), "fmb version that made the run.", False),
+        _f("host", pa.string(), "Host name of the machine that ran the collector.", False),
+        _f("python_version", pa.string(), "Python version of the collector.", False),
+        _f("started_at", UTC_TS, "UTC time the run started.", False),
+        _f("ended_at", UTC_TS, "UTC time the run ended; null while running or after a crash."),
+        _f("status", pa.string(), "running, completed, failed or interrupted.", False),
+        _f("status_message", pa.string(), "Why a run failed or was interrupted."),
+        _f("dataset_of_interest", pa.string(), "metrics.dataset_of_interest: substring of payload file names."),
+        _f("latency_budget_s", pa.float64(), "report.latency_budget: seconds, against p95 latency."),
+        _f("cost_per_10k_txn_budget_usd", pa.float64(), "report.cost_per_10k_txn_budget in USD."),
+        _f("error_rate_budget", pa.float64(), "report.error_rate_budget (0 to 1)."),
+        _f("txn_count_for_showing_cost", pa.int64(), "report.txn_count_for_showing_cost.", False),
+    ]
+)
+
+EXPERIMENTS = pa.schema(
+    [
+        _f("run_id", pa.string(), "Run the endpoint was used in.", False),
+        _f("experiment", pa.string(), "Experiment name from the config.", False),
+        _f("backend", pa.string(), "fmb target: openai-chat, sagemaker, bedrock, tgi, ...", False),
+        _f("endpoint", pa.string(), "URL, endpoint name or model id the requests went to (no credentials)."),
+        _f("model_id", pa.string(), "Model id from the config."),
+        _f("model_name", pa.string(), "Model name from the config."),
+        _f("instance_type", pa.string(), "Instance type (the price key for instance pricing)."),
+        _f("instance_count", pa.int32(), "Instances behind the endpoint (1 when unset).", False),
+        _f("region", pa.string(), "AWS region, when it applies."),
+        _f("deployed", pa.bool_(), "fmb deployed the endpoint (false: brought by the user).", False),
+        _f("deployment_script", pa.string(), "FMBench deployment_script of the experiment."),
+        _f("inference_script", pa.string(), "FMBench inference_script of the experiment."),
+        _f("image_uri", pa.string(), "Container image, when given."),
+        _f("stream", pa.bool_(), "Responses were streamed.", False),
+        _f("parameter_set", pa.string(), "inference_spec.parameter_set."),
+        _f("inference_parameters_json", pa.string(), "Inference parameters sent with each request, as JSON."),
+        _f("deploy_seconds", pa.float64(), "Seconds fmb took to stand the endpoint up."),
+    ]
+)
+
+PRICING = pa.schema(
+    [
+        _f("run_id", pa.string(), "Run the prices were in force for.", False),
+        _f("pricing_type", pa.string(), "instance (per hour) or token (per 1k tokens).", False),
+        _f("price_key", pa.string(), "Instance type or model id the price is for.", False),
+        _f("price_per_hour_usd", pa.float64(), "Instance price per hour in USD (instance pricing)."),
+        _f("input_per_1k_tokens_usd", pa.float64(), "Price per 1k prompt tokens in USD (token pricing)."),
+        _f("output_per_1k_tokens_usd", pa.float64(), "Price per 1k completion tokens in USD (token pricing)."),
+        _f("source", pa.string(), "Pricing file the price came from.", False),
+    ]
+)
+
+PROMPTS = pa.schema(
+    [
+        _f("benchmark", pa.string(), "general.name of the config that prepared the prompts.", False),
+        _f("payload_file", pa.string(), "Payload file the prompt was written to.", False),
+        _f("prompt_id", pa.string(), "sha256 of the prompt text, first 16 hex digits.", False),
+        _f("source_file", pa.string(), "source_data_files entry the record came from.", False),
+        _f("record_id", pa.string(), "The record's _id, or file:line.", False),
+        _f("language", pa.string(), "The record's language, when it has one."),
+        _f("prompt_tokens", pa.int32(), "Tokens of the filled prompt, counted by token_counter.", False),
+        _f("token_counter", pa.string(), "Tokenizer used, or words*4/3 for FMBench's word rule.", False),
+        _f("prompt_chars", pa.int32(), "Characters of the filled prompt.", False),
+        _f("filter_min_tokens", pa.int32(), "Filter's min_length_in_tokens (inclusive).", False),
+        _f("filter_max_tokens", pa.int32(), "Filter's max_length_in_tokens (exclusive).", False),
+        _f("prepared_at", UTC_TS, "UTC time fmb prepare wrote the prompt.", False),
+    ]
+)
+
+TABLES: dict[str, pa.Schema] = {
+    "requests": REQUESTS,
+    "runs": RUNS,
+    "experiments": EXPERIMENTS,
+    "pricing": PRICING,
+    "prompts": PROMPTS,
+}

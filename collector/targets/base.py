@@ -1,0 +1,124 @@
+"""The seam every endpoint API plugs into: ``Target.send(request, recorder)``.
+
+A target turns a prompt into the API's request, sends it, and reports what happens to
+a :class:`Recorder`: ``start()`` right before the request goes out, ``content(text)``
+for every chunk that carries generated text, ``finish()`` when the response has ended.
+It returns the server's token usage when there is one. A failure is raised as an
+:class:`EndpointError` (or any ``aiohttp``/``botocore`` error, which the runner classifies);
+the runner turns both into a row and goes on.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Request:
+    """One prompt from a payload file."""
+
+    prompt_id: str
+    prompt: str
+    payload: dict[str, Any]  # the payload line as read (inputs, ground_truth, question, ...)
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+class EndpointError(Exception):
+    """A failure the target recognised: an HTTP error status, an error event in a stream, ..."""
+
+    def __init__(
+        self,
+        error_type: str,
+        message: str,
+        *,
+        http_status: int | None = None,
+        status: str = "error",
+    ) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+        self.http_status = http_status
+        self.status = status
+
+
+def http_error(http_status: int, body: str) -> EndpointError:
+    """An error for an HTTP status; 429 (and 503 with 'throttl' in the body) is throttling."""
+    throttled = http_status == 429 or (http_status == 503 and "throttl" in body.lower())
+    return EndpointError(
+        f"http_{http_status}",
+        body.strip()[:300] or f"HTTP {http_status}",
+        http_status=http_status,
+        status="throttled" if throttled else "error",
+    )
+
+
+@dataclass
+class Recorder:
+    """Monotonic-clock timestamps (ns) of one request, plus what it generated."""
+
+    start_ns: int | None = None
+    start_wall_ns: int | None = None
+    end_ns: int | None = None
+    chunk_ns: list[int] = field(default_factory=list)
+    parts: list[str] = field(default_factory=list)
+    http_status: int | None = None
+    attempts: int = 1
+
+    def start(self) -> None:
+        self.start_wall_ns = time.time_ns()
+        self.start_ns = time.perf_counter_ns()
+
+    def restart(self) -> None:
+        """A retry: the clock starts again and the attempt is counted (never hidden in latency)."""
+        self.attempts += 1
+        self.chunk_ns.clear()
+        self.parts.clear()
+        self.start()
+
+    def content(self, text: str | None) -> None:
+        if text:
+            self.chunk_ns.append(time.perf_counter_ns())
+            self.parts.append(text)
+
+    def finish(self) -> None:
+        if self.end_ns is None:
+            self.end_ns = time.perf_counter_ns()
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+class Target(ABC):
+    """An endpoint API. Open it with ``async with``; ``send`` may run concurrently."""
+
+    backend: str = ""
+
+    async def __aenter__(self) -> Target:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+    @abstractmethod
+    async def check_reachable(self) -> None:
+        """Raise :class:`fmb.errors.CollectError` when the endpoint cannot be reached at all."""
+
+    @abstractmethod
+    async def send(self, request: Request, rec: Recorder) -> Usage:
+        """Send one request; call ``rec.start()``, ``rec.content()``, ``rec.finish()``."""
+
+    def describe(self) -> str:
+        """Where requests go (no credentials), for the experiments table and messages."""
+        return self.backend

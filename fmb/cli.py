@@ -1,0 +1,165 @@
+"""The `fmb` command line: parse options, call one function, print the outcome."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from fmb import __version__
+from fmb.config.placeholders import parse_assignments
+from fmb.errors import FmbError
+from fmb.paths import ResultsLayout
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def config_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """CONFIG, -A key=value and --results, shared by every command that reads a config."""
+    func = click.option(
+        "--results",
+        "results",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path("results"),
+        show_default=True,
+        help="Folder for payloads, raw tables, the warehouse and reports.",
+    )(func)
+    func = click.option(
+        "-A",
+        "assignments",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Fill the config's {KEY} placeholders, as FMBench's -A does (repeatable).",
+    )(func)
+    return click.argument("config", type=click.Path(dir_okay=False, path_type=Path))(func)
+
+
+def _load(config: Path, assignments: tuple[str, ...], results: Path):  # noqa: ANN202 - LoadedConfig
+    from fmb.config import load_config
+
+    return load_config(config, parse_assignments(assignments), results)
+
+
+class FmbGroup(click.Group):
+    """Turns user errors into one paragraph on stderr and exit code 1, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except FmbError as exc:
+            err_console.print(f"[bold red]Error:[/] {exc.message}", highlight=False, soft_wrap=True)
+            if exc.hint:
+                err_console.print(exc.hint, highlight=False, soft_wrap=True)
+            ctx.exit(1)
+        except OSError as exc:
+            where = f" ({exc.filename})" if exc.filename else ""
+            err_console.print(f"[bold red]Error:[/] {exc.strerror or exc}{where}", highlight=False, soft_wrap=True)
+            ctx.exit(1)
+
+
+@click.group(cls=FmbGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="fmb")
+def cli() -> None:
+    """Benchmark LLM endpoints for price and performance; keep every request in a SQL warehouse.
+
+    fmb reads FMBench config files unchanged. The usual flow is
+    `fmb prepare CONFIG`, `fmb collect CONFIG`, then `dbt build` and `fmb report`.
+    """
+
+
+@cli.group("config")
+def config_group() -> None:
+    """Inspect and validate config files."""
+
+
+@config_group.command("check")
+@config_options
+def config_check(config: Path, assignments: tuple[str, ...], results: Path) -> None:
+    """Load CONFIG and print what fmb would run, or why it cannot.
+
+    Shows each experiment's back end, instance type, payload files, concurrency levels
+    and the number of requests per cell; warns about keys fmb ignores.
+    """
+    from fmb.summary import print_config_summary
+
+    loaded = _load(config, assignments, results)
+    print_config_summary(console, loaded, ResultsLayout(results))
+
+
+@cli.command()
+@config_options
+def prepare(config: Path, assignments: tuple[str, ...], results: Path) -> None:
+    """Turn CONFIG's datasets into payload files, one per filter.
+
+    Reads LongBench-format or plain JSONL (or a built-in synthetic dataset), fills the
+    prompt template, counts tokens, applies the language and token-length filters, and
+    writes FMBench-format payload JSONL files plus the raw/prompts table.
+    """
+    from fmb.collector.prepare.payloads import prepare as run_prepare
+    from fmb.summary import print_prepare_summary
+
+    loaded = _load(config, assignments, results)
+    outcome = run_prepare(loaded, ResultsLayout(results))
+    print_prepare_summary(console, outcome)
+
+
+@cli.command()
+@config_options
+@click.option("--experiment", "experiments", multiple=True, metavar="NAME", help="Run only this experiment (repeatable).")
+@click.option("--quiet", is_flag=True, help="No progress display.")
+def collect(config: Path, assignments: tuple[str, ...], results: Path, experiments: tuple[str, ...], quiet: bool) -> None:
+    """Send CONFIG's requests and write one Parquet row per request.
+
+    Every (experiment, payload file, concurrency) cell runs with continuous concurrency;
+    failures, timeouts and throttling are rows with their status. Rows land in
+    RESULTS/raw/requests/experiment=.../run_id=.../ while the run goes on.
+    """
+    from fmb.collector.collect import collect as run_collect
+    from fmb.summary import print_collect_summary
+
+    loaded = _load(config, assignments, results)
+    outcome = run_collect(loaded, ResultsLayout(results), quiet=quiet, only=experiments, console=console)
+    print_collect_summary(console, outcome, ResultsLayout(results))
+    if outcome.status == "interrupted":
+        sys.exit(130)
+
+
+@cli.command("mock-server")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=0, show_default=True, help="0 picks a free port; the URL is printed.")
+@click.option("--ttft-ms", default=40.0, show_default=True, help="Time to the first token.")
+@click.option("--itl-ms", default=5.0, show_default=True, help="Time between tokens.")
+@click.option("--output-tokens", default=32, show_default=True, help="Tokens per response (capped by max_tokens).")
+@click.option("--tokens-per-chunk", default=1, show_default=True)
+@click.option("--error-rate", default=0.0, show_default=True, help="Share of requests answered with --error-status.")
+@click.option("--error-status", default=500, show_default=True)
+@click.option("--throttle-rate", default=0.0, show_default=True, help="Share of requests answered with 429.")
+@click.option("--stall-rate", default=0.0, show_default=True, help="Share of requests that stall for --stall-s.")
+@click.option("--stall-s", default=30.0, show_default=True)
+@click.option("--stall-at", type=click.Choice(["first", "middle"]), default="first", show_default=True)
+@click.option("--seed", default=0, show_default=True, help="Seed of the fault draws.")
+def mock_server(host: str, port: int, **settings: Any) -> None:
+    """Serve a mock OpenAI-compatible endpoint with exact timings and injected faults.
+
+    For tests and for calibrating fmb: with --ttft-ms 40 --itl-ms 5 every streamed
+    response's first token leaves 40 ms after the request arrives and each next token
+    5 ms later. Stop it with Ctrl-C.
+    """
+    import asyncio
+
+    from fmb.collector.mock.behaviour import MockSettings
+    from fmb.collector.mock.server import serve
+
+    try:
+        asyncio.run(serve(MockSettings(**settings), host, port))
+    except KeyboardInterrupt:
+        pass
+
+
+def main() -> None:
+    cli(prog_name="fmb")

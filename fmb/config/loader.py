@@ -1,0 +1,290 @@
+"""Load an FMBench-format config: fill placeholders, parse YAML, validate, resolve back ends."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from fmb.config.backends import resolve_backend
+from fmb.config.placeholders import fill, local_defaults
+from fmb.config.schema import Experiment, FmbenchConfig
+from fmb.config.steps import enabled_steps
+from fmb.errors import ConfigError
+from fmb.paths import BUNDLED_PRICING
+from fmb.redact import redact_mapping
+
+MAX_ERRORS_SHOWN = 6
+
+
+@dataclass
+class ResolvedExperiment:
+    """An experiment with everything fmb derives from it: back end, endpoint, parameters."""
+
+    index: int
+    spec: Experiment
+    backend: str
+    stream: bool
+    endpoint: str | None
+    parameters: dict[str, Any]
+    instance_count: int
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def key(self) -> str:
+        return f"experiments[{self.index}]"
+
+
+@dataclass
+class LoadedConfig:
+    path: Path
+    text: str
+    config: FmbenchConfig
+    assignments: dict[str, str]
+    experiments: list[ResolvedExperiment]
+    read_root: Path
+    pricing_path: Path | None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.config.general.name
+
+    def redacted(self) -> dict[str, Any]:
+        """The config as plain data with secret-looking values masked."""
+        return redact_mapping(self.config.model_dump(mode="json", by_alias=True, exclude_none=True))
+
+    @property
+    def config_hash(self) -> str:
+        canonical = json.dumps(self.redacted(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def experiment(self, name: str) -> ResolvedExperiment:
+        for exp in self.experiments:
+            if exp.name == name:
+                return exp
+        raise KeyError(name)
+
+
+def _key_path(loc: tuple[Any, ...], data: Any) -> str:
+    parts: list[str] = []
+    node = data
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+            if isinstance(node, list) and item < len(node):
+                node = node[item]
+                if isinstance(node, dict) and parts[:1] == ["experiments"] and len(parts) == 2 and "name" in node:
+                    parts.append(f" ({node['name']})")
+            else:
+                node = None
+        else:
+            parts.append(("." if parts else "") + str(item))
+            node = node.get(item) if isinstance(node, dict) else None
+    return "".join(parts)
+
+
+def _validation_message(path: Path, err: ValidationError, data: Any) -> ConfigError:
+    lines = []
+    for e in err.errors()[:MAX_ERRORS_SHOWN]:
+        loc = tuple(x for x in e["loc"] if not (isinstance(x, str) and x.startswith("function-")))
+        key = _key_path(loc, data) or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "missing":
+            lines.append(f"{key}: required key is missing")
+        else:
+            shown = e.get("input")
+            text = json.dumps(shown, default=str) if not isinstance(shown, dict) else "a mapping"
+            if len(text) > 80:
+                text = text[:77] + "..."
+            lines.append(f"{key}: {msg} (got {text})")
+    more = len(err.errors()) - MAX_ERRORS_SHOWN
+    if more > 0:
+        lines.append(f"... and {more} more")
+    return ConfigError(
+        str(path),
+        "the config does not match FMBench's format:\n  " + "\n  ".join(lines),
+        hint="Fix the keys above; `fmb config check CONFIG` re-checks the file.",
+    )
+
+
+def _parse_yaml(path: Path, text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        context = getattr(exc, "context_mark", None)
+        if context is not None and (mark is None or context.line != mark.line):
+            problem += f"; the value that is not closed starts on line {context.line + 1}"
+        raise ConfigError(
+            str(path),
+            f"{where}this is not valid YAML ({problem}).",
+            hint="Check the indentation and quoting around that line.",
+        ) from None
+
+
+def _collect_ignored(model: BaseModel, prefix: str, out: list[str]) -> None:
+    for key in model.model_extra or {}:
+        out.append(f"{prefix}{key}")
+    for name, value in model:
+        child = f"{prefix}{name}"
+        if isinstance(value, BaseModel):
+            _collect_ignored(value, child + ".", out)
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                if isinstance(item, BaseModel):
+                    _collect_ignored(item, f"{child}[{i}].", out)
+
+
+def _resolve_path(base: Path, value: str) -> Path:
+    p = Path(os.path.expanduser(value))
+    return p if p.is_absolute() else (base / p)
+
+
+def _read_root(path: Path, cfg: FmbenchConfig, assignments: dict[str, str]) -> Path:
+    local = cfg.s3_read_data.local_file_system_path
+    if local:
+        return _resolve_path(path.parent, local)
+    if "read_tmpdir" in assignments:
+        return _resolve_path(Path.cwd(), assignments["read_tmpdir"])
+    return path.parent
+
+
+def _pricing_path(path: Path, cfg: FmbenchConfig, read_root: Path, warnings: list[str]) -> Path | None:
+    # Next to the config, or up its folders as in FMBench's configs/<model>/<size>/ layout.
+    candidates = [_resolve_path(folder, cfg.pricing) for folder in [path.parent, *path.parent.parents][:4]]
+    if cfg.s3_read_data.configs_prefix:
+        candidates.append(read_root / cfg.s3_read_data.configs_prefix / cfg.pricing)
+    candidates.append(read_root / cfg.pricing)
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    if BUNDLED_PRICING.is_file():
+        warnings.append(
+            f"pricing: {cfg.pricing!r} was not found next to the config or in the read folder; "
+            f"using fmb's {BUNDLED_PRICING}"
+        )
+        return BUNDLED_PRICING
+    warnings.append(f"pricing: {cfg.pricing!r} was not found; costs will be flagged as unpriced")
+    return None
+
+
+def _resolve_experiment(path: Path, cfg: FmbenchConfig, index: int, exp: Experiment) -> ResolvedExperiment:
+    key = f"experiments[{index}] ({exp.name})"
+    res = resolve_backend(exp)
+    if res.backend is None:
+        raise ConfigError(str(path), res.problem or "no back end", key=f"{key}.{res.key}")
+    pset = exp.inference_spec.parameter_set
+    if pset is not None and pset not in cfg.inference_parameters:
+        have = ", ".join(sorted(cfg.inference_parameters)) or "none"
+        raise ConfigError(
+            str(path),
+            f"parameter set {pset!r} is not a section of inference_parameters (sections: {have}).",
+            key=f"{key}.inference_spec.parameter_set",
+        )
+    parameters = dict(cfg.inference_parameters.get(pset, {})) if pset else {}
+    endpoint = exp.endpoint_url or exp.ep_name
+    if res.backend.startswith("openai") and not (endpoint and endpoint.startswith(("http://", "https://"))):
+        if not (exp.local and exp.deploy):
+            raise ConfigError(
+                str(path),
+                f"back end {res.backend} needs the server's URL, e.g. endpoint_url: http://localhost:8000/v1 "
+                f"(got ep_name {exp.ep_name!r}).",
+                key=f"{key}.endpoint_url",
+            )
+    stream = exp.stream if exp.stream is not None else exp.inference_spec.stream
+    return ResolvedExperiment(
+        index=index,
+        spec=exp,
+        backend=res.backend,
+        stream=True if stream is None else stream,
+        endpoint=endpoint,
+        parameters=parameters,
+        instance_count=exp.instance_count or 1,
+    )
+
+
+def load_config(
+    path: str | Path,
+    assignments: dict[str, str] | None = None,
+    results_dir: str | Path = "results",
+) -> LoadedConfig:
+    """Read, fill, parse and validate a config; raise :class:`ConfigError` with a clear message."""
+    path = Path(path)
+    assignments = dict(assignments or {})
+    if not path.is_file():
+        raise ConfigError(str(path), "no such file.", hint="Give the path of an FMBench-format YAML config.")
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), f"cannot be read ({exc}).") from None
+
+    values = local_defaults(path.resolve(), Path(results_dir).resolve()) | assignments
+    text, unfilled = fill(raw, values)
+    if unfilled:
+        names = sorted({u.name for u in unfilled})
+        where = ", ".join(f"{{{u.name}}} (line {u.line})" for u in unfilled[:8])
+        raise ConfigError(
+            str(path),
+            f"placeholders without a value: {where}.",
+            hint="Give each one with -A, e.g. " + " ".join(f"-A {n}=VALUE" for n in names) + ".",
+        )
+
+    data = _parse_yaml(path, text)
+    if not isinstance(data, dict):
+        raise ConfigError(str(path), "the file is not a YAML mapping of sections (general, experiments, ...).")
+    if "experiments" not in data:
+        raise ConfigError(
+            str(path),
+            "the experiments section is missing; there is nothing to benchmark.",
+            key="experiments",
+            hint="Add an experiments: list (see configs/ for examples).",
+        )
+    try:
+        cfg = FmbenchConfig.model_validate(data)
+    except ValidationError as err:
+        raise _validation_message(path, err, data) from None
+
+    names = [e.name for e in cfg.experiments]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(str(path), f"experiment names must be unique; repeated: {', '.join(dupes)}.", key="experiments")
+
+    warnings: list[str] = []
+    ignored: list[str] = []
+    _collect_ignored(cfg, "", ignored)
+    if ignored:
+        warnings.append("keys fmb does not use (kept, ignored): " + ", ".join(ignored))
+    experiments = [_resolve_experiment(path, cfg, i, e) for i, e in enumerate(cfg.experiments)]
+    read_root = _read_root(path, cfg, assignments)
+    pricing_path = _pricing_path(path, cfg, read_root, warnings)
+
+    _, step_notes = enabled_steps(cfg.run_steps)
+    warnings.extend(step_notes)
+    doi = cfg.metrics.dataset_of_interest
+    if doi and not any(doi in pf for e in cfg.experiments for pf in e.payload_files):
+        warnings.append(
+            f"metrics.dataset_of_interest {doi!r} matches no experiment's payload file; "
+            "the best-option table will be empty"
+        )
+    return LoadedConfig(
+        path=path,
+        text=text,
+        config=cfg,
+        assignments=assignments,
+        experiments=experiments,
+        read_root=read_root,
+        pricing_path=pricing_path,
+        warnings=warnings,
+    )

@@ -1,0 +1,55 @@
+"""Where fmb finds its own files and where it writes results."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from urllib.parse import quote
+
+# The source tree: fmb is installed in editable mode from a clone (see the README).
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+BUNDLED_CONFIGS = PROJECT_ROOT / "configs"
+BUNDLED_PROMPT_TEMPLATES = BUNDLED_CONFIGS / "prompt_template"
+BUNDLED_PRICING = BUNDLED_CONFIGS / "pricing.yml"
+
+
+def partition_value(value: str) -> str:
+    """A hive partition directory value: percent-encoded, so any name is a safe path.
+
+    DuckDB and pyarrow decode the percent-encoding when they read hive partitions.
+    """
+    return quote(value, safe="-_.")
+
+
+def slug(value: str) -> str:
+    """A readable file-system name for a benchmark or experiment name."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", value).strip("-.")
+    return cleaned or "unnamed"
+
+
+class ResultsLayout:
+    """The folders under ``--results`` (default ``./results``)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @property
+    def raw(self) -> Path:
+        return self.root / "raw"
+
+    def payload_dir(self, benchmark: str) -> Path:
+        return self.root / "payloads" / slug(benchmark)
+
+    def requests_dir(self, experiment: str, run_id: str) -> Path:
+        return (
+            self.raw
+            / "requests"
+            / f"experiment={partition_value(experiment)}"
+            / f"run_id={partition_value(run_id)}"
+        )
+
+    def run_table_dir(self, table: str, run_id: str) -> Path:
+        return self.raw / table / f"run_id={partition_value(run_id)}"
+
+    def prompts_dir(self, benchmark: str) -> Path:
+        return self.raw / "prompts" / f"benchmark={partition_value(benchmark)}"

@@ -1,0 +1,51 @@
+"""Every command describes itself, and the package maps the folders into fmb.*."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import click
+import pytest
+
+from fmb.cli import cli
+
+
+def all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    out = [prefix]
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            out += all_commands(command, prefix + (name,))
+        else:
+            out.append(prefix + (name,))
+    return out
+
+
+@pytest.mark.parametrize("path", all_commands(cli), ids=lambda p: " ".join(p) or "fmb")
+def test_every_command_has_help(cli_runner, path: tuple[str, ...]) -> None:
+    result = cli_runner.invoke(cli, [*path, "--help"])
+    assert result.exit_code == 0
+    assert "Usage:" in result.output
+    # The first line of the docstring is the summary; it must say something.
+    body = result.output.split("\n\n", 2)[1].strip()
+    assert len(body) > 20
+
+
+def test_expected_commands_exist() -> None:
+    names = {" ".join(p) for p in all_commands(cli)}
+    assert {"config check", "prepare", "collect", "mock-server"} <= names
+
+
+def test_the_fmb_entry_point_runs() -> None:
+    done = subprocess.run([sys.executable, "-m", "fmb", "--version"], capture_output=True, text=True, check=True)
+    assert done.stdout.startswith("fmb, version")
+
+
+def test_folders_are_mapped_into_the_fmb_namespace(tmp_path) -> None:
+    """Installed, the folders are fmb.collector etc.; no generic top-level `collector` module."""
+    code = (
+        "import fmb.collector.targets.openai, fmb.deployers, fmb.reports, importlib.util, sys;"
+        "sys.exit(0 if importlib.util.find_spec('collector') is None else 3)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
