@@ -29,10 +29,10 @@ from fmb import __version__
 from fmb.collector.parquet_io import write_atomic
 from fmb.collector.prepare.payloads import prompt_id, tokenizer_candidates
 from fmb.collector.prepare.sources import read_jsonl
-from fmb.collector.prepare.tokens import load_counter
+from fmb.collector.prepare.tokens import TokenCounter, load_counter
 from fmb.collector.progress import CellProgress
 from fmb.collector.runner import Cell, CellStats, RowMaker, run_cell
-from fmb.collector.schemas import EXPERIMENTS, PRICING, RUNS
+from fmb.collector.schemas import EXPERIMENTS, PRICING, PROMPTS, RUNS
 from fmb.collector.targets import make_target
 from fmb.collector.targets.base import Request, Target
 from fmb.collector.writer import RequestWriter
@@ -204,15 +204,37 @@ class RunRecorder:
         write_atomic(rows, EXPERIMENTS, self.layout.run_table_dir("experiments", self.run_id) / "experiments.parquet")
 
     def write_pricing(self) -> None:
+        """The prices in force for the run (an empty table when the config has none)."""
         path = self.loaded.pricing_path
-        if path is None:
+        prices = load_prices(path) if path is not None else []
+        rows = [{"run_id": self.run_id, "source": str(path), **price.__dict__} for price in prices]
+        write_atomic(rows, PRICING, self.layout.run_table_dir("pricing", self.run_id) / "pricing.parquet")
+
+    def ensure_prompts(self, plan: Plan, counter: TokenCounter) -> None:
+        """Record the run's prompts when the payload files were not written by `fmb prepare`."""
+        target = self.layout.prompts_dir(self.loaded.name) / "prompts.parquet"
+        if target.is_file():
             return
+        now = datetime.now(UTC)
         rows = [
-            {"run_id": self.run_id, "source": str(path), **price.__dict__}
-            for price in load_prices(path)
+            {
+                "benchmark": self.loaded.name,
+                "payload_file": payload_file,
+                "prompt_id": request.prompt_id,
+                "source_file": payload_file,
+                "record_id": f"{payload_file}:{line}",
+                "language": None,
+                "prompt_tokens": counter.count(request.prompt),
+                "token_counter": counter.name,
+                "prompt_chars": len(request.prompt),
+                "filter_min_tokens": None,
+                "filter_max_tokens": None,
+                "prepared_at": now,
+            }
+            for payload_file, requests in plan.prompts.items()
+            for line, request in enumerate(requests, start=1)
         ]
-        if rows:
-            write_atomic(rows, PRICING, self.layout.run_table_dir("pricing", self.run_id) / "pricing.parquet")
+        write_atomic(rows, PROMPTS, target)
 
 
 def _secrets(loaded: LoadedConfig) -> list[str]:
@@ -252,6 +274,7 @@ async def _run_experiments(
             await target.check_reachable()
         recorder.write_experiments(plan, targets, deployed)
         recorder.write_pricing()
+        recorder.ensure_prompts(plan, counter)
         recorder.write_run("running")
         for exp in plan.experiments:
             rows = RowMaker(recorder.run_id, exp.stream, counter, redact)
@@ -274,7 +297,7 @@ async def _run_experiments(
                         progress.update(stats)
                         result.cells.append(CellResult(cell, stats.done, stats.errors, stats.p50_ms()))
             finally:
-                writer.flush()
+                writer.close()
                 result.rows += writer.rows_written
     finally:
         for target in targets.values():

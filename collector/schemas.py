@@ -131,8 +131,8 @@ PROMPTS = pa.schema(
         _f("prompt_tokens", pa.int32(), "Tokens of the filled prompt, counted by token_counter.", False),
         _f("token_counter", pa.string(), "Tokenizer used, or words*4/3 for FMBench's word rule.", False),
         _f("prompt_chars", pa.int32(), "Characters of the filled prompt.", False),
-        _f("filter_min_tokens", pa.int32(), "Filter's min_length_in_tokens (inclusive).", False),
-        _f("filter_max_tokens", pa.int32(), "Filter's max_length_in_tokens (exclusive).", False),
+        _f("filter_min_tokens", pa.int32(), "Filter's min_length_in_tokens (inclusive); null if prepared elsewhere."),
+        _f("filter_max_tokens", pa.int32(), "Filter's max_length_in_tokens (exclusive); null if prepared elsewhere."),
         _f("prepared_at", UTC_TS, "UTC time fmb prepare wrote the prompt.", False),
     ]
 )

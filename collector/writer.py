@@ -46,9 +46,15 @@ class RequestWriter:
         if len(self._rows) >= self.max_rows or time.monotonic() - self._last_flush >= self.max_seconds:
             self.flush()
 
-    def flush(self) -> None:
+    def close(self) -> None:
+        """Write what is left; an experiment that recorded nothing still gets an (empty) part file,
+        so that every run has every raw table."""
+        if self._rows or not self.files:
+            self.flush(allow_empty=True)
+
+    def flush(self, allow_empty: bool = False) -> None:
         self._last_flush = time.monotonic()
-        if not self._rows:
+        if not self._rows and not allow_empty:
             return
         if self.complete is not None:
             self.complete(self._rows)

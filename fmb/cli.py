@@ -129,6 +129,31 @@ def collect(config: Path, assignments: tuple[str, ...], results: Path, experimen
         sys.exit(130)
 
 
+@cli.command("build")
+@click.option(
+    "--results",
+    "results",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("results"),
+    show_default=True,
+    help="Folder holding raw/ (written by fmb collect); the warehouse and marts go here too.",
+)
+@click.option("--select", "select", multiple=True, metavar="SELECTOR", help="dbt node selection (repeatable).")
+def build_command(results: Path, select: tuple[str, ...]) -> None:
+    """Build the warehouse: `dbt build` over every run in RESULTS, through dbt's Python API.
+
+    Writes RESULTS/warehouse.duckdb and the mart Parquet files in RESULTS/marts/<mart>/,
+    and runs every data and unit test; the same as `FMB_RESULTS=RESULTS dbt build` from
+    the repository root.
+    """
+    from fmb.warehouse.build import build
+
+    outcome = build(results, select=select)
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(outcome.counts.items()))
+    console.print(f"dbt build: {counts}; warehouse {results / 'warehouse.duckdb'}, marts in {results / 'marts'}",
+                  highlight=False)
+
+
 @cli.command("mock-server")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=0, show_default=True, help="0 picks a free port; the URL is printed.")

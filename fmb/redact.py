@@ -8,7 +8,13 @@ from typing import Any
 
 MASK = "***"
 
-SECRET_KEY = re.compile(r"(token|secret|passw|api[_-]?key|authori[sz]ation|credential|auth|cookie)", re.I)
+SECRET_KEY = re.compile(
+    r"(secret|passw|api[_-]?key|authori[sz]ation|credential|cookie|bearer|auth[a-z]*[_-]?token|access[_-]?token"
+    r"|session[_-]?token|(^|[_-])token$)",
+    re.I,
+)
+# Keys that end in "token" but name a piece of generated text, not a credential.
+_TEXT_TOKENS = re.compile(r"^(start|stop|eos|bos|pad|unk|sep|cls|mask)[_-]?token$", re.I)
 _SECRET_SHAPES = [
     re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]+"),
     re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"),
@@ -18,7 +24,7 @@ _SECRET_SHAPES = [
 
 
 def is_secret_key(key: str) -> bool:
-    return bool(SECRET_KEY.search(key))
+    return bool(SECRET_KEY.search(key)) and not _TEXT_TOKENS.match(key)
 
 
 def redact_mapping(value: Any) -> Any:

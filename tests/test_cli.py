@@ -49,3 +49,26 @@ def test_folders_are_mapped_into_the_fmb_namespace(tmp_path) -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("key", "secret"),
+    [
+        ("api_key", True), ("x-api-key", True), ("Authorization", True), ("custom_authentication_token", True),
+        ("hf_token", True), ("token", True), ("aws_secret_access_key", True), ("password", True),
+        ("max_tokens", False), ("max_new_tokens", False), ("tokenizer", False), ("min_length_in_tokens", False),
+        ("stop_token", False), ("start_token", False), ("prompt_tokens", False), ("content-type", False),
+    ],
+)
+def test_secret_keys(key: str, secret: bool) -> None:
+    from fmb.redact import is_secret_key
+
+    assert is_secret_key(key) is secret
+
+
+def test_redactor_masks_known_values_and_key_shapes() -> None:
+    from fmb.redact import Redactor
+
+    redact = Redactor(["hunter2-token-value"])
+    text = redact("bad auth hunter2-token-value; Bearer abc.def; key AKIAABCDEFGHIJKLMNOP; sk-abcdefghijkl")
+    assert "hunter2" not in text and "abc.def" not in text and "AKIA" not in text and "sk-abc" not in text

@@ -1,0 +1,18 @@
+{#
+    Post-hook of every mart: write the table to $FMB_RESULTS/marts/<mart>/<mart>.parquet
+    so that BI tools and ad-hoc SQL can read it with no knowledge of dbt. On engines
+    other than DuckDB the marts stay in the warehouse only.
+#}
+{% macro export_mart() -%}
+    {{ return(adapter.dispatch('export_mart', 'fmb')()) }}
+{%- endmacro %}
+
+{% macro duckdb__export_mart() -%}
+    {%- set folder = env_var('FMB_RESULTS', 'results') ~ '/marts/' ~ this.identifier -%}
+    select fmb_mkdirs('{{ folder }}');
+    copy (select * from {{ this }}) to '{{ folder }}/{{ this.identifier }}.parquet' (format parquet, compression zstd)
+{%- endmacro %}
+
+{% macro default__export_mart() -%}
+    select 1
+{%- endmacro %}

@@ -1,0 +1,75 @@
+-- One row per cell: counts, exact percentiles, means and throughput over its measured requests.
+{%- set latency_metrics = ['e2e_latency_ms', 'ttft_ms', 'ttlt_ms', 'tpot_ms'] %}
+{%- set fractions = [(50, 0.5), (90, 0.9), (95, 0.95), (99, 0.99)] %}
+
+with requests as (
+    select * from {{ ref('int_requests_classified') }}
+    where not is_warmup and is_measured
+),
+
+successes as (
+    select
+        *,
+        case when is_success then e2e_latency_ms end as ok_e2e_latency_ms,
+        case when is_success then ttft_ms end as ok_ttft_ms,
+        case when is_success then ttlt_ms end as ok_ttlt_ms,
+        case when is_success then tpot_ms end as ok_tpot_ms,
+        case when is_success then prompt_tokens end as ok_prompt_tokens,
+        case when is_success then completion_tokens end as ok_completion_tokens
+    from requests
+),
+
+aggregated as (
+    select
+        run_id,
+        experiment,
+        payload_file,
+        concurrency,
+        count(*) as count_requests,
+        cast(sum(case when is_success then 1 else 0 end) as bigint) as count_successful_requests,
+        cast(sum(case when is_failure then 1 else 0 end) as bigint) as count_failed_requests,
+        cast(sum(case when status = 'timeout' then 1 else 0 end) as bigint) as count_timed_out_requests,
+        cast(sum(case when status = 'throttled' then 1 else 0 end) as bigint) as count_throttled_requests,
+        min(started_at) as window_started_at,
+        max(ended_at) as window_ended_at,
+        {%- for metric in latency_metrics %}
+        {%- set column = 'ok_' ~ metric %}
+        {%- set stem = metric[:-3] %}
+        {{ stable_avg(column) }} as {{ stem }}_mean_ms,
+        {%- for label, fraction in fractions %}
+        {{ percentile(column, fraction) }} as {{ stem }}_p{{ label }}_ms,
+        {%- endfor %}
+        max({{ column }}) as {{ stem }}_max_ms,
+        {%- endfor %}
+        avg(ok_prompt_tokens) as prompt_tokens_mean,
+        avg(ok_completion_tokens) as completion_tokens_mean,
+        cast(sum(ok_prompt_tokens) as bigint) as prompt_tokens_total,
+        cast(sum(ok_completion_tokens) as bigint) as completion_tokens_total,
+        avg(case when is_success then (case when token_count_source = 'server' then 1.0 else 0.0 end) end)
+            as server_token_count_share,
+        avg(case when is_prompt_token_mismatch then 1.0 when not is_prompt_token_mismatch then 0.0 end)
+            as prompt_token_mismatch_rate,
+        avg(case when is_completion_token_mismatch then 1.0 when not is_completion_token_mismatch then 0.0 end)
+            as completion_token_mismatch_rate
+    from successes
+    group by run_id, experiment, payload_file, concurrency
+),
+
+final as (
+    select
+        *,
+        1.0 * count_failed_requests / count_requests as error_rate,
+        {{ duration_s('window_started_at', 'window_ended_at') }} as window_s,
+        case when server_token_count_share >= 0.5 then 'server' else 'client' end as token_count_source,
+        count_successful_requests / nullif({{ duration_s('window_started_at', 'window_ended_at') }}, 0)
+            as requests_per_s,
+        60 * count_successful_requests / nullif({{ duration_s('window_started_at', 'window_ended_at') }}, 0)
+            as transactions_per_minute,
+        prompt_tokens_total / nullif({{ duration_s('window_started_at', 'window_ended_at') }}, 0)
+            as input_tokens_per_s,
+        completion_tokens_total / nullif({{ duration_s('window_started_at', 'window_ended_at') }}, 0)
+            as output_tokens_per_s
+    from aggregated
+)
+
+select * from final

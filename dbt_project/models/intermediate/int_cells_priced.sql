@@ -1,0 +1,78 @@
+-- One row per cell: its price from the run's own pricing snapshot, and the costs derived from it.
+with cells as (
+    select * from {{ ref('int_cells_aggregated') }}
+),
+
+experiments as (
+    select * from {{ ref('stg_raw__experiments') }}
+),
+
+runs as (
+    select * from {{ ref('stg_raw__runs') }}
+),
+
+pricing as (
+    select * from {{ ref('stg_raw__pricing') }}
+),
+
+-- Instance prices win over token prices for the same key, as in FMBench.
+prices as (
+    select
+        *,
+        row_number() over (
+            partition by run_id, price_key
+            order by case when pricing_type = 'instance' then 0 else 1 end
+        ) as preference
+    from pricing
+),
+
+joined as (
+    select
+        cells.*,
+        experiments.instance_type,
+        experiments.instance_count,
+        runs.txn_count_for_showing_cost,
+        prices.pricing_type,
+        prices.price_per_hour_usd,
+        prices.input_per_1k_tokens_usd,
+        prices.output_per_1k_tokens_usd
+    from cells
+    left join experiments
+        on cells.run_id = experiments.run_id and cells.experiment = experiments.experiment
+    left join runs
+        on cells.run_id = runs.run_id
+    left join prices
+        on cells.run_id = prices.run_id and experiments.instance_type = prices.price_key and prices.preference = 1
+),
+
+costed as (
+    select
+        *,
+        case
+            when pricing_type = 'instance'
+                then price_per_hour_usd * instance_count * window_s / 3600.0
+            when pricing_type = 'token'
+                then coalesce(prompt_tokens_total, 0) / 1000.0 * input_per_1k_tokens_usd
+                    + coalesce(completion_tokens_total, 0) / 1000.0 * output_per_1k_tokens_usd
+        end as cell_cost_usd
+    from joined
+),
+
+final as (
+    select
+        *,
+        pricing_type is not null as is_priced,
+        case
+            when instance_type is null then 'no_instance_type'
+            when pricing_type is null then 'no_price_for_instance_type'
+            when count_successful_requests = 0 then 'no_successful_requests'
+            else 'priced'
+        end as price_status,
+        cell_cost_usd / nullif(count_successful_requests, 0) as price_per_txn_usd,
+        10000 * cell_cost_usd / nullif(count_successful_requests, 0) as cost_per_10k_txn_usd,
+        txn_count_for_showing_cost * cell_cost_usd / nullif(count_successful_requests, 0) as cost_for_txn_count_usd,
+        1000000 * cell_cost_usd / nullif(completion_tokens_total, 0) as cost_per_1m_output_tokens_usd
+    from costed
+)
+
+select * from final

@@ -1,0 +1,46 @@
+-- One row per request: its outcome class and the per-request metrics derived from it.
+with requests as (
+    select * from {{ ref('stg_raw__requests') }}
+),
+
+final as (
+    select
+        run_id,
+        experiment,
+        payload_file,
+        concurrency,
+        request_index,
+        prompt_id,
+        is_warmup,
+        is_streamed,
+        started_at,
+        ended_at,
+        status,
+        error_type,
+        http_status,
+        error_message,
+        e2e_latency_ms,
+        ttft_ms,
+        ttlt_ms,
+        prompt_tokens,
+        completion_tokens,
+        token_count_source,
+        status = 'ok' as is_success,
+        status in ('error', 'timeout', 'throttled') as is_failure,
+        status <> 'cancelled' as is_measured,
+        case
+            when status = 'ok' and completion_tokens > 1 and ttft_ms is not null and ttlt_ms is not null
+                then (ttlt_ms - ttft_ms) / (completion_tokens - 1)
+        end as tpot_ms,
+        case
+            when prompt_tokens_server is not null and prompt_tokens_client is not null
+                then prompt_tokens_server <> prompt_tokens_client
+        end as is_prompt_token_mismatch,
+        case
+            when completion_tokens_server is not null and completion_tokens_client is not null
+                then completion_tokens_server <> completion_tokens_client
+        end as is_completion_token_mismatch
+    from requests
+)
+
+select * from final

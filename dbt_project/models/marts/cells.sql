@@ -1,0 +1,94 @@
+-- One row per cell (run x experiment x payload file x concurrency): what it measured and what it cost.
+with priced as (
+    select * from {{ ref('int_cells_priced') }}
+),
+
+experiments as (
+    select * from {{ ref('stg_raw__experiments') }}
+),
+
+runs as (
+    select * from {{ ref('stg_raw__runs') }}
+),
+
+final as (
+    select
+        priced.run_id,
+        runs.benchmark,
+        runs.started_at as run_started_at,
+        priced.experiment,
+        priced.payload_file,
+        priced.concurrency,
+        experiments.backend,
+        experiments.model_id,
+        experiments.model_name,
+        priced.instance_type,
+        priced.instance_count,
+        experiments.is_streamed,
+        runs.dataset_of_interest is null
+            or {{ dbt.position('runs.dataset_of_interest', 'priced.payload_file') }} > 0 as is_dataset_of_interest,
+        priced.count_requests,
+        priced.count_successful_requests,
+        priced.count_failed_requests,
+        priced.count_timed_out_requests,
+        priced.count_throttled_requests,
+        priced.error_rate,
+        priced.e2e_latency_mean_ms,
+        priced.e2e_latency_p50_ms,
+        priced.e2e_latency_p90_ms,
+        priced.e2e_latency_p95_ms,
+        priced.e2e_latency_p99_ms,
+        priced.e2e_latency_max_ms,
+        priced.ttft_mean_ms,
+        priced.ttft_p50_ms,
+        priced.ttft_p90_ms,
+        priced.ttft_p95_ms,
+        priced.ttft_p99_ms,
+        priced.ttft_max_ms,
+        priced.ttlt_mean_ms,
+        priced.ttlt_p50_ms,
+        priced.ttlt_p90_ms,
+        priced.ttlt_p95_ms,
+        priced.ttlt_p99_ms,
+        priced.ttlt_max_ms,
+        priced.tpot_mean_ms,
+        priced.tpot_p50_ms,
+        priced.tpot_p90_ms,
+        priced.tpot_p95_ms,
+        priced.tpot_p99_ms,
+        priced.tpot_max_ms,
+        priced.prompt_tokens_mean,
+        priced.completion_tokens_mean,
+        priced.prompt_tokens_total,
+        priced.completion_tokens_total,
+        priced.token_count_source,
+        priced.server_token_count_share,
+        priced.prompt_token_mismatch_rate,
+        priced.completion_token_mismatch_rate,
+        priced.window_started_at,
+        priced.window_ended_at,
+        priced.window_s,
+        priced.requests_per_s,
+        priced.transactions_per_minute,
+        priced.input_tokens_per_s,
+        priced.output_tokens_per_s,
+        priced.is_priced,
+        priced.price_status,
+        priced.pricing_type,
+        priced.price_per_hour_usd,
+        priced.input_per_1k_tokens_usd,
+        priced.output_per_1k_tokens_usd,
+        priced.cell_cost_usd,
+        priced.price_per_txn_usd,
+        priced.cost_per_10k_txn_usd,
+        priced.txn_count_for_showing_cost,
+        priced.cost_for_txn_count_usd,
+        priced.cost_per_1m_output_tokens_usd
+    from priced
+    left join experiments
+        on priced.run_id = experiments.run_id and priced.experiment = experiments.experiment
+    left join runs
+        on priced.run_id = runs.run_id
+)
+
+select * from final

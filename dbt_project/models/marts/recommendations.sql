@@ -1,0 +1,94 @@
+-- One row per cell of the dataset of interest: the budgets it meets or breaks and its rank.
+-- The rule is in the model's description (docs block best_option_rule).
+with cells as (
+    select * from {{ ref('cells') }}
+    where is_dataset_of_interest
+),
+
+runs as (
+    select * from {{ ref('stg_raw__runs') }}
+),
+
+checked as (
+    select
+        cells.run_id,
+        cells.experiment,
+        cells.payload_file,
+        cells.concurrency,
+        cells.instance_type,
+        cells.instance_count,
+        cells.error_rate,
+        cells.e2e_latency_p95_ms,
+        cells.cost_per_10k_txn_usd,
+        cells.transactions_per_minute,
+        cells.price_status,
+        runs.latency_budget_s,
+        runs.cost_per_10k_txn_budget_usd,
+        runs.error_rate_budget,
+        case
+            when runs.latency_budget_s is null then true
+            else coalesce(cells.e2e_latency_p95_ms <= 1000 * runs.latency_budget_s, false)
+        end as meets_latency_budget,
+        case
+            when runs.cost_per_10k_txn_budget_usd is null then true
+            else coalesce(cells.cost_per_10k_txn_usd <= runs.cost_per_10k_txn_budget_usd, false)
+        end as meets_cost_budget,
+        case
+            when runs.error_rate_budget is null then true
+            else cells.error_rate <= runs.error_rate_budget
+        end as meets_error_rate_budget
+    from cells
+    inner join runs on cells.run_id = runs.run_id
+),
+
+scored as (
+    select
+        *,
+        meets_latency_budget and meets_cost_budget and meets_error_rate_budget as is_feasible,
+        (case when meets_latency_budget then 0 else 1 end)
+            + (case when meets_cost_budget then 0 else 1 end)
+            + (case when meets_error_rate_budget then 0 else 1 end) as count_budgets_broken,
+        trim(
+            (case when meets_latency_budget then '' else 'latency ' end)
+            || (case when meets_cost_budget then '' else 'cost ' end)
+            || (case when meets_error_rate_budget then '' else 'error_rate' end)
+        ) as budgets_broken,
+        (case when meets_latency_budget then 0
+            else coalesce(e2e_latency_p95_ms / (1000 * latency_budget_s) - 1, 1) end)
+        + (case when meets_cost_budget then 0
+            else coalesce(cost_per_10k_txn_usd / nullif(cost_per_10k_txn_budget_usd, 0) - 1, 1) end)
+        + (case when meets_error_rate_budget then 0 else error_rate - error_rate_budget end) as budget_excess
+    from checked
+),
+
+ranked as (
+    select
+        *,
+        case when is_feasible then row_number() over (
+            partition by run_id, is_feasible
+            order by case when cost_per_10k_txn_usd is null then 1 else 0 end, cost_per_10k_txn_usd,
+                transactions_per_minute desc, e2e_latency_p95_ms, experiment, concurrency, payload_file
+        ) end as feasible_rank,
+        case when is_feasible then row_number() over (
+            partition by run_id, is_feasible, instance_type
+            order by case when cost_per_10k_txn_usd is null then 1 else 0 end, cost_per_10k_txn_usd,
+                transactions_per_minute desc, e2e_latency_p95_ms, experiment, concurrency, payload_file
+        ) end as instance_type_rank,
+        case when not is_feasible then row_number() over (
+            partition by run_id, is_feasible
+            order by count_budgets_broken, budget_excess, experiment, concurrency, payload_file
+        ) end as miss_rank,
+        max(case when is_feasible then 1 else 0 end) over (partition by run_id) = 1 as run_has_feasible_cell
+    from scored
+),
+
+final as (
+    select
+        *,
+        coalesce(feasible_rank = 1, false) as is_best_overall,
+        coalesce(instance_type_rank = 1, false) as is_best_for_instance_type,
+        coalesce(not run_has_feasible_cell and miss_rank <= {{ var('nearest_misses') }}, false) as is_nearest_miss
+    from ranked
+)
+
+select * from final

@@ -1,0 +1,53 @@
+-- One row per run: the config it ran, how it ended, how much it sent and what it cost.
+with runs as (
+    select * from {{ ref('stg_raw__runs') }}
+),
+
+experiment_runs as (
+    select * from {{ ref('experiment_runs') }}
+),
+
+totals as (
+    select
+        run_id,
+        count(*) as count_experiments,
+        cast(sum(count_requests_sent) as bigint) as count_requests_sent,
+        cast(sum(count_successful_requests) as bigint) as count_successful_requests,
+        cast(sum(count_failed_requests) as bigint) as count_failed_requests,
+        {{ stable_sum("experiment_cost_usd") }} as priced_cost_usd,
+        cast(sum(case when is_priced then 0 else 1 end) as bigint) as count_unpriced_experiments
+    from experiment_runs
+    group by run_id
+),
+
+final as (
+    select
+        runs.run_id,
+        runs.benchmark,
+        runs.model_name,
+        runs.report_title,
+        runs.config_path,
+        runs.config_hash,
+        runs.config_json,
+        runs.fmb_version,
+        runs.host,
+        runs.started_at,
+        runs.ended_at,
+        runs.run_status,
+        runs.run_status_message,
+        runs.dataset_of_interest,
+        runs.latency_budget_s,
+        runs.cost_per_10k_txn_budget_usd,
+        runs.error_rate_budget,
+        runs.txn_count_for_showing_cost,
+        coalesce(totals.count_experiments, 0) as count_experiments,
+        coalesce(totals.count_requests_sent, 0) as count_requests_sent,
+        coalesce(totals.count_successful_requests, 0) as count_successful_requests,
+        coalesce(totals.count_failed_requests, 0) as count_failed_requests,
+        totals.priced_cost_usd as run_cost_usd,
+        coalesce(totals.count_unpriced_experiments, 0) as count_unpriced_experiments
+    from runs
+    left join totals on runs.run_id = totals.run_id
+)
+
+select * from final

@@ -1,0 +1,17 @@
+with source as (
+    select * from {{ source('raw', 'pricing') }}
+),
+
+final as (
+    select
+        cast(run_id as varchar) as run_id,
+        cast(pricing_type as varchar) as pricing_type,
+        cast(price_key as varchar) as price_key,
+        cast(price_per_hour_usd as double) as price_per_hour_usd,
+        cast(input_per_1k_tokens_usd as double) as input_per_1k_tokens_usd,
+        cast(output_per_1k_tokens_usd as double) as output_per_1k_tokens_usd,
+        cast(source as varchar) as pricing_file
+    from source
+)
+
+select * from final

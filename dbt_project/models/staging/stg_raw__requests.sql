@@ -1,0 +1,38 @@
+with source as (
+    select * from {{ source('raw', 'requests') }}
+),
+
+final as (
+    select
+        cast(run_id as varchar) as run_id,
+        cast(experiment as varchar) as experiment,
+        cast(payload_file as varchar) as payload_file,
+        cast(concurrency as integer) as concurrency,
+        cast(request_index as bigint) as request_index,
+        cast(worker as integer) as worker,
+        cast(prompt_id as varchar) as prompt_id,
+        cast(is_warmup as boolean) as is_warmup,
+        cast(attempts as integer) as attempts,
+        cast(started_at as timestamp with time zone) as started_at,
+        cast(ended_at as timestamp with time zone) as ended_at,
+        cast(ttft_ms as double) as ttft_ms,
+        cast(ttlt_ms as double) as ttlt_ms,
+        cast(e2e_latency_ms as double) as e2e_latency_ms,
+        chunk_gaps_ms,
+        cast(content_chunks as integer) as content_chunks,
+        cast(prompt_tokens_server as integer) as prompt_tokens_server,
+        cast(completion_tokens_server as integer) as completion_tokens_server,
+        cast(prompt_tokens_client as integer) as prompt_tokens_client,
+        cast(completion_tokens_client as integer) as completion_tokens_client,
+        cast(prompt_tokens as integer) as prompt_tokens,
+        cast(completion_tokens as integer) as completion_tokens,
+        cast(token_count_source as varchar) as token_count_source,
+        cast(stream as boolean) as is_streamed,
+        cast(status as varchar) as status,
+        cast(http_status as integer) as http_status,
+        cast(error_type as varchar) as error_type,
+        cast(error_message as varchar) as error_message
+    from source
+)
+
+select * from final

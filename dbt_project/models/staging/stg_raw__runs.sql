@@ -1,0 +1,29 @@
+with source as (
+    select * from {{ source('raw', 'runs') }}
+),
+
+final as (
+    select
+        cast(run_id as varchar) as run_id,
+        cast(benchmark as varchar) as benchmark,
+        cast(model_name as varchar) as model_name,
+        cast(title as varchar) as report_title,
+        cast(config_path as varchar) as config_path,
+        cast(config_hash as varchar) as config_hash,
+        cast(config_json as varchar) as config_json,
+        cast(fmb_version as varchar) as fmb_version,
+        cast(host as varchar) as host,
+        cast(python_version as varchar) as python_version,
+        cast(started_at as timestamp with time zone) as started_at,
+        cast(ended_at as timestamp with time zone) as ended_at,
+        cast(status as varchar) as run_status,
+        cast(status_message as varchar) as run_status_message,
+        cast(dataset_of_interest as varchar) as dataset_of_interest,
+        cast(latency_budget_s as double) as latency_budget_s,
+        cast(cost_per_10k_txn_budget_usd as double) as cost_per_10k_txn_budget_usd,
+        cast(error_rate_budget as double) as error_rate_budget,
+        cast(txn_count_for_showing_cost as bigint) as txn_count_for_showing_cost
+    from source
+)
+
+select * from final

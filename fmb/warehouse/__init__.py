@@ -1,0 +1,1 @@
+"""The dbt warehouse: running `dbt build` from Python, and the DuckDB plugin it uses."""

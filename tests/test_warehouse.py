@@ -1,0 +1,327 @@
+"""The dbt warehouse against raw rows written by the collector's own writer.
+
+Every mart value checked here is computed again in Python from the same raw Parquet
+(pyarrow, no SQL), so a wrong formula in a model shows up as a mismatch.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from textwrap import dedent
+
+import duckdb
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from fmb.collector.collect import RunRecorder, make_plan
+from fmb.collector.prepare.tokens import WordRule
+from fmb.collector.schemas import REQUESTS, TABLES
+from fmb.collector.targets.openai import OpenAITarget
+from fmb.collector.writer import RequestWriter
+from fmb.config import load_config
+from fmb.paths import PROJECT_ROOT, ResultsLayout
+from fmb.warehouse.build import build, warehouse_path
+
+MARTS = ["cells", "recommendations", "latency_by_prompt_size", "run_comparisons", "experiment_runs", "runs",
+         "request_errors"]
+
+
+def test_sources_declare_exactly_the_collector_schemas() -> None:
+    sources = yaml.safe_load((PROJECT_ROOT / "dbt_project" / "models" / "sources.yml").read_text())
+    (raw,) = sources["sources"]
+    declared = {t["name"]: [c["name"] for c in t["columns"]] for t in raw["tables"]}
+    assert declared == {name: schema.names for name, schema in TABLES.items()}
+    for table in raw["tables"]:
+        for column in table["columns"]:
+            field = TABLES[table["name"]].field(column["name"])
+            assert column["description"] == field.metadata[b"description"].decode()
+
+
+def quantile(values: list[float], q: float) -> float:
+    """Linear interpolation between closest ranks (what quantile_cont computes), written out."""
+    ordered = sorted(values)
+    pos = q * (len(ordered) - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+CONFIG = """
+general: {name: wh-test}
+pricing: pricing.yml
+metrics: {dataset_of_interest: en_1-100}
+report: {latency_budget: 1.5, cost_per_10k_txn_budget: 50, error_rate_budget: 0.2, txn_count_for_showing_cost: 1000}
+experiments:
+- name: priced
+  api: openai-chat
+  endpoint_url: http://127.0.0.1:9/v1
+  instance_type: ml.g5.xlarge
+  instance_count: 2
+  payload_files: [payload_en_1-100.jsonl, payload_en_100-200.jsonl]
+  concurrency_levels: [1, 4]
+- name: tokens
+  api: openai-chat
+  endpoint_url: http://127.0.0.1:9/v1
+  instance_type: model.by.token
+  payload_files: [payload_en_1-100.jsonl]
+  concurrency_levels: [2]
+- name: unpriced
+  api: openai-chat
+  endpoint_url: http://127.0.0.1:9/v1
+  instance_type: mystery.type
+  payload_files: [payload_en_1-100.jsonl]
+  concurrency_levels: [1]
+"""
+
+PRICING = """
+pricing:
+  instance_based: {ml.g5.xlarge: 1.4084}
+  token_based:
+    model.by.token: {input-per-1k-tokens: 0.0003, output-per-1k-tokens: 0.0006}
+"""
+
+
+def fake_rows(run_id: str, experiment: str, payload: str, concurrency: int, n: int, rng: random.Random,
+              t0: datetime) -> list[dict]:
+    rows = []
+    clock = t0
+    for i in range(n):
+        is_warmup = i < 2
+        status = rng.choices(["ok", "error", "timeout", "throttled", "cancelled"], [80, 8, 4, 4, 4])[0]
+        e2e = rng.uniform(200, 2500)
+        ttft = rng.uniform(20, 150) if status == "ok" else None
+        completion = rng.randint(1, 120) if status == "ok" else None
+        ttlt = ttft + rng.uniform(0, e2e - ttft - 1) if ttft is not None else None
+        started = clock + timedelta(milliseconds=rng.uniform(0, 300))
+        clock = started
+        prompt_tokens = rng.randint(1, 199)
+        rows.append({
+            "run_id": run_id, "experiment": experiment, "payload_file": payload, "concurrency": concurrency,
+            "request_index": i, "worker": i % concurrency, "prompt_id": f"p{i}", "is_warmup": is_warmup,
+            "attempts": 1, "started_at": started, "ended_at": started + timedelta(milliseconds=e2e),
+            "ttft_ms": ttft, "ttlt_ms": ttlt, "e2e_latency_ms": e2e,
+            "chunk_gaps_ms": [1.0] * max((completion or 1) - 1, 0) if status == "ok" else None,
+            "content_chunks": completion, "prompt_tokens_server": prompt_tokens if rng.random() < 0.7 else None,
+            "completion_tokens_server": completion, "prompt_tokens_client": prompt_tokens + rng.choice([0, 0, 1]),
+            "completion_tokens_client": completion, "prompt_tokens": prompt_tokens, "completion_tokens": completion,
+            "token_count_source": "server", "stream": True, "status": status,
+            "http_status": {"ok": 200, "error": 500, "throttled": 429}.get(status),
+            "error_type": None if status == "ok" else f"kind_{status}", "error_message": None if status == "ok" else "x",
+            "completion_text": None,
+        })
+    return rows
+
+
+def write_run(tmp_path: Path, results: Path, seed: int, start: datetime) -> str:
+    (tmp_path / "pricing.yml").write_text(PRICING)
+    config = tmp_path / "config.yml"
+    config.write_text(dedent(CONFIG))
+    loaded = load_config(config, results_dir=results)
+    layout = ResultsLayout(results)
+    payloads = layout.payload_dir(loaded.name)
+    payloads.mkdir(parents=True, exist_ok=True)
+    for name in ("payload_en_1-100.jsonl", "payload_en_100-200.jsonl"):
+        (payloads / name).write_text('{"inputs": "a prompt"}\n')
+    plan = make_plan(loaded, layout)
+    recorder = RunRecorder(loaded, layout, f"run-{seed}")
+    recorder.started_at = start
+    targets = {e.name: OpenAITarget(e, 1) for e in plan.experiments}
+    recorder.write_experiments(plan, targets, {})
+    recorder.write_pricing()
+    recorder.ensure_prompts(plan, WordRule())
+    rng = random.Random(seed)
+    for exp in plan.experiments:
+        writer = RequestWriter(layout.requests_dir(exp.name, recorder.run_id), max_rows=37)
+        for cell in plan.cells[exp.name]:
+            for row in fake_rows(recorder.run_id, exp.name, cell.payload_file, cell.concurrency, 120, rng, start):
+                writer.add(row)
+        writer.close()
+    recorder.write_run("completed", ended=True)
+    return recorder.run_id
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    tmp = tmp_path_factory.mktemp("wh")
+    results = tmp / "results"
+    runs = [write_run(tmp, results, seed, datetime(2026, 1, seed, tzinfo=UTC)) for seed in (1, 2)]
+    build(results)
+    return results, runs
+
+
+def marts(results: Path, name: str) -> list[dict]:
+    con = duckdb.connect(str(warehouse_path(results)), read_only=True)
+    try:
+        cursor = con.execute(f"select * from {name}")
+        columns = [d[0] for d in cursor.description]
+        return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+    finally:
+        con.close()
+
+
+def raw_requests(results: Path) -> list[dict]:
+    return pads.dataset(results / "raw" / "requests", format="parquet", partitioning="hive").to_table(
+        columns=REQUESTS.names).to_pylist()
+
+
+def close(a: float | None, b: float | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+
+
+def test_cells_match_an_independent_computation(warehouse) -> None:
+    results, _ = warehouse
+    cells = {(c["run_id"], c["experiment"], c["payload_file"], c["concurrency"]): c for c in marts(results, "cells")}
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for row in raw_requests(results):
+        if not row["is_warmup"] and row["status"] != "cancelled":
+            groups[(row["run_id"], row["experiment"], row["payload_file"], row["concurrency"])].append(row)
+    assert set(groups) == set(cells)
+    hourly = {"priced": 1.4084 * 2}
+    for key, rows in groups.items():
+        cell = cells[key]
+        ok = [r for r in rows if r["status"] == "ok"]
+        failed = [r for r in rows if r["status"] != "ok"]
+        assert cell["count_requests"] == len(rows)
+        assert cell["count_successful_requests"] == len(ok)
+        assert close(cell["error_rate"], len(failed) / len(rows))
+        for q, label in ((0.5, "p50"), (0.9, "p90"), (0.95, "p95"), (0.99, "p99")):
+            assert close(cell[f"e2e_latency_{label}_ms"], quantile([r["e2e_latency_ms"] for r in ok], q))
+            assert close(cell[f"ttft_{label}_ms"], quantile([r["ttft_ms"] for r in ok], q))
+            tpots = [(r["ttlt_ms"] - r["ttft_ms"]) / (r["completion_tokens"] - 1) for r in ok if r["completion_tokens"] > 1]
+            assert close(cell[f"tpot_{label}_ms"], quantile(tpots, q))
+        window = (max(r["ended_at"] for r in rows) - min(r["started_at"] for r in rows)).total_seconds()
+        assert close(cell["window_s"], window)
+        assert close(cell["requests_per_s"], len(ok) / window)
+        assert close(cell["transactions_per_minute"], 60 * len(ok) / window)
+        completion = sum(r["completion_tokens"] for r in ok)
+        prompt = sum(r["prompt_tokens"] for r in ok)
+        assert close(cell["output_tokens_per_s"], completion / window)
+        mismatches = [r["prompt_tokens_server"] != r["prompt_tokens_client"] for r in rows
+                      if r["prompt_tokens_server"] is not None]
+        assert close(cell["prompt_token_mismatch_rate"], sum(mismatches) / len(mismatches))
+        experiment = key[1]
+        if experiment == "priced":
+            cost = hourly["priced"] * window / 3600
+        elif experiment == "tokens":
+            cost = prompt / 1000 * 0.0003 + completion / 1000 * 0.0006
+        else:
+            assert cell["price_status"] == "no_price_for_instance_type" and cell["is_priced"] is False
+            assert cell["cost_per_10k_txn_usd"] is None
+            continue
+        assert cell["price_status"] == "priced"
+        assert close(cell["cell_cost_usd"], cost)
+        assert close(cell["price_per_txn_usd"], cost / len(ok))
+        assert close(cell["cost_per_10k_txn_usd"], 10000 * cost / len(ok))
+        assert close(cell["cost_for_txn_count_usd"], 1000 * cost / len(ok))
+        assert close(cell["cost_per_1m_output_tokens_usd"], 1e6 * cost / completion)
+
+
+def test_recommendations_follow_the_rule(warehouse) -> None:
+    results, runs = warehouse
+    cells = [c for c in marts(results, "cells") if "en_1-100" in c["payload_file"]]
+    recs = marts(results, "recommendations")
+    assert len(recs) == len(cells)
+    for run_id in runs:
+        mine = [c for c in cells if c["run_id"] == run_id]
+        feasible = [
+            c for c in mine
+            if c["e2e_latency_p95_ms"] <= 1500 and c["error_rate"] <= 0.2
+            and c["cost_per_10k_txn_usd"] is not None and c["cost_per_10k_txn_usd"] <= 50
+        ]
+        best = [r for r in recs if r["run_id"] == run_id and r["is_best_overall"]]
+        if feasible:
+            expected = min(feasible, key=lambda c: (c["cost_per_10k_txn_usd"], -c["transactions_per_minute"]))
+            assert [(b["experiment"], b["concurrency"]) for b in best] == [(expected["experiment"], expected["concurrency"])]
+        else:
+            assert best == []
+            assert 1 <= sum(r["is_nearest_miss"] for r in recs if r["run_id"] == run_id) <= 3
+        unpriced = [r for r in recs if r["run_id"] == run_id and r["experiment"] == "unpriced"]
+        assert unpriced and all("cost" in r["budgets_broken"] for r in unpriced)
+
+
+def test_costs_and_runs(warehouse) -> None:
+    results, runs = warehouse
+    raw = raw_requests(results)
+    experiment_runs = {(e["run_id"], e["experiment"]): e for e in marts(results, "experiment_runs")}
+    for (run_id, experiment), row in experiment_runs.items():
+        mine = [r for r in raw if r["run_id"] == run_id and r["experiment"] == experiment]
+        duration = (max(r["ended_at"] for r in mine) - min(r["started_at"] for r in mine)).total_seconds()
+        assert close(row["duration_s"], duration)
+        assert row["count_requests_sent"] == len(mine)
+        if experiment == "priced":
+            assert close(row["experiment_cost_usd"], 1.4084 * 2 * duration / 3600)
+        elif experiment == "unpriced":
+            assert row["experiment_cost_usd"] is None and row["is_priced"] is False
+    run_rows = {r["run_id"]: r for r in marts(results, "runs")}
+    assert set(run_rows) == set(runs)
+    for run_id, row in run_rows.items():
+        priced = [e["experiment_cost_usd"] for (r, _), e in experiment_runs.items() if r == run_id and e["is_priced"]]
+        assert close(row["run_cost_usd"], sum(priced))
+        assert row["count_unpriced_experiments"] == 1
+
+
+def test_run_comparisons_pair_each_run_with_the_previous(warehouse) -> None:
+    results, (first, second) = warehouse
+    rows = marts(results, "run_comparisons")
+    cells = {(c["run_id"], c["experiment"], c["payload_file"], c["concurrency"]): c for c in marts(results, "cells")}
+    later = [r for r in rows if r["run_id"] == second]
+    assert later and all(r["previous_run_id"] == first for r in later)
+    for r in later:
+        before = cells[(first, r["experiment"], r["payload_file"], r["concurrency"])]
+        now = cells[(second, r["experiment"], r["payload_file"], r["concurrency"])]
+        assert close(r["e2e_latency_p95_change_pct"], 100 * (now["e2e_latency_p95_ms"] / before["e2e_latency_p95_ms"] - 1))
+
+
+def test_latency_by_prompt_size_buckets(warehouse) -> None:
+    results, _ = warehouse
+    buckets = marts(results, "latency_by_prompt_size")
+    ok = [r for r in raw_requests(results) if r["status"] == "ok" and not r["is_warmup"]]
+    for b in buckets:
+        mine = [r["e2e_latency_ms"] for r in ok if r["run_id"] == b["run_id"] and r["experiment"] == b["experiment"]
+                and r["concurrency"] == b["concurrency"]
+                and b["prompt_tokens_bucket_start"] <= r["prompt_tokens"] < b["prompt_tokens_bucket_end"]]
+        assert b["count_successful_requests"] == len(mine)
+        assert close(b["e2e_latency_p95_ms"], quantile(mine, 0.95))
+
+
+def test_errors_are_counted_per_kind(warehouse) -> None:
+    results, _ = warehouse
+    total = sum(e["count_failed_requests"] for e in marts(results, "request_errors"))
+    assert total == sum(1 for r in raw_requests(results) if r["status"] in ("error", "timeout", "throttled")
+                        and not r["is_warmup"])
+
+
+def test_mart_parquet_opens_without_dbt(warehouse) -> None:
+    pandas = pytest.importorskip("pandas")
+    results, _ = warehouse
+    for name in MARTS:
+        path = results / "marts" / name / f"{name}.parquet"
+        table = pq.read_table(path)
+        frame = pandas.read_parquet(path)
+        count = duckdb.sql(f"select count(*) from read_parquet('{path}')").fetchall()[0][0]
+        assert table.num_rows == len(frame) == count == len(marts(results, name))
+    # Plain types a BI tool understands (no 128-bit integers).
+    assert all(str(f.type) != "decimal128(38, 0)" for f in pq.read_schema(results / "marts" / "cells" / "cells.parquet"))
+
+
+def test_a_second_build_gives_the_same_tables(warehouse) -> None:
+    results, _ = warehouse
+    before = {name: sorted(map(repr, marts(results, name))) for name in MARTS}
+    build(results)
+    after = {name: sorted(map(repr, marts(results, name))) for name in MARTS}
+    assert before == after
+
+
+def test_build_without_runs_is_a_clear_error(tmp_path: Path) -> None:
+    from fmb.errors import FmbError
+
+    with pytest.raises(FmbError, match="no run in"):
+        build(tmp_path / "results")
