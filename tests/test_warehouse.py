@@ -28,8 +28,8 @@ from fmb.config import load_config
 from fmb.paths import PROJECT_ROOT, ResultsLayout
 from fmb.warehouse.build import build, warehouse_path
 
-MARTS = ["cells", "recommendations", "latency_by_prompt_size", "run_comparisons", "experiment_runs", "runs",
-         "request_errors"]
+MARTS = ["cells", "recommendations", "latency_by_prompt_size", "latency_histograms", "run_comparisons",
+         "experiment_runs", "runs", "request_errors"]
 
 
 def test_sources_declare_exactly_the_collector_schemas() -> None:
@@ -290,6 +290,18 @@ def test_latency_by_prompt_size_buckets(warehouse) -> None:
                 and b["prompt_tokens_bucket_start"] <= r["prompt_tokens"] < b["prompt_tokens_bucket_end"]]
         assert b["count_successful_requests"] == len(mine)
         assert close(b["e2e_latency_p95_ms"], quantile(mine, 0.95))
+
+
+def test_latency_histograms_hold_every_successful_request(warehouse) -> None:
+    results, _ = warehouse
+    bins = marts(results, "latency_histograms")
+    ok = [r for r in raw_requests(results) if r["status"] == "ok" and not r["is_warmup"]]
+    assert sum(b["count_successful_requests"] for b in bins) == len(ok)
+    for b in bins[:50]:
+        inside = [r for r in ok if (r["run_id"], r["experiment"], r["payload_file"], r["concurrency"])
+                  == (b["run_id"], b["experiment"], b["payload_file"], b["concurrency"])
+                  and b["latency_bin_lower_ms"] <= r["e2e_latency_ms"] < b["latency_bin_upper_ms"]]
+        assert len(inside) == b["count_successful_requests"]
 
 
 def test_errors_are_counted_per_kind(warehouse) -> None:
