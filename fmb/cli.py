@@ -154,6 +154,40 @@ def build_command(results: Path, select: tuple[str, ...]) -> None:
                   highlight=False)
 
 
+@cli.command()
+@click.option(
+    "--results",
+    "results",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("results"),
+    show_default=True,
+    help="Folder holding warehouse.duckdb (built by dbt build).",
+)
+@click.option("--run-id", default=None, help="Run to report on (default: the latest).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for report.md and its charts (default: RESULTS/reports/<benchmark>).",
+)
+def report(results: Path, run_id: str | None, out: Path | None) -> None:
+    """Render report.md and its PNG charts for a run, from the warehouse's marts.
+
+    The report names the best option under the config's budgets (or the nearest misses),
+    the best option per instance type, every cell's latency, TTFT, time per output token,
+    throughput, error rate and cost, failures, the cost of the run, a comparison with the
+    previous run of the same benchmark, the metric definitions and the config used.
+    """
+    from fmb.reports.render import render_report
+    from fmb.warehouse.build import warehouse_path
+
+    made = render_report(warehouse_path(results), out, run_id, results)
+    console.print(f"report for run {made.run_id}: {made.path}", highlight=False)
+    for chart in made.charts:
+        if chart.file is None:
+            console.print(f"  [yellow]{chart.title}: not drawn ({chart.missing})[/]", highlight=False)
+
+
 @cli.command("mock-server")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=0, show_default=True, help="0 picks a free port; the URL is printed.")

@@ -18,7 +18,7 @@ binned as (
     from requests
 ),
 
-final as (
+counted as (
     select
         run_id,
         experiment,
@@ -30,6 +30,15 @@ final as (
         count(*) as count_successful_requests
     from binned
     group by run_id, experiment, payload_file, concurrency, latency_bin
+),
+
+final as (
+    select
+        *,
+        1.0 * count_successful_requests / sum(count_successful_requests) over (
+            partition by run_id, experiment, payload_file, concurrency
+        ) as share_of_cell_requests
+    from counted
 )
 
 select * from final

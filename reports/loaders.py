@@ -1,0 +1,156 @@
+"""Loaders: the report's data, selected from the marts of the warehouse, one run at a time.
+
+Every function here is a SELECT over marts (or, for the metric definitions, the dbt docs
+blocks); nothing is computed that a mart does not already hold.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from fmb.errors import FmbError
+from fmb.paths import PROJECT_ROOT
+
+DOCS_FILE = PROJECT_ROOT / "dbt_project" / "models" / "docs.md"
+_DOCS_BLOCK = re.compile(r"{%\s*docs\s+(\w+)\s*%}(.*?){%\s*enddocs\s*%}", re.S)
+
+Row = dict[str, Any]
+
+
+@dataclass
+class ReportData:
+    run: Row
+    cells: list[Row]
+    candidates: list[Row]
+    best: Row | None
+    best_per_instance_type: list[Row]
+    nearest_misses: list[Row]
+    errors: list[Row]
+    experiment_runs: list[Row]
+    prompt_size: list[Row]
+    histograms: list[Row]
+    comparisons: list[Row]
+    definitions: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return json.loads(self.run["config_json"] or "{}")
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> list[Row]:
+    cursor = con.execute(sql, params)
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+
+
+def connect(warehouse: Path) -> duckdb.DuckDBPyConnection:
+    if not warehouse.is_file():
+        raise FmbError(
+            f"no warehouse at {warehouse}.",
+            hint="Build it first: `dbt build` from the repository root (or `fmb build --results DIR`).",
+        )
+    try:
+        con = duckdb.connect(str(warehouse), read_only=True)
+        con.execute("select 1 from runs limit 1")
+    except duckdb.Error as exc:
+        raise FmbError(f"{warehouse} is not a built fmb warehouse ({exc}).", hint="Run `dbt build` again.") from None
+    return con
+
+
+def resolve_run_id(con: duckdb.DuckDBPyConnection, run_id: str | None) -> str:
+    if run_id is None:
+        latest = _rows(con, "select run_id from runs order by started_at desc, run_id desc limit 1", [])
+        if not latest:
+            raise FmbError("the warehouse holds no run yet.", hint="Run `fmb collect CONFIG`, then `dbt build`.")
+        return latest[0]["run_id"]
+    if not _rows(con, "select run_id from runs where run_id = ?", [run_id]):
+        recent = [r["run_id"] for r in _rows(con, "select run_id from runs order by started_at desc limit 5", [])]
+        raise FmbError(
+            f"run {run_id!r} is not in the warehouse.",
+            hint=f"Recent runs: {', '.join(recent) or 'none'}. Rebuild with `dbt build` after collecting.",
+        )
+    return run_id
+
+
+def definitions(path: Path = DOCS_FILE) -> list[tuple[str, str]]:
+    """The metric definitions: the dbt docs blocks, name and text."""
+    text = path.read_text(encoding="utf-8")
+    return [(name, " ".join(body.split())) for name, body in _DOCS_BLOCK.findall(text)]
+
+
+_CANDIDATE_COLUMNS = """
+    r.experiment, r.payload_file, r.concurrency, r.instance_type, r.instance_count,
+    r.is_feasible, r.budgets_broken, r.count_budgets_broken, r.feasible_rank, r.instance_type_rank, r.miss_rank,
+    r.is_best_overall, r.is_best_for_instance_type, r.is_nearest_miss,
+    r.meets_latency_budget, r.meets_cost_budget, r.meets_error_rate_budget,
+    c.error_rate, c.count_requests, c.count_successful_requests,
+    c.prompt_tokens_mean, c.completion_tokens_mean, c.input_tokens_per_s, c.output_tokens_per_s,
+    c.e2e_latency_mean_ms, c.e2e_latency_p50_ms, c.e2e_latency_p95_ms, c.e2e_latency_p99_ms,
+    c.ttft_p50_ms, c.ttft_p95_ms, c.ttft_p99_ms, c.tpot_p50_ms, c.tpot_p95_ms, c.tpot_p99_ms,
+    c.transactions_per_minute, c.requests_per_s, c.price_per_txn_usd, c.cost_per_10k_txn_usd,
+    c.cost_for_txn_count_usd, c.cost_per_1m_output_tokens_usd, c.price_status, c.is_streamed, c.backend
+"""
+
+
+def load(warehouse: Path, run_id: str | None = None) -> ReportData:
+    con = connect(warehouse)
+    try:
+        run_id = resolve_run_id(con, run_id)
+        (run,) = _rows(con, "select * from runs where run_id = ?", [run_id])
+        candidates_sql = (
+            f"select {_CANDIDATE_COLUMNS} from recommendations r join cells c "
+            "using (run_id, experiment, payload_file, concurrency) where r.run_id = ? "
+        )
+        candidates = _rows(con, candidates_sql + "order by r.experiment, r.payload_file, r.concurrency", [run_id])
+        best = _rows(con, candidates_sql + "and r.is_best_overall", [run_id])
+        return ReportData(
+            run=run,
+            cells=_rows(
+                con,
+                "select * from cells where run_id = ? order by experiment, payload_file, concurrency",
+                [run_id],
+            ),
+            candidates=candidates,
+            best=best[0] if best else None,
+            best_per_instance_type=_rows(
+                con, candidates_sql + "and r.is_best_for_instance_type order by r.feasible_rank", [run_id]
+            ),
+            nearest_misses=_rows(con, candidates_sql + "and r.is_nearest_miss order by r.miss_rank", [run_id]),
+            errors=_rows(
+                con,
+                "select experiment, payload_file, concurrency, status, error_type, http_status, count_failed_requests,"
+                " example_error_message from request_errors where run_id = ?"
+                " order by experiment, payload_file, concurrency, count_failed_requests desc",
+                [run_id],
+            ),
+            experiment_runs=_rows(
+                con, "select * from experiment_runs where run_id = ? order by experiment", [run_id]
+            ),
+            prompt_size=_rows(
+                con,
+                "select * from latency_by_prompt_size where run_id = ?"
+                " order by experiment, concurrency, prompt_tokens_bucket_start",
+                [run_id],
+            ),
+            histograms=_rows(
+                con,
+                "select * from latency_histograms where run_id = ?"
+                " order by experiment, payload_file, concurrency, latency_bin",
+                [run_id],
+            ),
+            comparisons=_rows(
+                con,
+                "select * from run_comparisons where run_id = ? and previous_run_id is not null"
+                " order by experiment, payload_file, concurrency",
+                [run_id],
+            ),
+            definitions=definitions(),
+        )
+    finally:
+        con.close()

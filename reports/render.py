@@ -1,0 +1,95 @@
+"""`fmb report`: marts -> charts (PNG) and report.md, beside each other in one folder."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from matplotlib.figure import Figure
+
+from fmb.paths import slug
+from fmb.reports import charts
+from fmb.reports.format import FILTERS
+from fmb.reports.loaders import ReportData, load
+
+
+@dataclass
+class Chart:
+    title: str
+    file: str | None
+    missing: str | None = None
+
+
+@dataclass
+class Report:
+    path: Path
+    run_id: str
+    charts: list[Chart]
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("fmb.reports", "templates"),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.filters.update(FILTERS)
+    return env
+
+
+def _focus(rows: list[dict], candidates: list[dict]) -> list[dict]:
+    """The rows of the dataset of interest (its cells), or all rows when it has none."""
+    keys = {(c["experiment"], c["payload_file"], c["concurrency"]) for c in candidates}
+    mine = [r for r in rows if (r["experiment"], r["payload_file"], r["concurrency"]) in keys]
+    return mine or rows
+
+
+def draw_charts(data: ReportData) -> list[tuple[str, str, Callable[[], Figure | None], str]]:
+    """(title, file name, figure maker, why it may be missing) for every chart of the report."""
+    run = data.run
+    instance_types = {e["experiment"]: e["instance_type"] for e in data.experiment_runs}
+    focus_cells = _focus(data.cells, data.candidates)
+    return [
+        ("Price vs performance", "price_performance.png",
+         lambda: charts.price_performance(data.candidates, run["latency_budget_s"], run["cost_per_10k_txn_budget_usd"]),
+         "no cell of the dataset of interest has both a p95 latency and a price"),
+        ("Latency vs prompt size", "latency_vs_prompt_size.png",
+         lambda: charts.latency_vs_prompt_size(data.prompt_size, instance_types),
+         "no successful request"),
+        ("TTFT and throughput vs concurrency", "concurrency.png",
+         lambda: charts.concurrency_effects(focus_cells), "no cell"),
+        ("Error rate vs concurrency", "error_rates.png",
+         lambda: charts.error_rates(focus_cells), "no cell"),
+        ("Per-request latency distribution", "latency_distribution.png",
+         lambda: charts.latency_distribution(_focus(data.histograms, data.candidates)),
+         "no successful request"),
+    ]
+
+
+def render_report(warehouse: Path, out: Path | None, run_id: str | None = None, results: Path | None = None) -> Report:
+    data = load(warehouse, run_id)
+    if out is None:
+        out = (results or warehouse.parent) / "reports" / slug(data.run["benchmark"])
+    out.mkdir(parents=True, exist_ok=True)
+    made: list[Chart] = []
+    for title, file, make, missing in draw_charts(data):
+        figure = make()
+        target = out / file
+        if figure is None:
+            target.unlink(missing_ok=True)  # never leave a chart of an older report beside this one
+            made.append(Chart(title, None, missing))
+            continue
+        figure.savefig(target, dpi=110)
+        made.append(Chart(title, file))
+    config_yaml = yaml.safe_dump(json.loads(data.run["config_json"] or "{}"), sort_keys=False, allow_unicode=True)
+    text = _environment().get_template("report.md.j2").render(data=data, charts=made, config_yaml=config_yaml)
+    path = out / "report.md"
+    path.write_text(text, encoding="utf-8")
+    return Report(path, data.run["run_id"], made)

@@ -1,0 +1,117 @@
+"""Raw tables for warehouse and report tests, written with the collector's own writers."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+from pathlib import Path
+from textwrap import dedent
+
+from fmb.collector.collect import RunRecorder, make_plan
+from fmb.collector.prepare.tokens import WordRule
+from fmb.collector.targets.openai import OpenAITarget
+from fmb.collector.writer import RequestWriter
+from fmb.config import load_config
+from fmb.paths import ResultsLayout
+
+CONFIG = """
+general: {name: wh-test}
+pricing: pricing.yml
+metrics: {dataset_of_interest: en_1-100}
+report: {latency_budget: 1.5, cost_per_10k_txn_budget: 50, error_rate_budget: 0.2, txn_count_for_showing_cost: 1000}
+experiments:
+- name: priced
+  api: openai-chat
+  endpoint_url: http://127.0.0.1:9/v1
+  instance_type: ml.g5.xlarge
+  instance_count: 2
+  payload_files: [payload_en_1-100.jsonl, payload_en_100-200.jsonl]
+  concurrency_levels: [1, 4]
+- name: tokens
+  api: openai-chat
+  endpoint_url: http://127.0.0.1:9/v1
+  instance_type: model.by.token
+  payload_files: [payload_en_1-100.jsonl]
+  concurrency_levels: [2]
+- name: unpriced
+  api: openai-chat
+  endpoint_url: http://127.0.0.1:9/v1
+  instance_type: mystery.type
+  payload_files: [payload_en_1-100.jsonl]
+  concurrency_levels: [1]
+"""
+
+PRICING = """
+pricing:
+  instance_based: {ml.g5.xlarge: 1.4084}
+  token_based:
+    model.by.token: {input-per-1k-tokens: 0.0003, output-per-1k-tokens: 0.0006}
+"""
+
+
+STATUS_WEIGHTS = {"ok": 80, "error": 8, "timeout": 4, "throttled": 4, "cancelled": 4}
+ALL_FAIL = {"error": 3, "timeout": 1}
+
+
+def fake_rows(run_id: str, experiment: str, payload: str, concurrency: int, n: int, rng: random.Random,
+              t0: datetime, weights: dict[str, int] = STATUS_WEIGHTS) -> list[dict]:
+    rows = []
+    clock = t0
+    for i in range(n):
+        is_warmup = i < 2
+        status = rng.choices(list(weights), list(weights.values()))[0]
+        e2e = rng.uniform(200, 2500)
+        ttft = rng.uniform(20, 150) if status == "ok" else None
+        completion = rng.randint(1, 120) if status == "ok" else None
+        ttlt = ttft + rng.uniform(0, e2e - ttft - 1) if ttft is not None else None
+        started = clock + timedelta(milliseconds=rng.uniform(0, 300))
+        clock = started
+        prompt_tokens = rng.randint(1, 199)
+        rows.append({
+            "run_id": run_id, "experiment": experiment, "payload_file": payload, "concurrency": concurrency,
+            "request_index": i, "worker": i % concurrency, "prompt_id": f"p{i}", "is_warmup": is_warmup,
+            "attempts": 1, "started_at": started, "ended_at": started + timedelta(milliseconds=e2e),
+            "ttft_ms": ttft, "ttlt_ms": ttlt, "e2e_latency_ms": e2e,
+            "chunk_gaps_ms": [1.0] * max((completion or 1) - 1, 0) if status == "ok" else None,
+            "content_chunks": completion, "prompt_tokens_server": prompt_tokens if rng.random() < 0.7 else None,
+            "completion_tokens_server": completion, "prompt_tokens_client": prompt_tokens + rng.choice([0, 0, 1]),
+            "completion_tokens_client": completion, "prompt_tokens": prompt_tokens, "completion_tokens": completion,
+            "token_count_source": "server", "stream": True, "status": status,
+            "http_status": {"ok": 200, "error": 500, "throttled": 429}.get(status),
+            "error_type": None if status == "ok" else f"kind_{status}", "error_message": None if status == "ok" else "x",
+            "completion_text": None,
+        })
+    return rows
+
+
+def write_run(tmp_path: Path, results: Path, seed: int, start: datetime, *, config_text: str = CONFIG,
+              pricing_text: str = PRICING, weights: dict[str, int] = STATUS_WEIGHTS, rows_per_cell: int = 120) -> str:
+    """One run of `config_text` with random rows, written as `fmb collect` writes them."""
+    (tmp_path / "pricing.yml").write_text(pricing_text)
+    config = tmp_path / "config.yml"
+    config.write_text(dedent(config_text))
+    loaded = load_config(config, results_dir=results)
+    layout = ResultsLayout(results)
+    payloads = layout.payload_dir(loaded.name)
+    payloads.mkdir(parents=True, exist_ok=True)
+    for name in ("payload_en_1-100.jsonl", "payload_en_100-200.jsonl"):
+        (payloads / name).write_text('{"inputs": "a prompt"}\n')
+    plan = make_plan(loaded, layout)
+    recorder = RunRecorder(loaded, layout, f"run-{seed}")
+    recorder.started_at = start
+    targets = {e.name: OpenAITarget(e, 1) for e in plan.experiments}
+    recorder.write_experiments(plan, targets, {})
+    recorder.write_pricing()
+    recorder.ensure_prompts(plan, WordRule())
+    rng = random.Random(seed)
+    for exp in plan.experiments:
+        writer = RequestWriter(layout.requests_dir(exp.name, recorder.run_id), max_rows=37)
+        for cell in plan.cells[exp.name]:
+            for row in fake_rows(recorder.run_id, exp.name, cell.payload_file, cell.concurrency, rows_per_cell, rng,
+                                 start, weights):
+                writer.add(row)
+        writer.close()
+    recorder.write_run("completed", ended=True)
+    return recorder.run_id
+
+
