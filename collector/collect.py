@@ -18,7 +18,7 @@ import platform
 import secrets
 import signal
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -179,7 +179,7 @@ class RunRecorder:
         rows = []
         for exp in plan.experiments:
             spec = exp.spec
-            info = deployed.get(exp.name, {})
+            info = deployed.get(exp.name, {}) if spec.deploy else {}
             rows.append(
                 {
                     "run_id": self.run_id,
@@ -304,6 +304,29 @@ async def _run_experiments(
             await target.close()
 
 
+def with_deployments(loaded: LoadedConfig, layout: ResultsLayout, only: tuple[str, ...]) -> tuple[LoadedConfig, dict]:
+    """The config with the endpoints fmb deployed filled in, and what was deployed.
+
+    An experiment with `deploy: yes` must have a running deployment (from `fmb deploy` or
+    `fmb run`); its URL or endpoint name comes from the deployment record.
+    """
+    from fmb import deployers
+
+    deployed = deployers.endpoints(loaded, layout.root)
+    missing = deployers.missing_deployments(loaded, layout.root, only)
+    if missing:
+        raise CollectError(
+            f"experiment(s) {', '.join(missing)} have deploy: yes but nothing fmb deployed for them is running.",
+            hint="Stand them up with `fmb deploy CONFIG` (and remove them later with `fmb cleanup CONFIG`), "
+            "or use `fmb run CONFIG`, which does both; or set deploy: no and give ep_name/endpoint_url.",
+        )
+    experiments = [
+        replace(e, endpoint=deployed[e.name]["endpoint"]) if e.spec.deploy and e.name in deployed else e
+        for e in loaded.experiments
+    ]
+    return replace(loaded, experiments=experiments), deployed
+
+
 def collect(
     loaded: LoadedConfig,
     layout: ResultsLayout,
@@ -311,15 +334,15 @@ def collect(
     quiet: bool = False,
     only: tuple[str, ...] = (),
     console: Console | None = None,
-    deployed: dict[str, dict[str, Any]] | None = None,
 ) -> RunResult:
     """Run every cell of the config and record the run; rows already written are never lost."""
+    loaded, deployed = with_deployments(loaded, layout, only)
     plan = make_plan(loaded, layout, only)
     recorder = RunRecorder(loaded, layout, new_run_id())
     result = RunResult(recorder.run_id, "running")
     try:
         with CellProgress(quiet, console) as progress:
-            asyncio.run(_run_experiments(loaded, plan, layout, recorder, progress, result, deployed or {}))
+            asyncio.run(_run_experiments(loaded, plan, layout, recorder, progress, result, deployed))
     except (KeyboardInterrupt, asyncio.CancelledError):
         result.status, result.message = "interrupted", "stopped by the user (Ctrl-C or SIGTERM)"
     except FmbError as exc:

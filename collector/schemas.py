@@ -38,7 +38,8 @@ REQUESTS = pa.schema(
         _f("worker", pa.int32(), "Concurrency slot that sent the request (0-based).", False),
         _f("prompt_id", pa.string(), "sha256 of the prompt text, first 16 hex digits.", False),
         _f("is_warmup", pa.bool_(), "Warm-up request: sent before the cell, never measured.", False),
-        _f("attempts", pa.int32(), "Attempts made (1 without retries); retries never hide in latency.", False),
+        _f("attempts", pa.int32(), "Times the request was sent (1 without retries, also 2 when a kept-alive "
+           "connection was found closed); latency covers the last attempt only.", False),
         _f("started_at", UTC_TS, "UTC wall-clock time the request was sent.", False),
         _f("ended_at", UTC_TS, "UTC wall-clock time the response ended or the request failed.", False),
         _f("ttft_ms", pa.float64(), "Request sent to the first chunk carrying generated content (ms)."),

@@ -129,6 +129,59 @@ def collect(config: Path, assignments: tuple[str, ...], results: Path, experimen
         sys.exit(130)
 
 
+@cli.command()
+@config_options
+@click.option("--experiment", "experiments", multiple=True, metavar="NAME", help="Deploy only this experiment (repeatable).")
+def deploy(config: Path, assignments: tuple[str, ...], results: Path, experiments: tuple[str, ...]) -> None:
+    """Stand up every experiment of CONFIG with `deploy: yes` and record what was created.
+
+    Local servers keep running in the background after this command; `fmb collect` finds
+    them through the record, and `fmb cleanup CONFIG` stops exactly them. Endpoints with
+    `deploy: no` are never touched.
+    """
+    from fmb import deployers
+
+    loaded = _load(config, assignments, results)
+    made = deployers.deploy(loaded, results, console, attached=False, only=experiments)
+    if not made:
+        console.print("Nothing to deploy (no experiment with deploy: yes, or all already up).")
+    else:
+        console.print(f"Deployed {len(made)}; remove with: fmb cleanup {config} --results {results}", highlight=False)
+
+
+@cli.command()
+@config_options
+def cleanup(config: Path, assignments: tuple[str, ...], results: Path) -> None:
+    """Remove exactly what `fmb deploy` (or `fmb run`) created for CONFIG, as recorded; nothing else."""
+    from fmb import deployers
+
+    loaded = _load(config, assignments, results)
+    removed = deployers.cleanup(loaded, results, console)
+    if not removed:
+        console.print("Nothing to clean up: fmb has no running deployment recorded for this config.")
+
+
+@cli.command("run")
+@config_options
+@click.option("--quiet", is_flag=True, help="No progress display while collecting.")
+def run_command(config: Path, assignments: tuple[str, ...], results: Path, quiet: bool) -> None:
+    """Run the whole benchmark: prepare, deploy, collect, dbt build, report, cleanup.
+
+    Honours the config's run_steps (FMBench's old and new step names). What this run
+    deployed is removed again even when a later step fails or the run is interrupted.
+    """
+    from fmb.run import run
+
+    loaded = _load(config, assignments, results)
+    try:
+        outcome = run(loaded, ResultsLayout(results), console, quiet=quiet, config_arg=str(config))
+    except KeyboardInterrupt:
+        err_console.print("Interrupted; what was measured is kept, and what this run deployed was removed.")
+        sys.exit(130)
+    if outcome.report:
+        console.print(f"[bold green]Done.[/] Report: {outcome.report}", highlight=False)
+
+
 @cli.command("build")
 @click.option(
     "--results",

@@ -81,6 +81,8 @@ class Recorder:
         self.attempts += 1
         self.chunk_ns.clear()
         self.parts.clear()
+        self.http_status = None
+        self.end_ns = None
         self.start()
 
     def content(self, text: str | None) -> None:

@@ -91,25 +91,37 @@ class OpenAITarget(Target):
             self.headers["Accept"] = "text/event-stream"
         self.max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
+        self._fresh: aiohttp.ClientSession | None = None
+
+    def _new_session(self, keep_alive: bool) -> aiohttp.ClientSession:
+        timeout = self.exp.spec.request_timeout_s
+        return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self.max_connections, force_close=not keep_alive),
+            trace_configs=[_SENT_TRACE],
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=min(timeout, 10.0), sock_read=timeout),
+        )
 
     @property
     def session(self) -> aiohttp.ClientSession:
-        if self._session is None:  # created inside the running event loop
-            timeout = self.exp.spec.request_timeout_s
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self.max_connections, force_close=False),
-                trace_configs=[_SENT_TRACE],
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=min(timeout, 10.0), sock_read=timeout),
-                auto_decompress=True,
-            )
+        """Connections kept alive between requests, as real clients do (created inside the event loop)."""
+        if self._session is None:
+            self._session = self._new_session(keep_alive=True)
         return self._session
+
+    @property
+    def fresh_session(self) -> aiohttp.ClientSession:
+        """A new connection for every request: for re-sending after a kept-alive one was found closed."""
+        if self._fresh is None:
+            self._fresh = self._new_session(keep_alive=False)
+        return self._fresh
 
     def describe(self) -> str:
         return self.url
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        for session in (self._session, self._fresh):
+            if session is not None:
+                await session.close()
 
     async def check_reachable(self) -> None:
         parts = urlsplit(self.url)
@@ -152,7 +164,18 @@ class OpenAITarget(Target):
 
     async def send(self, request: Request, rec: Recorder) -> Usage:
         body = json.dumps(self.body(request)).encode()
-        session = self.session
+        try:
+            return await self._post(self.session, body, rec)
+        except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError):
+            # A kept-alive connection the server had closed (llama.cpp closes one after every
+            # streamed response): nothing reached the server, so send again on a new
+            # connection. The retry is counted in `attempts` and the clock starts again.
+            if rec.http_status is not None or rec.chunk_ns:
+                raise
+            rec.restart()
+            return await self._post(self.fresh_session, body, rec)
+
+    async def _post(self, session: aiohttp.ClientSession, body: bytes, rec: Recorder) -> Usage:
         rec.start()  # stamped again when the last byte of the request is written
         async with session.post(self.url, data=body, headers=self.headers, trace_request_ctx=rec) as response:
             rec.http_status = response.status

@@ -5,7 +5,7 @@ so `{region}` in ``region: {region}`` becomes ``region: us-east-1``. fmb does th
 with two differences that make a missing value a clear error instead of a ``KeyError``
 or, worse, a YAML mapping: every placeholder left without a value is reported with its
 line number, and the names that payload file patterns use (`{lang}`, `{min}`, `{max}`)
-are kept for later.
+and local server commands use (`{port}`) are kept for later.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from pathlib import Path
 from fmb.errors import FmbError
 
 PLACEHOLDER = re.compile(r"(?<!\{)\{([A-Za-z_][A-Za-z0-9_]*)\}(?!\})")
-# Filled later, per filter, when payload files are named.
-LATE_PLACEHOLDERS = frozenset({"lang", "min", "max"})
+# Filled later: per filter when payload files are named, and with a free port when a
+# local server command is started.
+LATE_PLACEHOLDERS = frozenset({"lang", "min", "max", "port"})
 
 
 @dataclass(frozen=True)

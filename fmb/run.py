@@ -1,0 +1,89 @@
+"""`fmb run`: prepare, deploy, collect, build, report and cleanup, as the config's run_steps say.
+
+Whatever happens in between (a failed step, Ctrl-C, SIGTERM), what this run deployed is
+taken down again: local servers always, since they are this process's children; other
+endpoints when the cleanup step is on or the run did not finish. An endpoint left
+running is named loudly, with the command that removes it.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from rich.console import Console
+
+from fmb import deployers
+from fmb.config import LoadedConfig
+from fmb.config.steps import enabled_steps
+from fmb.paths import ResultsLayout
+
+
+@dataclass
+class RunOutcome:
+    steps: list[str]
+    run_id: str | None = None
+    report: Path | None = None
+    left_running: list[str] = field(default_factory=list)
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def run(loaded: LoadedConfig, layout: ResultsLayout, console: Console, *, quiet: bool = False,
+        config_arg: str = "CONFIG") -> RunOutcome:
+    from fmb.collector.collect import collect
+    from fmb.collector.prepare.payloads import prepare
+    from fmb.reports.render import render_report
+    from fmb.summary import print_collect_summary, print_prepare_summary
+    from fmb.warehouse.build import build, warehouse_path
+
+    steps, notes = enabled_steps(loaded.config.run_steps)
+    for note in notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
+    console.print(f"[bold]fmb run {loaded.name}[/]: {' -> '.join(steps) or 'nothing to do'}", highlight=False)
+    outcome = RunOutcome(steps)
+    previous: Callable | int | None = signal.signal(signal.SIGTERM, _raise_interrupt)
+    finished = False
+    try:
+        if "prepare" in steps:
+            console.rule("prepare")
+            print_prepare_summary(console, prepare(loaded, layout))
+        if "deploy" in steps:
+            console.rule("deploy")
+            deployers.deploy(loaded, layout.root, console, attached=True)
+        if "collect" in steps:
+            console.rule("collect")
+            result = collect(loaded, layout, quiet=quiet, console=console)
+            print_collect_summary(console, result, layout)
+            outcome.run_id = result.run_id
+            if result.status == "interrupted":
+                raise KeyboardInterrupt
+        if "build" in steps:
+            console.rule("build")
+            built = build(layout.root)
+            console.print(f"dbt build: {', '.join(f'{n} {s}' for s, n in sorted(built.counts.items()))}")
+        if "report" in steps:
+            console.rule("report")
+            outcome.report = render_report(warehouse_path(layout.root), None, outcome.run_id, layout.root).path
+            console.print(f"Report: {outcome.report}", highlight=False)
+        finished = True
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if "cleanup" in steps or not finished:
+            console.rule("cleanup")
+            deployers.cleanup(loaded, layout.root, console)
+        else:
+            deployers.cleanup(loaded, layout.root, console, only_attached=True)
+        outcome.left_running = sorted(deployers.endpoints(loaded, layout.root))
+        if outcome.left_running:
+            console.print(
+                f"[bold red]Still running, deployed by fmb:[/] {', '.join(outcome.left_running)}. "
+                f"Remove them with: fmb cleanup {config_arg} --results {layout.root}",
+                highlight=False,
+            )
+    return outcome
