@@ -195,7 +195,7 @@ class RunRecorder:
                     "deployment_script": spec.deployment_script,
                     "inference_script": spec.inference_script,
                     "image_uri": spec.image_uri,
-                    "stream": exp.stream,
+                    "stream": targets[exp.name].stream,
                     "parameter_set": spec.inference_spec.parameter_set,
                     "inference_parameters_json": json.dumps(exp.parameters, sort_keys=True, default=str),
                     "deploy_seconds": info.get("deploy_seconds"),
@@ -277,7 +277,7 @@ async def _run_experiments(
         recorder.ensure_prompts(plan, counter)
         recorder.write_run("running")
         for exp in plan.experiments:
-            rows = RowMaker(recorder.run_id, exp.stream, counter, redact)
+            rows = RowMaker(recorder.run_id, targets[exp.name].stream, counter, redact)
             writer = RequestWriter(layout.requests_dir(exp.name, recorder.run_id), complete=rows.complete)
             try:
                 for cell in plan.cells[exp.name]:

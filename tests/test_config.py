@@ -97,12 +97,14 @@ def test_assignments_override_builtin_placeholders(fmbench_fixtures: Path) -> No
 
 def test_fill_keeps_payload_name_placeholders_and_escapes() -> None:
     text, unfilled = fill(
-        "a: {x}\nb: payload_{lang}_{min}-{max}.jsonl\nc: '{{literal}}'\n# {comment_only}\nd: {missing}\n",
+        "a: {x}\nb: payload_{lang}_{min}-{max}.jsonl\nc: '{{literal}}'\n# {comment_only}\nd: {missing}\n"
+        "e: {f: {g: 1}}\n",
         {"x": "1"},
     )
     assert "a: 1" in text
     assert "payload_{lang}_{min}-{max}.jsonl" in text
     assert "'{literal}'" in text
+    assert "e: {f: {g: 1}}" in text
     assert [(u.name, u.line) for u in unfilled] == [("missing", 5)]
 
 

@@ -7,7 +7,7 @@ import sys
 
 from aiohttp import web
 
-from fmb.collector.mock import openai_api
+from fmb.collector.mock import container_apis, openai_api
 from fmb.collector.mock.behaviour import Behaviour, MockSettings
 
 
@@ -22,6 +22,7 @@ def make_app(settings: MockSettings) -> web.Application:
     app.router.add_get("/", health)
     app.router.add_get("/health", health)
     app.router.add_routes(openai_api.routes(behaviour))
+    app.router.add_routes(container_apis.routes(behaviour))
     return app
 
 

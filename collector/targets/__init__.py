@@ -4,20 +4,28 @@ from __future__ import annotations
 
 from fmb.collector.targets.base import Target
 from fmb.config import ResolvedExperiment
-from fmb.errors import CollectError
-
-IMPLEMENTED = ("openai-chat", "openai-completions")
 
 
 def make_target(exp: ResolvedExperiment, max_connections: int) -> Target:
-    """The target for an experiment's back end."""
-    if exp.backend in ("openai-chat", "openai-completions"):
-        from fmb.collector.targets.openai import OpenAITarget
+    """The target for an experiment's back end (every back end fmb knows has one)."""
+    from fmb.collector.targets import containers, openai
 
-        return OpenAITarget(exp, max_connections)
-    raise CollectError(
-        f"experiment {exp.name!r}: back end {exp.backend!r} is not implemented in this version of fmb "
-        f"(implemented: {', '.join(IMPLEMENTED)}).",
-        hint="Run the experiments fmb supports with --experiment NAME, or point an OpenAI-compatible "
-        "server at the model and set api: openai-chat and endpoint_url.",
-    )
+    http_targets = {
+        "openai-chat": openai.OpenAITarget,
+        "openai-completions": openai.OpenAITarget,
+        "tgi": containers.TGITarget,
+        "triton": containers.TritonTarget,
+        "djl": containers.DJLTarget,
+        "ollama": containers.OllamaTarget,
+        "llama-cpp": containers.LlamaCppTarget,
+        "custom-rest": containers.CustomRestTarget,
+    }
+    if exp.backend in http_targets:
+        return http_targets[exp.backend](exp, max_connections)
+    if exp.backend == "sagemaker":
+        from fmb.collector.targets.sagemaker import SageMakerTarget
+
+        return SageMakerTarget(exp, max_connections)
+    from fmb.collector.targets.bedrock import BedrockTarget
+
+    return BedrockTarget(exp, max_connections)

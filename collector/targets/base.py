@@ -103,6 +103,7 @@ class Target(ABC):
     """An endpoint API. Open it with ``async with``; ``send`` may run concurrently."""
 
     backend: str = ""
+    stream: bool = False  # whether responses are streamed (set by each target from the experiment)
 
     async def __aenter__(self) -> Target:
         return self

@@ -18,6 +18,8 @@ from pathlib import Path
 from fmb.errors import FmbError
 
 PLACEHOLDER = re.compile(r"(?<!\{)\{([A-Za-z_][A-Za-z0-9_]*)\}(?!\})")
+# `{{name}}` stands for a literal `{name}` (other braces, such as YAML's `{a: {b: 1}}`, are left alone).
+ESCAPED = re.compile(r"\{\{([A-Za-z_][A-Za-z0-9_]*)\}\}")
 # Filled later: per filter when payload files are named, and with a free port when a
 # local server command is started.
 LATE_PLACEHOLDERS = frozenset({"lang", "min", "max", "port"})
@@ -61,7 +63,7 @@ def _strip_comment(line: str) -> str:
 
 
 def fill(text: str, values: dict[str, str]) -> tuple[str, list[Unfilled]]:
-    """Replace `{name}` by ``values[name]``; `{{`/`}}` stand for literal braces.
+    """Replace `{name}` by ``values[name]``; `{{name}}` stands for a literal `{name}`.
 
     Returns the filled text and the placeholders (outside comments) that had no value.
     """
@@ -80,7 +82,7 @@ def fill(text: str, values: dict[str, str]) -> tuple[str, list[Unfilled]]:
             return match.group(0)
 
         code = PLACEHOLDER.sub(replace, code)
-        code = code.replace("{{", "{").replace("}}", "}")
+        code = ESCAPED.sub(r"{\1}", code)
         out_lines.append(code + comment)
     return "".join(out_lines), unfilled
 

@@ -1,15 +1,18 @@
-"""Server-sent events read from an aiohttp response.
+"""Streamed HTTP response bodies: server-sent events and JSON lines, from aiohttp.
 
-A small parser of the SSE wire format (``data:`` and ``event:`` fields, a blank line
-ends an event, ``:`` starts a comment). It runs for every streamed chunk, so it reads
-whatever bytes have arrived in one await and splits them itself, instead of awaiting
-line by line: the collector's own overhead is part of every time it records.
+``iter_events`` parses the SSE wire format (``data:`` and ``event:`` fields, a blank line
+ends an event, ``:`` starts a comment); ``iter_json_lines`` reads one JSON document a
+line (Ollama, DJL). Both run for every streamed chunk, so they read whatever bytes have
+arrived in one await and split them themselves, instead of awaiting line by line: the
+collector's own overhead is part of every time it records.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator
+from typing import Any
 from dataclasses import dataclass
 
 from aiohttp import StreamReader
@@ -54,3 +57,16 @@ async def iter_events(stream: StreamReader) -> AsyncIterator[Event]:
         event = _parse(buffer)
         if event is not None:
             yield event
+
+
+async def iter_json_lines(stream: StreamReader) -> AsyncIterator[Any]:
+    """One parsed JSON document per non-empty line; a line that is not JSON raises ValueError."""
+    buffer = b""
+    async for piece in stream.iter_any():
+        buffer += piece
+        *lines, buffer = buffer.split(b"\n")
+        for line in lines:
+            if line.strip():
+                yield json.loads(line)
+    if buffer.strip():
+        yield json.loads(buffer)

@@ -1,0 +1,185 @@
+"""The native APIs of inference containers (FMBench's EC2/EKS predictors), over HTTP.
+
+TGI ``/generate`` and ``/generate_stream``, Triton ``/v2/models/<m>/generate`` and
+``generate_stream``, DJL Serving ``/invocations``, Ollama ``/api/generate``, llama.cpp's
+``/completion``, and FMBench's custom REST predictor shape. Each streams where its API
+can; the parameters come from the experiment's inference parameter set, as in FMBench.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, ClassVar
+
+from fmb.collector.targets.base import Request, Usage
+from fmb.collector.targets.http import Chunk, HttpTarget
+from fmb.config import ResolvedExperiment
+from fmb.errors import CollectError
+
+# FMBench keys a payload line may carry that are not inference parameters.
+PAYLOAD_ONLY = {"question", "ground_truth", "base64_img"}
+
+
+def _require_url(exp: ResolvedExperiment) -> str:
+    url = exp.endpoint
+    if not url or not url.startswith(("http://", "https://")):
+        raise CollectError(
+            f"experiment {exp.name!r}: back end {exp.backend} needs the container's URL in ep_name or endpoint_url "
+            f"(got {url!r}).",
+        )
+    return url
+
+
+def _stop_list(parameters: dict[str, Any]) -> dict[str, Any]:
+    """TGI takes `stop` as a list; FMBench configs often give one string."""
+    out = dict(parameters)
+    if isinstance(out.get("stop"), str):
+        out["stop"] = [out["stop"]]
+    return out
+
+
+def _int(value: Any) -> int | None:
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+class TGITarget(HttpTarget):
+    """Hugging Face Text Generation Inference: {inputs, parameters} -> generated_text / token stream."""
+
+    def __init__(self, exp: ResolvedExperiment, max_connections: int) -> None:
+        base = re.sub(r"/(generate|generate_stream)/?$", "", _require_url(exp).rstrip("/"))
+        super().__init__(exp, max_connections, base + ("/generate_stream" if exp.stream else "/generate"), exp.stream)
+        self.parameters = _stop_list(exp.parameters)
+        self.parameters.setdefault("details", True)  # the generated token count comes with the details
+
+    def body(self, request: Request) -> dict[str, Any]:
+        return {"inputs": request.prompt, "parameters": self.parameters}
+
+    @staticmethod
+    def _usage(details: Any) -> Usage | None:
+        if isinstance(details, dict) and "generated_tokens" in details:
+            return Usage(None, _int(details["generated_tokens"]))
+        return None
+
+    def chunk(self, data: Any) -> Chunk:
+        if "error" in data:
+            return Chunk(error=str(data["error"]))
+        token = data.get("token") or {}
+        text = None if token.get("special") else token.get("text")
+        return Chunk(text, self._usage(data.get("details")))
+
+    def whole(self, data: Any) -> Chunk:
+        if isinstance(data, list):
+            data = data[0]
+        if "error" in data:
+            return Chunk(error=str(data["error"]))
+        return Chunk(data.get("generated_text"), self._usage(data.get("details")))
+
+
+class TritonTarget(HttpTarget):
+    """Triton's generate extension: {text_input, ...parameters} -> text_output."""
+
+    def __init__(self, exp: ResolvedExperiment, max_connections: int) -> None:
+        base = re.sub(r"/(generate|generate_stream)/?$", "", _require_url(exp).rstrip("/"))
+        super().__init__(exp, max_connections, base + ("/generate_stream" if exp.stream else "/generate"), exp.stream)
+
+    def body(self, request: Request) -> dict[str, Any]:
+        return {"text_input": request.prompt, **self.exp.parameters, "stream": self.stream}
+
+    def chunk(self, data: Any) -> Chunk:
+        if "error" in data:
+            return Chunk(error=str(data["error"]))
+        return Chunk(data.get("text_output"))
+
+    def whole(self, data: Any) -> Chunk:
+        return self.chunk(data)
+
+
+class DJLTarget(HttpTarget):
+    """DJL Serving (LMI) /invocations: {inputs, parameters} -> generated_text; streamed as JSON lines."""
+
+    framing = "json-lines"
+
+    def __init__(self, exp: ResolvedExperiment, max_connections: int) -> None:
+        super().__init__(exp, max_connections, _require_url(exp), exp.stream)
+
+    def body(self, request: Request) -> dict[str, Any]:
+        return {"inputs": request.prompt, "parameters": self.exp.parameters, "stream": self.stream}
+
+    def chunk(self, data: Any) -> Chunk:
+        if "error" in data:
+            return Chunk(error=str(data["error"]))
+        token = data.get("token") or {}
+        return Chunk(token.get("text"), TGITarget._usage(data.get("details")))
+
+    def whole(self, data: Any) -> Chunk:
+        if isinstance(data, list):
+            data = data[0]
+        if "error" in data:
+            return Chunk(error=str(data["error"]))
+        return Chunk(data.get("generated_text"))
+
+
+class OllamaTarget(HttpTarget):
+    """Ollama /api/generate: {model, prompt, options} -> response; streamed as JSON lines."""
+
+    framing = "json-lines"
+
+    def __init__(self, exp: ResolvedExperiment, max_connections: int) -> None:
+        super().__init__(exp, max_connections, _require_url(exp), exp.stream)
+
+    def body(self, request: Request) -> dict[str, Any]:
+        body = {k: v for k, v in self.exp.parameters.items() if k not in PAYLOAD_ONLY}
+        body.setdefault("model", self.exp.spec.model_id or self.exp.spec.model_name)
+        return body | {"prompt": request.prompt, "stream": self.stream}
+
+    def chunk(self, data: Any) -> Chunk:
+        if "error" in data:
+            return Chunk(error=str(data["error"]))
+        usage = None
+        if data.get("done"):
+            usage = Usage(_int(data.get("prompt_eval_count")), _int(data.get("eval_count")))
+        return Chunk(data.get("response"), usage, done=bool(data.get("done")))
+
+    def whole(self, data: Any) -> Chunk:
+        return self.chunk(data)
+
+
+class LlamaCppTarget(HttpTarget):
+    """llama.cpp server's native /completion: {prompt, n_predict, ...} -> content."""
+
+    RENAMED: ClassVar[dict[str, str]] = {"max_new_tokens": "n_predict", "max_tokens": "n_predict"}
+
+    def __init__(self, exp: ResolvedExperiment, max_connections: int) -> None:
+        super().__init__(exp, max_connections, _require_url(exp), exp.stream)
+        self.parameters = {self.RENAMED.get(k, k): v for k, v in exp.parameters.items() if k not in PAYLOAD_ONLY}
+
+    def body(self, request: Request) -> dict[str, Any]:
+        return {"prompt": request.prompt, **self.parameters, "stream": self.stream}
+
+    def chunk(self, data: Any) -> Chunk:
+        if "error" in data:
+            return Chunk(error=str(data["error"]))
+        usage = None
+        if data.get("stop"):
+            usage = Usage(_int(data.get("tokens_evaluated")), _int(data.get("tokens_predicted")))
+        return Chunk(data.get("content"), usage, done=bool(data.get("stop")))
+
+    def whole(self, data: Any) -> Chunk:
+        return self.chunk(data)
+
+
+class CustomRestTarget(HttpTarget):
+    """FMBench's custom REST predictor: {model_id, prompt, ...parameters} with the configured headers."""
+
+    def __init__(self, exp: ResolvedExperiment, max_connections: int) -> None:
+        super().__init__(exp, max_connections, _require_url(exp), stream=False)
+
+    def body(self, request: Request) -> dict[str, Any]:
+        return {"model_id": self.exp.spec.inference_spec.model_id, "prompt": request.prompt, **self.exp.parameters}
+
+    def whole(self, data: Any) -> Chunk:
+        if "error" in data:
+            return Chunk(error=str(data["error"]))
+        usage = data.get("usage") or {}
+        text = (data.get("completions") or [{}])[0].get("text")
+        return Chunk(text, Usage(_int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens"))))
