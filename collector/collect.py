@@ -31,7 +31,7 @@ from fmb.collector.prepare.payloads import prompt_id, tokenizer_candidates
 from fmb.collector.prepare.sources import read_jsonl
 from fmb.collector.prepare.tokens import TokenCounter, load_counter
 from fmb.collector.progress import CellProgress
-from fmb.collector.runner import Cell, CellStats, RowMaker, run_cell
+from fmb.collector.runner import Cell, CellStats, Policy, RowMaker, run_cell
 from fmb.collector.schemas import EXPERIMENTS, PRICING, PROMPTS, RUNS
 from fmb.collector.targets import make_target
 from fmb.collector.targets.base import Request, Target
@@ -39,7 +39,7 @@ from fmb.collector.writer import RequestWriter
 from fmb.config import LoadedConfig, ResolvedExperiment
 from fmb.errors import CollectError, FmbError, PrepareError
 from fmb.paths import ResultsLayout
-from fmb.pricing import load_prices
+from fmb.pricing import load_prices, price_key_for
 from fmb.redact import Redactor, is_secret_key
 
 
@@ -176,6 +176,7 @@ class RunRecorder:
         self.recorded = True
 
     def write_experiments(self, plan: Plan, targets: dict[str, Target], deployed: dict[str, dict[str, Any]]) -> None:
+        prices = load_prices(self.loaded.pricing_path) if self.loaded.pricing_path else []
         rows = []
         for exp in plan.experiments:
             spec = exp.spec
@@ -189,6 +190,7 @@ class RunRecorder:
                     "model_id": spec.model_id,
                     "model_name": spec.model_name,
                     "instance_type": spec.instance_type,
+                    "price_key": price_key_for(prices, spec.instance_type),
                     "instance_count": exp.instance_count,
                     "region": spec.region or self.loaded.config.aws.region,
                     "deployed": bool(info),
@@ -269,7 +271,7 @@ async def _run_experiments(
     try:
         for exp in plan.experiments:
             width = max(exp.spec.concurrency_levels)
-            targets[exp.name] = make_target(exp, max_connections=width)
+            targets[exp.name] = make_target(exp, loaded, max_connections=width)
         for target in targets.values():
             await target.check_reachable()
         recorder.write_experiments(plan, targets, deployed)
@@ -291,7 +293,7 @@ async def _run_experiments(
                     try:
                         await run_cell(
                             targets[exp.name], cell, plan.prompts[cell.payload_file], rows, sink,
-                            exp.spec.request_timeout_s, stats,
+                            Policy(exp.spec.request_timeout_s, exp.spec.max_attempts, exp.spec.retry_backoff_s), stats,
                         )
                     finally:
                         progress.update(stats)

@@ -9,6 +9,7 @@ An open-loop schedule (requests sent at given times) would call ``send_one`` the
 from __future__ import annotations
 
 import asyncio
+import random
 import statistics
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -36,6 +37,20 @@ class Cell:
     @property
     def label(self) -> str:
         return f"{self.experiment} | {self.payload_file} | c={self.concurrency}"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How long a request may take, and how often a throttled one is tried again."""
+
+    timeout_s: float = 120.0
+    max_attempts: int = 1
+    backoff_s: float = 1.0
+    max_backoff_s: float = 30.0
+
+    def backoff(self, attempt: int) -> float:
+        """Exponential backoff with jitter before try ``attempt + 1``."""
+        return min(self.backoff_s * 2 ** (attempt - 1), self.max_backoff_s) * random.uniform(0.5, 1.0)
 
 
 @dataclass
@@ -71,9 +86,23 @@ def classify(exc: BaseException, timeout_s: float) -> Failure:
 
 
 async def send_one(
+    target: Target, request: Request, policy: Policy, rec: Recorder
+) -> tuple[Usage | None, Failure | None]:
+    """Send one request, trying again after throttling as the policy allows; never raises but on cancellation.
+
+    Each try has the full timeout; a retry restarts the clock and is counted in ``rec.attempts``.
+    """
+    while True:
+        usage, failure = await _try_once(target, request, policy.timeout_s, rec)
+        if failure is None or failure.status != "throttled" or rec.attempts >= policy.max_attempts:
+            return usage, failure
+        await asyncio.sleep(policy.backoff(rec.attempts))
+        rec.restart()
+
+
+async def _try_once(
     target: Target, request: Request, timeout_s: float, rec: Recorder
 ) -> tuple[Usage | None, Failure | None]:
-    """Send one request with a total timeout; never raises except on cancellation."""
     try:
         async with asyncio.timeout(timeout_s):
             usage = await target.send(request, rec)
@@ -190,7 +219,7 @@ async def run_cell(
     prompts: list[Request],
     rows: RowMaker,
     sink: Callable[[dict[str, Any]], None],
-    timeout_s: float,
+    policy: Policy,
     stats: CellStats,
 ) -> None:
     """Warm-up requests, then ``cell.requests`` measured ones, each written through ``sink``.
@@ -206,7 +235,7 @@ async def run_cell(
             request = prompts[index % len(prompts)]
             rec = Recorder()
             try:
-                usage, failure = await send_one(target, request, timeout_s, rec)
+                usage, failure = await send_one(target, request, policy, rec)
             except asyncio.CancelledError:
                 if rec.start_ns is None:
                     rec.start()

@@ -7,11 +7,11 @@ from pathlib import Path
 from rich.console import Console
 
 from fmb.config import LoadedConfig, ResolvedExperiment
-from fmb.deployers import local
+from fmb.deployers import local, sagemaker
 from fmb.deployers.registry import Deployment, Registry
 from fmb.errors import FmbError
 
-SAGEMAKER_SCRIPTS = {"jumpstart.py", "deploy_w_hf_tgi.py", "deploy_w_djl_serving.py", "sagemaker_deploy.py"}
+SAGEMAKER_SCRIPTS = {sagemaker.JUMPSTART_SCRIPT, *sagemaker.CONTAINER_SCRIPTS}
 
 
 def kind_of(exp: ResolvedExperiment) -> str:
@@ -29,24 +29,25 @@ def kind_of(exp: ResolvedExperiment) -> str:
     )
 
 
-def _start(exp: ResolvedExperiment, results: Path, attached: bool, console: Console) -> Deployment:
-    kind = kind_of(exp)
-    if kind == "local":
-        return local.start(exp, results / "deployments" / "logs", attached, console)
-    raise FmbError(
-        f"experiment {exp.name!r}: deploying to SageMaker ({exp.spec.deployment_script}) is not part of this "
-        "version of fmb yet.",
-        hint="Deploy the endpoint yourself and set deploy: no with ep_name, or run the other experiments "
-        "with --experiment NAME.",
-    )
+def _start(exp: ResolvedExperiment, loaded: LoadedConfig, registry: Registry, results: Path, attached: bool,
+           console: Console) -> Deployment:
+    if kind_of(exp) == "local":
+        deployment = local.start(exp, results / "deployments" / "logs", attached, console)
+        registry.add(deployment)
+        return deployment
+    return sagemaker.start(exp, loaded, console, record=registry.add, forget=registry.remove)
 
 
-def _stop(deployment: Deployment) -> None:
-    if deployment.kind == "local" and deployment.pid is not None:
-        local.stop_process(deployment.pid)
+def _stop(deployment: Deployment, loaded: LoadedConfig) -> None:
+    if deployment.kind == "local":
+        if deployment.pid is not None:
+            local.stop_process(deployment.pid)
+    else:
+        sagemaker.remove(deployment, loaded)
 
 
 def is_running(deployment: Deployment) -> bool:
+    """A local server is checked; a cloud endpoint is up as long as its record is (cleanup removes both)."""
     if deployment.kind == "local":
         return local.is_running(deployment)
     return True
@@ -72,14 +73,12 @@ def deploy(
                 continue
             known = registry.deployments.get(exp.name)
             if known is not None and is_running(known):
-                console.print(f"{exp.name}: already deployed at {known.endpoint}", highlight=False)
+                console.print(f"{exp.name}: already deployed at {known.endpoint}", highlight=False, markup=False)
                 continue
-            deployment = _start(exp, results, attached, console)
-            registry.add(deployment)
-            started.append(deployment)
+            started.append(_start(exp, loaded, registry, results, attached, console))
     except BaseException:
         for deployment in started:
-            _stop(deployment)
+            _stop(deployment, loaded)
             registry.remove(deployment.experiment)
         raise
     return started
@@ -104,8 +103,8 @@ def cleanup(loaded: LoadedConfig, results: Path, console: Console, *, only_attac
     for name, deployment in list(registry.deployments.items()):
         if only_attached and not deployment.attached:
             continue
-        _stop(deployment)
+        _stop(deployment, loaded)
         registry.remove(name)
         removed.append(name)
-        console.print(f"{name}: removed ({deployment.kind}, {deployment.endpoint})", highlight=False)
+        console.print(f"{name}: removed ({deployment.kind}, {deployment.endpoint})", highlight=False, markup=False)
     return removed

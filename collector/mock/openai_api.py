@@ -72,6 +72,10 @@ def routes(behaviour: Behaviour) -> list[web.RouteDef]:
             await event(base | {"choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}]})
         async for chunk in behaviour.chunks(fate, arrival):
             await event(base | {"choices": [_choice(chat, chunk, False, True)]})
+        if fate.kind == "stream_error":
+            await event({"error": {"message": "injected error in the middle of the stream", "code": 500}})
+            await resp.write_eof()
+            return resp
         await event(base | {"choices": [_choice(chat, "", True, True)]})
         if (body.get("stream_options") or {}).get("include_usage"):
             await event(base | {"choices": [], "usage": usage})

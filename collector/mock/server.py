@@ -7,7 +7,7 @@ import sys
 
 from aiohttp import web
 
-from fmb.collector.mock import container_apis, openai_api
+from fmb.collector.mock import aws_runtime, container_apis, openai_api
 from fmb.collector.mock.behaviour import Behaviour, MockSettings
 
 
@@ -23,6 +23,8 @@ def make_app(settings: MockSettings) -> web.Application:
     app.router.add_get("/health", health)
     app.router.add_routes(openai_api.routes(behaviour))
     app.router.add_routes(container_apis.routes(behaviour))
+    app.router.add_routes(aws_runtime.sagemaker_routes(behaviour))
+    app.router.add_routes(aws_runtime.bedrock_routes(behaviour))
     return app
 
 

@@ -46,14 +46,32 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return records
 
 
+def hub_copies(name: str) -> list[str]:
+    """File names a local copy of a Hugging Face dataset (`hf:org/dataset/subset/split`) may have."""
+    parts = [p for p in name.removeprefix("hf:").split("/") if p]
+    dataset = parts[1] if len(parts) > 1 else parts[0]
+    subset = parts[2] if len(parts) > 2 else "default"
+    split = parts[3] if len(parts) > 3 else "train"
+    return [f"{subset}.jsonl", f"{subset}_{split}.jsonl", f"{dataset}_{subset}_{split}.jsonl", "_".join(parts) + ".jsonl"]
+
+
 def read_source_file(root: Path, prefix: str, name: str, keys: list[str]) -> list[SourceRecord]:
-    """The records of one ``source_data_files`` entry, checked for the template keys."""
+    """The records of one ``source_data_files`` entry, checked for the template keys.
+
+    fmb never downloads a dataset: an ``hf:`` entry is read from a local copy in the
+    source data folder (e.g. ``2wikimqa_e.jsonl`` for ``hf:THUDM/LongBench/2wikimqa_e/test``).
+    """
     if name.startswith("hf:"):
-        raise PrepareError(
-            f"source_data_files: {name!r} would be downloaded from the Hugging Face hub, which fmb never does.",
-            hint=f"Download the split as JSONL into {root / prefix}/ and list the file name instead, "
-            "or use a built-in dataset: synthetic:longbench or synthetic:exact-lengths.",
-        )
+        copies = [root / prefix / c for c in hub_copies(name)]
+        found = next((c for c in copies if c.is_file()), None)
+        if found is None:
+            raise PrepareError(
+                f"source_data_files: {name!r} is a Hugging Face hub dataset, and fmb never downloads one; "
+                f"no local copy was found ({', '.join(c.name for c in copies)} in {root / prefix}/).",
+                hint="Save the split there as JSONL under one of those names, or use a built-in dataset: "
+                "synthetic:longbench or synthetic:exact-lengths.",
+            )
+        name = found.name
     path = root / prefix / name
     if not path.is_file():
         raise PrepareError(

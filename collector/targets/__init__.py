@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from fmb.collector.targets.base import Target
-from fmb.config import ResolvedExperiment
+from fmb.config import LoadedConfig, ResolvedExperiment
 
 
-def make_target(exp: ResolvedExperiment, max_connections: int) -> Target:
+def make_target(exp: ResolvedExperiment, loaded: LoadedConfig, max_connections: int) -> Target:
     """The target for an experiment's back end (every back end fmb knows has one)."""
     from fmb.collector.targets import containers, openai
 
@@ -25,7 +25,7 @@ def make_target(exp: ResolvedExperiment, max_connections: int) -> Target:
     if exp.backend == "sagemaker":
         from fmb.collector.targets.sagemaker import SageMakerTarget
 
-        return SageMakerTarget(exp, max_connections)
+        return SageMakerTarget(exp, loaded, max_connections)
     from fmb.collector.targets.bedrock import BedrockTarget
 
-    return BedrockTarget(exp, max_connections)
+    return BedrockTarget(exp, loaded, max_connections)

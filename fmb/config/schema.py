@@ -223,6 +223,9 @@ class Experiment(Section):
     ec2: dict[str, Any] = Field(default_factory=dict)
     serving_properties: str | None = Field(None, alias="serving.properties")
     bucket: str | None = None
+    use_messages_api_format: bool | None = Field(
+        None, description="SageMaker: send {messages: [...]} (the messages API) instead of {inputs, parameters}."
+    )
     # fmb additions
     api: OpenAIApi | None = Field(
         None, description="fmb: the API of an OpenAI-compatible server (vLLM, TGI, llama.cpp, ...)."
@@ -236,6 +239,16 @@ class Experiment(Section):
     )
     headers: dict[str, Any] = Field(default_factory=dict, description="fmb: extra HTTP headers.")
     local: LocalServer | None = Field(None, description="fmb: a server fmb starts itself.")
+    max_attempts: int = Field(
+        1, ge=1, le=20, description="fmb: tries per request when the endpoint throttles (1: no retries)."
+    )
+    retry_backoff_s: float = Field(
+        1.0, ge=0, description="fmb: first wait before a retry after throttling; doubles each time, at most 30 s."
+    )
+    deploy_timeout_s: float = Field(3600, gt=0, description="fmb: how long a deployment may take to answer.")
+    bedrock_api: Literal["converse", "invoke-model"] | None = Field(
+        None, description="fmb: Bedrock API (default: Converse, InvokeModel for the families Converse lacks)."
+    )
 
     _maps = field_validator("env", "ec2", "headers", mode="before")(_none_to_empty_dict)
 

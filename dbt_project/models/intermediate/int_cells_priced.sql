@@ -30,6 +30,7 @@ joined as (
     select
         cells.*,
         experiments.instance_type,
+        experiments.price_key,
         experiments.instance_count,
         runs.txn_count_for_showing_cost,
         prices.pricing_type,
@@ -42,7 +43,7 @@ joined as (
     left join runs
         on cells.run_id = runs.run_id
     left join prices
-        on cells.run_id = prices.run_id and experiments.instance_type = prices.price_key and prices.preference = 1
+        on cells.run_id = prices.run_id and experiments.price_key = prices.price_key and prices.preference = 1
 ),
 
 costed as (

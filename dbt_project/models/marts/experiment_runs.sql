@@ -69,7 +69,7 @@ joined as (
     left join activity
         on experiments.run_id = activity.run_id and experiments.experiment = activity.experiment
     left join prices
-        on experiments.run_id = prices.run_id and experiments.instance_type = prices.price_key and prices.preference = 1
+        on experiments.run_id = prices.run_id and experiments.price_key = prices.price_key and prices.preference = 1
 ),
 
 final as (

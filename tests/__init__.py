@@ -1,0 +1,1 @@
+"""fmb test suite."""
