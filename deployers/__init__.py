@@ -84,10 +84,15 @@ def deploy(
     return started
 
 
+def still_running(loaded: LoadedConfig, results: Path) -> list[Deployment]:
+    """What fmb deployed for this benchmark and has not removed yet."""
+    registry = Registry(results, loaded.name)
+    return [d for d in registry.deployments.values() if is_running(d)]
+
+
 def endpoints(loaded: LoadedConfig, results: Path) -> dict[str, dict]:
     """Collector info for every recorded deployment of this benchmark that is still up."""
-    registry = Registry(results, loaded.name)
-    return {name: d.collect_info() for name, d in registry.deployments.items() if is_running(d)}
+    return {d.experiment: d.collect_info() for d in still_running(loaded, results)}
 
 
 def missing_deployments(loaded: LoadedConfig, results: Path, only: tuple[str, ...] = ()) -> list[str]:

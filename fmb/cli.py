@@ -123,9 +123,13 @@ def collect(config: Path, assignments: tuple[str, ...], results: Path, experimen
     from fmb.collector.collect import collect as run_collect
     from fmb.summary import print_collect_summary
 
+    from fmb.deployers import still_running
+    from fmb.summary import print_left_running
+
     loaded = _load(config, assignments, results)
     outcome = run_collect(loaded, ResultsLayout(results), quiet=quiet, only=experiments, console=console)
     print_collect_summary(console, outcome, ResultsLayout(results))
+    print_left_running(console, still_running(loaded, results), str(config), results)
     if outcome.status == "interrupted":
         sys.exit(130)
 
@@ -142,12 +146,13 @@ def deploy(config: Path, assignments: tuple[str, ...], results: Path, experiment
     """
     from fmb import deployers
 
+    from fmb.summary import print_left_running
+
     loaded = _load(config, assignments, results)
     made = deployers.deploy(loaded, results, console, attached=False, only=experiments)
     if not made:
         console.print("Nothing to deploy (no experiment with deploy: yes, or all already up).")
-    else:
-        console.print(f"Deployed {len(made)}; remove with: fmb cleanup {config} --results {results}", highlight=False, markup=False)
+    print_left_running(console, deployers.still_running(loaded, results), str(config), results)
 
 
 @cli.command()

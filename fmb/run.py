@@ -40,7 +40,7 @@ def run(loaded: LoadedConfig, layout: ResultsLayout, console: Console, *, quiet:
     from fmb.collector.collect import collect
     from fmb.collector.prepare.payloads import prepare
     from fmb.reports.render import render_report
-    from fmb.summary import print_collect_summary, print_prepare_summary
+    from fmb.summary import print_collect_summary, print_left_running, print_prepare_summary
     from fmb.warehouse.build import build, warehouse_path
 
     steps, notes = enabled_steps(loaded.config.run_steps)
@@ -80,11 +80,7 @@ def run(loaded: LoadedConfig, layout: ResultsLayout, console: Console, *, quiet:
             deployers.cleanup(loaded, layout.root, console)
         else:
             deployers.cleanup(loaded, layout.root, console, only_attached=True)
-        outcome.left_running = sorted(deployers.endpoints(loaded, layout.root))
-        if outcome.left_running:
-            console.print(
-                f"[bold red]Still running, deployed by fmb:[/] {', '.join(outcome.left_running)}. "
-                f"Remove them with: fmb cleanup {config_arg} --results {layout.root}",
-                highlight=False,
-            )
+        left = deployers.still_running(loaded, layout.root)
+        outcome.left_running = sorted(d.experiment for d in left)
+        print_left_running(console, left, config_arg, layout.root)
     return outcome

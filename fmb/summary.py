@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -114,3 +116,16 @@ def print_collect_summary(console: Console, outcome, layout: ResultsLayout) -> N
     if outcome.message:
         console.print(f"[yellow]{escape(outcome.message)}[/]", highlight=False)
     console.print(f"{outcome.rows} request rows in {layout.raw / 'requests'}", highlight=False, markup=False)
+
+
+def print_left_running(console: Console, deployments: list, config: str, results: Path) -> None:  # noqa: ANN001
+    """Say loudly what fmb deployed and left running, and how to remove it."""
+    if not deployments:
+        return
+    what = ", ".join(f"{d.experiment} ({d.kind} {d.endpoint})" for d in deployments)
+    console.print(
+        f"[bold red]Still running, deployed by fmb:[/] {escape(what)}. Cloud endpoints cost money until removed: "
+        f"[bold]fmb cleanup {escape(config)} --results {escape(str(results))}[/]",
+        highlight=False,
+        soft_wrap=True,
+    )

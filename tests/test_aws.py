@@ -391,3 +391,35 @@ def test_credentials_given_with_A_are_never_written(tmp_path: Path, cli_runner) 
     for path in results.rglob("*"):
         if path.is_file():
             assert secret not in path.read_bytes(), path
+
+
+def test_ctrl_c_during_collect_removes_the_sagemaker_endpoint(tmp_path: Path, moto: str) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    before = created_resources(moto)
+    config = write(tmp_path, "sm-sigint", SAGEMAKER.replace("EP_NAME", "fmb-test-sigint"))
+    config.write_text(config.read_text().replace("max_iters_per_combination: 3", "max_iters_per_combination: 200")
+                      .replace("min_iters_per_combination: 3", "min_iters_per_combination: 200"))
+    results = tmp_path / "results"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | {
+        "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")}
+    with mock_server(ttft_ms=50, itl_ms=10, output_tokens=16) as runtime:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fmb", "run", str(config), "--results", str(results), "--quiet",
+             *aws_args(sagemaker_endpoint_url=moto, sagemaker_runtime_endpoint_url=runtime)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not list((results / "raw" / "requests").rglob("part-*.parquet")):
+            time.sleep(0.2)
+        assert len(created_resources(moto)["endpoints"]) == len(before["endpoints"]) + 1
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out.decode()
+    assert b"Traceback" not in out
+    assert created_resources(moto) == before
+    assert [r for r in requests(results) if r["status"] == "ok"]

@@ -116,8 +116,11 @@ def test_deploy_collect_cleanup_touches_only_what_fmb_made(tmp_path: Path, cli_r
         assert record["experiment"] == "served-by-command" and record["kind"] == "local"
         assert alive(record["pid"])
 
-        result = cli_runner.invoke(cli, ["collect", str(config), "--results", str(results), "--quiet"])
+        result = cli_runner.invoke(cli, ["collect", str(config), "--results", str(results), "--quiet"],
+                                   terminal_width=300)
         assert result.exit_code == 0, result.output
+        assert "Still running, deployed by fmb: served-by-command" in result.output
+        assert f"fmb cleanup {config} --results {results}" in result.output
         experiments = duckdb.sql(
             f"select experiment, deployed, endpoint, deploy_seconds from read_parquet('{results}/raw/experiments/*/*.parquet')"
             " order by experiment").fetchall()
