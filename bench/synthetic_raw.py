@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-
 from fmb.collector.parquet_io import write_atomic
 from fmb.collector.schemas import EXPERIMENTS, PRICING, PROMPTS, REQUESTS, RUNS
+
 from fmb.paths import ResultsLayout
 
 EXPERIMENTS_ = [("g5-xl", "ml.g5.xlarge", 1.4084), ("g5-2xl", "ml.g5.2xlarge", 1.515),
@@ -78,7 +78,7 @@ def write_raw(results: Path, rows: int, runs: int = 1) -> int:
 def write_run(results: Path, run_id: str, rows: int, rng: np.random.Generator, now: datetime) -> int:
     layout = ResultsLayout(results)
     written = 0
-    for name, instance, _ in EXPERIMENTS_:
+    for name, _instance, _ in EXPERIMENTS_:
         table = requests_table(run_id, name, rows // len(EXPERIMENTS_), rng, now.timestamp())
         directory = layout.requests_dir(name, run_id)
         for i, start in enumerate(range(0, table.num_rows, 250_000)):

@@ -23,9 +23,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
-from fmb import __version__
 from fmb.collector.parquet_io import write_atomic
 from fmb.collector.prepare.payloads import prompt_id, tokenizer_candidates
 from fmb.collector.prepare.sources import read_jsonl
@@ -36,6 +33,9 @@ from fmb.collector.schemas import EXPERIMENTS, PRICING, PROMPTS, RUNS
 from fmb.collector.targets import make_target
 from fmb.collector.targets.base import Request, Target
 from fmb.collector.writer import RequestWriter
+from rich.console import Console
+
+from fmb import __version__
 from fmb.config import LoadedConfig, ResolvedExperiment
 from fmb.errors import CollectError, FmbError, PrepareError
 from fmb.paths import ResultsLayout
@@ -286,7 +286,7 @@ async def _run_experiments(
                     stats = CellStats()
                     progress.start_cell(cell, stats)
 
-                    def sink(row: dict[str, Any], stats: CellStats = stats) -> None:
+                    def sink(row: dict[str, Any], stats: CellStats = stats, writer: RequestWriter = writer) -> None:
                         writer.add(row)
                         progress.update(stats)
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import Any
 
+from fmb.collector.runner import Cell, CellStats
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.text import Text
-
-from fmb.collector.runner import Cell, CellStats
 
 
 class _StatsColumn(ProgressColumn):

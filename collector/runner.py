@@ -18,9 +18,9 @@ from itertools import pairwise
 from typing import Any
 
 import aiohttp
-
 from fmb.collector.prepare.tokens import TokenCounter
 from fmb.collector.targets.base import EndpointError, Recorder, Request, Target, Usage
+
 from fmb.redact import Redactor
 
 
@@ -150,7 +150,6 @@ class RowMaker:
         assert rec.start_ns is not None and rec.end_ns is not None and rec.start_wall_ns is not None
         start, end = rec.start_ns, rec.end_ns
         chunks = rec.chunk_ns if self.stream else []
-        text = rec.text
         usage = usage or Usage()
         ok = failure is None
         prompt_client = self.prompt_tokens(request)

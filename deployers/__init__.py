@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fmb.deployers import local, sagemaker
+from fmb.deployers.registry import Deployment, Registry
 from rich.console import Console
 
 from fmb.config import LoadedConfig, ResolvedExperiment
-from fmb.deployers import local, sagemaker
-from fmb.deployers.registry import Deployment, Registry
 from fmb.errors import FmbError
 
 SAGEMAKER_SCRIPTS = {sagemaker.JUMPSTART_SCRIPT, *sagemaker.CONTAINER_SCRIPTS}

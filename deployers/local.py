@@ -21,10 +21,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+from fmb.deployers.registry import Deployment
 from rich.console import Console
 
 from fmb.config import ResolvedExperiment
-from fmb.deployers.registry import Deployment
 from fmb.errors import FmbError
 
 LOCAL_SCRIPTS = {"local", "local.py"}

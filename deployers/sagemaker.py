@@ -18,11 +18,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+from fmb.deployers.registry import Deployment
 from rich.console import Console
 from rich.markup import escape
 
 from fmb.config import LoadedConfig, ResolvedExperiment
-from fmb.deployers.registry import Deployment
 from fmb.errors import FmbError
 
 CONTAINER_SCRIPTS = {"deploy_w_hf_tgi.py", "deploy_w_djl_serving.py", "sagemaker_deploy.py"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -16,20 +16,28 @@ from fmb.config.placeholders import parse_assignments
 from fmb.errors import FmbError
 from fmb.paths import ResultsLayout
 
+if TYPE_CHECKING:
+    from fmb.config import LoadedConfig
+
 console = Console()
 err_console = Console(stderr=True)
 
 
-def config_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """CONFIG, -A key=value and --results, shared by every command that reads a config."""
-    func = click.option(
+def results_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--results DIR (default ./results), with a help text that says what the command uses it for."""
+    return click.option(
         "--results",
         "results",
         type=click.Path(file_okay=False, path_type=Path),
         default=Path("results"),
         show_default=True,
-        help="Folder for payloads, raw tables, the warehouse and reports.",
-    )(func)
+        help=help_text,
+    )
+
+
+def config_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """CONFIG, -A key=value and --results, shared by every command that reads a config."""
+    func = results_option("Folder for payloads, raw tables, the warehouse and reports.")(func)
     func = click.option(
         "-A",
         "assignments",
@@ -40,7 +48,7 @@ def config_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return click.argument("config", type=click.Path(dir_okay=False, path_type=Path))(func)
 
 
-def _load(config: Path, assignments: tuple[str, ...], results: Path):  # noqa: ANN202 - LoadedConfig
+def _load(config: Path, assignments: tuple[str, ...], results: Path) -> LoadedConfig:
     from fmb.config import load_config
 
     return load_config(config, parse_assignments(assignments), results)
@@ -121,10 +129,8 @@ def collect(config: Path, assignments: tuple[str, ...], results: Path, experimen
     RESULTS/raw/requests/experiment=.../run_id=.../ while the run goes on.
     """
     from fmb.collector.collect import collect as run_collect
-    from fmb.summary import print_collect_summary
-
     from fmb.deployers import still_running
-    from fmb.summary import print_left_running
+    from fmb.summary import print_collect_summary, print_left_running
 
     loaded = _load(config, assignments, results)
     outcome = run_collect(loaded, ResultsLayout(results), quiet=quiet, only=experiments, console=console)
@@ -145,7 +151,6 @@ def deploy(config: Path, assignments: tuple[str, ...], results: Path, experiment
     `deploy: no` are never touched.
     """
     from fmb import deployers
-
     from fmb.summary import print_left_running
 
     loaded = _load(config, assignments, results)
@@ -189,14 +194,7 @@ def run_command(config: Path, assignments: tuple[str, ...], results: Path, quiet
 
 
 @cli.command("build")
-@click.option(
-    "--results",
-    "results",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("results"),
-    show_default=True,
-    help="Folder holding raw/ (written by fmb collect); the warehouse and marts go here too.",
-)
+@results_option("Folder holding raw/ (written by fmb collect); the warehouse and marts go here too.")
 @click.option("--select", "select", multiple=True, metavar="SELECTOR", help="dbt node selection (repeatable).")
 def build_command(results: Path, select: tuple[str, ...]) -> None:
     """Build the warehouse: `dbt build` over every run in RESULTS, through dbt's Python API.
@@ -214,14 +212,7 @@ def build_command(results: Path, select: tuple[str, ...]) -> None:
 
 
 @cli.command()
-@click.option(
-    "--results",
-    "results",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("results"),
-    show_default=True,
-    help="Folder holding warehouse.duckdb (built by dbt build).",
-)
+@results_option("Folder holding warehouse.duckdb (built by dbt build).")
 @click.option("--run-id", default=None, help="Run to report on (default: the latest).")
 @click.option(
     "--out",

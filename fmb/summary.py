@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
@@ -12,8 +13,13 @@ from fmb.config import LoadedConfig
 from fmb.config.steps import enabled_steps
 from fmb.paths import ResultsLayout
 
+if TYPE_CHECKING:
+    from fmb.collector.collect import RunResult
+    from fmb.collector.prepare.payloads import PrepareResult
+    from fmb.deployers.registry import Deployment
 
-def _count_lines(path) -> int:  # noqa: ANN001 - a Path
+
+def _count_lines(path: Path) -> int:
     with path.open(encoding="utf-8") as fh:
         return sum(1 for line in fh if line.strip())
 
@@ -72,7 +78,7 @@ def print_config_summary(console: Console, loaded: LoadedConfig, layout: Results
         console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
 
 
-def print_prepare_summary(console: Console, outcome) -> None:  # noqa: ANN001 - PrepareResult
+def print_prepare_summary(console: Console, outcome: PrepareResult) -> None:
     console.print(outcome.counter, highlight=False, markup=False)
     console.print(f"prompt template: {outcome.template}", highlight=False, markup=False)
     table = Table(title="payload files")
@@ -99,7 +105,7 @@ def print_prepare_summary(console: Console, outcome) -> None:  # noqa: ANN001 - 
         )
 
 
-def print_collect_summary(console: Console, outcome, layout: ResultsLayout) -> None:  # noqa: ANN001 - RunResult
+def print_collect_summary(console: Console, outcome: RunResult, layout: ResultsLayout) -> None:
     table = Table(title=f"run {outcome.run_id}: {outcome.status}")
     for col in ("experiment", "payload file", "concurrency", "requests", "errors", "p50 latency (s)"):
         table.add_column(col, overflow="fold")
@@ -118,7 +124,7 @@ def print_collect_summary(console: Console, outcome, layout: ResultsLayout) -> N
     console.print(f"{outcome.rows} request rows in {layout.raw / 'requests'}", highlight=False, markup=False)
 
 
-def print_left_running(console: Console, deployments: list, config: str, results: Path) -> None:  # noqa: ANN001
+def print_left_running(console: Console, deployments: list[Deployment], config: str, results: Path) -> None:
     """Say loudly what fmb deployed and left running, and how to remove it."""
     if not deployments:
         return

@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from fmb.reports import charts
+from fmb.reports.format import FILTERS
+from fmb.reports.loaders import ReportData, load
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from matplotlib.figure import Figure
 
 from fmb.paths import slug
-from fmb.reports import charts
-from fmb.reports.format import FILTERS
-from fmb.reports.loaders import ReportData, load
 
 
 @dataclass

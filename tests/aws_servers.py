@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import boto3
 
@@ -36,7 +37,7 @@ def moto_server() -> Iterator[str]:
         server.stop()
 
 
-def sagemaker_client(url: str, region: str = "us-east-1"):  # noqa: ANN201 - a boto3 client
+def sagemaker_client(url: str, region: str = "us-east-1") -> Any:
     return boto3.client("sagemaker", region_name=region, endpoint_url=url, **CREDENTIALS)
 
 

@@ -11,6 +11,7 @@ from fmb.collector.collect import RunRecorder, make_plan
 from fmb.collector.prepare.tokens import WordRule
 from fmb.collector.targets.openai import OpenAITarget
 from fmb.collector.writer import RequestWriter
+
 from fmb.config import load_config
 from fmb.paths import ResultsLayout
 
@@ -115,3 +116,16 @@ def write_run(tmp_path: Path, results: Path, seed: int, start: datetime, *, conf
     return recorder.run_id
 
 
+
+
+def query(warehouse: Path, sql: str, params: list | None = None) -> list[dict]:
+    """Rows of a query on the warehouse, as dicts (read-only, closed afterwards)."""
+    import duckdb
+
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        cursor = con.execute(sql, params or [])
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    finally:
+        con.close()

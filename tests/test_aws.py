@@ -13,9 +13,9 @@ from textwrap import dedent
 import duckdb
 import pyarrow.dataset as ds
 import pytest
+from fmb.collector.mock.process import mock_server
 
 from fmb.cli import cli
-from fmb.collector.mock.process import mock_server
 from tests.aws_servers import (
     CREDENTIALS,
     FAILURE_REASON,

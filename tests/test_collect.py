@@ -15,11 +15,11 @@ from textwrap import dedent
 import duckdb
 import pyarrow.dataset as ds
 import pytest
-
-from fmb.cli import cli
 from fmb.collector.collect import requests_per_cell
 from fmb.collector.mock.process import mock_server
 from fmb.collector.schemas import REQUESTS, RUNS
+
+from fmb.cli import cli
 from tests.conftest import MISTRAL_TOKENIZER
 
 

@@ -7,9 +7,9 @@ from textwrap import dedent
 
 import pyarrow.dataset as ds
 import pytest
+from fmb.collector.mock.process import mock_server
 
 from fmb.cli import cli
-from fmb.collector.mock.process import mock_server
 from fmb.config import load_config
 
 CASES = {

@@ -18,9 +18,9 @@ from textwrap import dedent
 
 import duckdb
 import pytest
+from fmb.collector.mock.process import mock_server
 
 from fmb.cli import cli
-from fmb.collector.mock.process import mock_server
 from fmb.warehouse.build import warehouse_path
 
 

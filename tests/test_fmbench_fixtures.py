@@ -13,9 +13,9 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from fmb.collector.mock.process import mock_server
 
 from fmb.cli import cli
-from fmb.collector.mock.process import mock_server
 from fmb.config import load_config
 from tests.aws_servers import CREDENTIALS, bring_endpoint, created_resources, moto_server, seed_jumpstart
 from tests.test_aws import no_real_aws  # noqa: F401 - the same isolation from the machine's AWS settings

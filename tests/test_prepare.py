@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import json
 import math
-from textwrap import dedent
 from pathlib import Path
+from textwrap import dedent
 
 import pyarrow.parquet as pq
 import pytest
-
-from fmb.cli import cli
 from fmb.collector.prepare.payloads import prepare, prompt_id
 from fmb.collector.prepare.synthetic import longbench_records
 from fmb.collector.prepare.tokens import HFTokenizer, WordRule
+
+from fmb.cli import cli
 from fmb.config import load_config
 from fmb.config.schema import Synthetic
 from fmb.paths import ResultsLayout
@@ -87,6 +87,7 @@ def test_exact_length_prompts_with_a_real_tokenizer(tmp_path: Path, write_config
 def test_exact_lengths_hit_their_targets(tmp_path: Path, write_config) -> None:
     from fmb.collector.prepare.sources import PromptTemplate
     from fmb.collector.prepare.synthetic import exact_length_records
+
     from fmb.config.schema import Filter
 
     tok = HFTokenizer(MISTRAL_TOKENIZER)

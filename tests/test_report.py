@@ -7,16 +7,15 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
-import duckdb
 import pytest
 import yaml
-
-from fmb.cli import cli
 from fmb.reports import charts
 from fmb.reports.loaders import definitions, load
 from fmb.reports.render import render_report
+
+from fmb.cli import cli
 from fmb.warehouse.build import build, warehouse_path
-from tests.rawdata import ALL_FAIL, CONFIG, write_run
+from tests.rawdata import ALL_FAIL, CONFIG, query, write_run
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -31,13 +30,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
 
 
 def mart(results: Path, sql: str, params: list | None = None) -> list[dict]:
-    con = duckdb.connect(str(warehouse_path(results)), read_only=True)
-    try:
-        cursor = con.execute(sql, params or [])
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-    finally:
-        con.close()
+    return query(warehouse_path(results), sql, params)
 
 
 def section(text: str, heading: str) -> str:

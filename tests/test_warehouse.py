@@ -16,11 +16,11 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import pytest
 import yaml
-
 from fmb.collector.schemas import REQUESTS, TABLES
+
 from fmb.paths import PROJECT_ROOT
 from fmb.warehouse.build import build, warehouse_path
-from tests.rawdata import write_run
+from tests.rawdata import query, write_run
 
 MARTS = ["cells", "recommendations", "latency_by_prompt_size", "latency_histograms", "run_comparisons",
          "experiment_runs", "runs", "request_errors"]
@@ -56,13 +56,7 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]
 
 
 def marts(results: Path, name: str) -> list[dict]:
-    con = duckdb.connect(str(warehouse_path(results)), read_only=True)
-    try:
-        cursor = con.execute(f"select * from {name}")
-        columns = [d[0] for d in cursor.description]
-        return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
-    finally:
-        con.close()
+    return query(warehouse_path(results), f"select * from {name}")
 
 
 def raw_requests(results: Path) -> list[dict]:

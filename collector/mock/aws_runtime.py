@@ -19,7 +19,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
-
 from fmb.collector.mock import eventstream
 from fmb.collector.mock.behaviour import Behaviour, Fate
 

@@ -13,7 +13,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
-
 from fmb.collector.mock.behaviour import Behaviour, Fate
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -8,7 +8,6 @@ import time
 from typing import Any
 
 from aiohttp import web
-
 from fmb.collector.mock.behaviour import Behaviour, Fate
 
 

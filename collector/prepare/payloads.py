@@ -27,6 +27,7 @@ from fmb.collector.prepare.sources import (
 from fmb.collector.prepare.synthetic import exact_length_records, longbench_records
 from fmb.collector.prepare.tokens import TokenCounter, load_counter
 from fmb.collector.schemas import PROMPTS
+
 from fmb.config import LoadedConfig
 from fmb.errors import PrepareError
 from fmb.paths import ResultsLayout

@@ -142,7 +142,7 @@ def exact_length_records(
         for i, target in enumerate(_draw_lengths(rng, spec, max(low, 1), max(high, 1))):
             words = [rng.choice(WORDS) for _ in range(target + 8)]
 
-            def size(n: int) -> int:
+            def size(n: int, words: list[str] = words) -> int:
                 return count(render(fixed | {body: " ".join(words[:n])}))
 
             if size(0) > target:

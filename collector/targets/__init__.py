@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fmb.collector.targets.base import Target
+
 from fmb.config import LoadedConfig, ResolvedExperiment
 
 

@@ -23,8 +23,8 @@ from botocore.exceptions import (
     NoCredentialsError,
     ReadTimeoutError,
 )
-
 from fmb.collector.targets.base import EndpointError, Recorder, Request, Target, Usage
+
 from fmb.config import LoadedConfig, ResolvedExperiment
 from fmb.errors import CollectError
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from fmb.collector.targets.aws import Boto3Target, Cancelled
 from fmb.collector.targets.base import EndpointError, Recorder, Request, Usage
+
 from fmb.config import LoadedConfig, ResolvedExperiment
 from fmb.errors import CollectError
 

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from fmb.collector.targets.base import Request, Usage
 from fmb.collector.targets.http import Chunk, HttpTarget
+
 from fmb.config import ResolvedExperiment
 from fmb.errors import CollectError
 

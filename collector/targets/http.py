@@ -19,9 +19,9 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
-
 from fmb.collector.targets.base import EndpointError, Recorder, Request, Target, Usage, http_error
 from fmb.collector.targets.streams import iter_events, iter_json_lines
+
 from fmb.config import ResolvedExperiment
 from fmb.errors import CollectError
 

@@ -14,9 +14,9 @@ import threading
 from typing import Any
 
 from botocore.exceptions import ClientError
-
 from fmb.collector.targets.aws import Boto3Target, Cancelled
 from fmb.collector.targets.base import EndpointError, Recorder, Request, Usage
+
 from fmb.config import LoadedConfig, ResolvedExperiment
 from fmb.errors import CollectError
 

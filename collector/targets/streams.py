@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator
-from typing import Any
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import StreamReader
 

@@ -73,7 +73,7 @@ def fill(text: str, values: dict[str, str]) -> tuple[str, list[Unfilled]]:
         code = _strip_comment(line)
         comment = line[len(code) :]
 
-        def replace(match: re.Match[str]) -> str:
+        def replace(match: re.Match[str], number: int = number) -> str:
             name = match.group(1)
             if name in values:
                 return str(values[name])

@@ -11,19 +11,8 @@ runs as (
     select * from {{ ref('stg_raw__runs') }}
 ),
 
-pricing as (
-    select * from {{ ref('stg_raw__pricing') }}
-),
-
--- Instance prices win over token prices for the same key, as in FMBench.
 prices as (
-    select
-        *,
-        row_number() over (
-            partition by run_id, price_key
-            order by case when pricing_type = 'instance' then 0 else 1 end
-        ) as preference
-    from pricing
+    select * from {{ ref('int_prices_chosen') }}
 ),
 
 joined as (
@@ -43,19 +32,13 @@ joined as (
     left join runs
         on cells.run_id = runs.run_id
     left join prices
-        on cells.run_id = prices.run_id and experiments.price_key = prices.price_key and prices.preference = 1
+        on cells.run_id = prices.run_id and experiments.price_key = prices.price_key
 ),
 
 costed as (
     select
         *,
-        case
-            when pricing_type = 'instance'
-                then price_per_hour_usd * instance_count * window_s / 3600.0
-            when pricing_type = 'token'
-                then coalesce(prompt_tokens_total, 0) / 1000.0 * input_per_1k_tokens_usd
-                    + coalesce(completion_tokens_total, 0) / 1000.0 * output_per_1k_tokens_usd
-        end as cell_cost_usd
+        {{ cost_usd('window_s', 'prompt_tokens_total', 'completion_tokens_total') }} as cell_cost_usd
     from joined
 ),
 

@@ -8,18 +8,8 @@ experiments as (
     select * from {{ ref('stg_raw__experiments') }}
 ),
 
-pricing as (
-    select * from {{ ref('stg_raw__pricing') }}
-),
-
 prices as (
-    select
-        *,
-        row_number() over (
-            partition by run_id, price_key
-            order by case when pricing_type = 'instance' then 0 else 1 end
-        ) as preference
-    from pricing
+    select * from {{ ref('int_prices_chosen') }}
 ),
 
 activity as (
@@ -69,20 +59,15 @@ joined as (
     left join activity
         on experiments.run_id = activity.run_id and experiments.experiment = activity.experiment
     left join prices
-        on experiments.run_id = prices.run_id and experiments.price_key = prices.price_key and prices.preference = 1
+        on experiments.run_id = prices.run_id and experiments.price_key = prices.price_key
 ),
 
 final as (
     select
         *,
         pricing_type is not null as is_priced,
-        case
-            when pricing_type = 'instance'
-                then price_per_hour_usd * instance_count * coalesce(duration_s, 0) / 3600.0
-            when pricing_type = 'token'
-                then coalesce(prompt_tokens_total, 0) / 1000.0 * input_per_1k_tokens_usd
-                    + coalesce(completion_tokens_total, 0) / 1000.0 * output_per_1k_tokens_usd
-        end as experiment_cost_usd
+        {{ cost_usd('coalesce(duration_s, 0)', 'prompt_tokens_total', 'completion_tokens_total') }}
+            as experiment_cost_usd
     from joined
 )
 
