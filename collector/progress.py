@@ -56,7 +56,3 @@ class CellProgress(AbstractContextManager["CellProgress"]):
     def update(self, stats: CellStats) -> None:
         if self._progress and self._task is not None:
             self._progress.update(self._task, completed=stats.done)
-
-    def log(self, message: str) -> None:
-        if self._progress:
-            self._progress.console.print(message)

@@ -9,8 +9,8 @@ An open-loop schedule (requests sent at given times) would call ``send_one`` the
 from __future__ import annotations
 
 import asyncio
+import bisect
 import random
-import statistics
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -63,14 +63,21 @@ class Failure:
 
 @dataclass
 class CellStats:
-    """What the progress display shows while a cell runs."""
+    """What the progress display shows while a cell runs (latencies kept sorted: the median is a lookup)."""
 
     done: int = 0
     errors: int = 0
     latencies_ms: list[float] = field(default_factory=list)
 
+    def add_latency(self, ms: float) -> None:
+        bisect.insort(self.latencies_ms, ms)
+
     def p50_ms(self) -> float | None:
-        return statistics.median(self.latencies_ms) if self.latencies_ms else None
+        values = self.latencies_ms
+        if not values:
+            return None
+        middle = len(values) // 2
+        return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
 
 
 def classify(exc: BaseException, timeout_s: float) -> Failure:
@@ -92,11 +99,13 @@ async def send_one(
 
     Each try has the full timeout; a retry restarts the clock and is counted in ``rec.attempts``.
     """
+    tries = 1  # tries after throttling; rec.attempts also counts re-sends on a closed kept-alive connection
     while True:
         usage, failure = await _try_once(target, request, policy.timeout_s, rec)
-        if failure is None or failure.status != "throttled" or rec.attempts >= policy.max_attempts:
+        if failure is None or failure.status != "throttled" or tries >= policy.max_attempts:
             return usage, failure
-        await asyncio.sleep(policy.backoff(rec.attempts))
+        await asyncio.sleep(policy.backoff(tries))
+        tries += 1
         rec.restart()
 
 
@@ -120,15 +129,20 @@ async def _try_once(
         return None, failure
 
 
+def token_source(usage: Usage) -> str:
+    """server: both counts from the server's usage; client: neither; mixed: only one of them."""
+    known = (usage.prompt_tokens is not None) + (usage.completion_tokens is not None)
+    return ("client", "mixed", "server")[known]
+
+
 class RowMaker:
     """Turns a finished request into a row of the ``requests`` table."""
 
-    def __init__(self, run_id: str, stream: bool, counter: TokenCounter, redact: Redactor, keep_text: bool = True):
+    def __init__(self, run_id: str, stream: bool, counter: TokenCounter, redact: Redactor):
         self.run_id = run_id
         self.stream = stream
         self.counter = counter
         self.redact = redact
-        self.keep_text = keep_text
         self._prompt_tokens: dict[str, int] = {}
 
     def prompt_tokens(self, request: Request) -> int:
@@ -177,7 +191,7 @@ class RowMaker:
             "completion_tokens_client": None,  # counted in batches by complete()
             "prompt_tokens": usage.prompt_tokens if usage.prompt_tokens is not None else prompt_client,
             "completion_tokens": usage.completion_tokens,
-            "token_count_source": "server" if usage.completion_tokens is not None else "client",
+            "token_count_source": token_source(usage),
             "stream": self.stream,
             "status": "ok" if ok else failure.status,
             "http_status": rec.http_status if ok else failure.http_status,
@@ -194,9 +208,6 @@ class RowMaker:
             row["completion_tokens_client"] = count
             if row["completion_tokens"] is None:
                 row["completion_tokens"] = count
-        if not self.keep_text:
-            for row in rows:
-                row["completion_text"] = None
 
 
 async def closed_loop(concurrency: int, count: int, job: Callable[[int, int], Awaitable[None]]) -> None:
@@ -246,7 +257,7 @@ async def run_cell(
             if not is_warmup:
                 stats.done += 1
                 if failure is None:
-                    stats.latencies_ms.append((rec.end_ns - rec.start_ns) / 1e6)  # type: ignore[operator]
+                    stats.add_latency((rec.end_ns - rec.start_ns) / 1e6)  # type: ignore[operator]
                 else:
                     stats.errors += 1
 

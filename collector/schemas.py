@@ -24,10 +24,9 @@ def _f(name: str, type_: pa.DataType, description: str, nullable: bool = True) -
     return pa.field(name, type_, nullable=nullable, metadata={"description": description})
 
 
-# Request statuses. Latency percentiles use only `ok`; error rates count every status
-# except `cancelled` (requests cut off when a run was stopped by the user).
-STATUSES = ("ok", "error", "timeout", "throttled", "cancelled")
-
+# Request statuses: ok, error, timeout, throttled, cancelled. Latency percentiles use only
+# `ok`; error rates count every status except `cancelled` (requests cut off when a run was
+# stopped by the user).
 REQUESTS = pa.schema(
     [
         _f("run_id", pa.string(), "Run that sent the request.", False),
@@ -53,7 +52,8 @@ REQUESTS = pa.schema(
         _f("completion_tokens_client", pa.int32(), "Completion tokens from the client tokenizer."),
         _f("prompt_tokens", pa.int32(), "Prompt tokens used for metrics (server if given, else client)."),
         _f("completion_tokens", pa.int32(), "Completion tokens used for metrics (server if given, else client)."),
-        _f("token_count_source", pa.string(), "Where prompt_tokens/completion_tokens came from: server or client."),
+        _f("token_count_source", pa.string(), "Where prompt_tokens and completion_tokens came from: server (both from "
+           "the server's usage), client (both from the client tokenizer) or mixed."),
         _f("stream", pa.bool_(), "The response was streamed.", False),
         _f("status", pa.string(), "ok, error, timeout, throttled or cancelled.", False),
         _f("http_status", pa.int32(), "HTTP status code, when a response arrived."),

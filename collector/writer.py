@@ -1,24 +1,44 @@
-"""Part files of the requests table, written while a run goes on.
+"""Part files of the requests table, written while a run goes on, off the event loop.
 
-Rows are buffered and flushed to a new part file every ``max_rows`` rows or
-``max_seconds`` seconds, and at the end of every cell. Each part file is written under
-a hidden temporary name and renamed into place when complete, so readers never see a
-partial file and a killed run keeps every part it finished. Each writer numbers its
-own part files; several writers never share a file.
+Rows are buffered and handed to a writer thread every ``max_rows`` rows, whenever the
+collector's ticker asks (every couple of seconds), and at the end of every cell, where
+the collector also waits for them to be on disk. The thread finishes the rows (client
+token counts) and writes each part file under a hidden temporary name, then links it into
+place under the next free ``part-NNNNN.parquet`` name: readers never see a partial file,
+a killed run keeps every part it finished, and several writers in one run folder never
+overwrite each other's parts.
 """
 
 from __future__ import annotations
 
-import re
-import time
+import os
+import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from fmb.collector.parquet_io import write_atomic
+import pyarrow as pa
+import pyarrow.parquet as pq
 from fmb.collector.schemas import REQUESTS
 
-_PART = re.compile(r"^part-(\d+)\.parquet$")
+
+def claim_part(directory: Path, table: pa.Table) -> Path:
+    """Write ``table`` as the next free part file of ``directory``; return its path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / f".part-{uuid.uuid4().hex}.tmp"
+    pq.write_table(table, tmp, compression="zstd")
+    number = len(list(directory.glob("part-*.parquet")))
+    try:
+        while True:
+            path = directory / f"part-{number:05d}.parquet"
+            try:
+                os.link(tmp, path)  # fails if the name is taken, unlike a rename
+                return path
+            except FileExistsError:
+                number += 1
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 class RequestWriter:
@@ -27,40 +47,51 @@ class RequestWriter:
         directory: Path,
         complete: Callable[[list[dict[str, Any]]], None] | None = None,
         max_rows: int = 2000,
-        max_seconds: float = 2.0,
     ) -> None:
-        """``complete`` finishes a batch of rows in place just before it is written."""
+        """``complete`` finishes a batch of rows in place, in the writer thread, just before it is written."""
         self.directory = directory
         self.complete = complete
         self.max_rows = max_rows
-        self.max_seconds = max_seconds
         self._rows: list[dict[str, Any]] = []
-        self._last_flush = time.monotonic()
-        existing = [int(m.group(1)) for p in directory.glob("part-*.parquet") if (m := _PART.match(p.name))]
-        self._next_part = max(existing, default=-1) + 1
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fmb-writer")
+        self._pending: list[Future[None]] = []
         self.rows_written = 0
         self.files: list[Path] = []
 
+    @property
+    def buffered(self) -> int:
+        return len(self._rows)
+
     def add(self, row: dict[str, Any]) -> None:
         self._rows.append(row)
-        if len(self._rows) >= self.max_rows or time.monotonic() - self._last_flush >= self.max_seconds:
-            self.flush()
+        if len(self._rows) >= self.max_rows:
+            self.flush_soon()
+
+    def flush_soon(self) -> None:
+        """Hand the buffered rows to the writer thread (returns at once)."""
+        if self._rows:
+            batch, self._rows = self._rows, []
+            self._pending.append(self._thread.submit(self._write, batch))
+
+    def flush(self) -> None:
+        """Write the buffered rows and wait until every handed-over batch is on disk."""
+        self.flush_soon()
+        pending, self._pending = self._pending, []
+        for future in pending:
+            future.result()  # an error in the thread (disk full, ...) is raised here
 
     def close(self) -> None:
         """Write what is left; an experiment that recorded nothing still gets an (empty) part file,
         so that every run has every raw table."""
-        if self._rows or not self.files:
-            self.flush(allow_empty=True)
+        try:
+            self.flush()
+            if not self.files:
+                self._write([])
+        finally:
+            self._thread.shutdown(wait=True)
 
-    def flush(self, allow_empty: bool = False) -> None:
-        self._last_flush = time.monotonic()
-        if not self._rows and not allow_empty:
-            return
-        if self.complete is not None:
-            self.complete(self._rows)
-        path = self.directory / f"part-{self._next_part:05d}.parquet"
-        write_atomic(self._rows, REQUESTS, path)
-        self._next_part += 1
-        self.rows_written += len(self._rows)
-        self.files.append(path)
-        self._rows = []
+    def _write(self, rows: list[dict[str, Any]]) -> None:
+        if self.complete is not None and rows:
+            self.complete(rows)
+        self.files.append(claim_part(self.directory, pa.Table.from_pylist(rows, schema=REQUESTS)))
+        self.rows_written += len(rows)

@@ -101,15 +101,34 @@ def missing_deployments(loaded: LoadedConfig, results: Path, only: tuple[str, ..
     return [e.name for e in loaded.experiments if e.spec.deploy and e.name not in up and (not only or e.name in only)]
 
 
-def cleanup(loaded: LoadedConfig, results: Path, console: Console, *, only_attached: bool = False) -> list[str]:
-    """Remove what fmb deployed for this benchmark (as recorded), and nothing else."""
+def cleanup(
+    loaded: LoadedConfig,
+    results: Path,
+    console: Console,
+    *,
+    only: set[str] | None = None,
+    attached_too: bool = True,
+) -> list[str]:
+    """Remove what fmb deployed for this benchmark (as recorded), and nothing else.
+
+    ``only`` limits it to these experiments (plus, with ``attached_too``, every local server
+    started by this process). A failure to remove one deployment does not stop the others;
+    the problems are raised together at the end, and their records are kept.
+    """
     registry = Registry(results, loaded.name)
-    removed = []
+    removed, problems = [], []
     for name, deployment in list(registry.deployments.items()):
-        if only_attached and not deployment.attached:
+        chosen = only is None or name in only or (attached_too and deployment.attached)
+        if not chosen:
             continue
-        _stop(deployment, loaded)
+        try:
+            _stop(deployment, loaded)
+        except FmbError as exc:
+            problems.append(exc.message)
+            continue
         registry.remove(name)
         removed.append(name)
         console.print(f"{name}: removed ({deployment.kind}, {deployment.endpoint})", highlight=False, markup=False)
+    if problems:
+        raise FmbError("; ".join(problems), hint="Run `fmb cleanup CONFIG` again, or remove them by hand.")
     return removed

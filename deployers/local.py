@@ -119,29 +119,11 @@ def start(exp: ResolvedExperiment, log_dir: Path, attached: bool, console: Conso
     if attached:
         _adopt(proc)
     console.print(f"Starting local server for {exp.name} (log: {log_path})...", highlight=False, markup=False)
-    base = None
-    deadline = started + spec.startup_timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            stop_process(proc.pid)
-            raise FmbError(
-                f"experiment {exp.name!r}: the local server exited with code {proc.returncode} before it answered. "
-                f"The end of its log ({log_path}):\n{_tail(log_path)}",
-            )
-        if ready_url is None and ready_file.is_file():
-            base = ready_file.read_text(encoding="utf-8").strip()
-            ready_url = f"{base}/health"
-        if ready_url and _answers(ready_url):
-            break
-        time.sleep(0.2)
-    else:
+    try:
+        base = _wait_until_ready(exp, proc, log_path, ready_file, ready_url, started + spec.startup_timeout_s)
+    except BaseException:  # not ready in time, or Ctrl-C while waiting: never leave it running unrecorded
         stop_process(proc.pid)
-        raise FmbError(
-            f"experiment {exp.name!r}: the local server did not answer within {spec.startup_timeout_s:g} s "
-            f"(local.startup_timeout_s); it was stopped. The end of its log ({log_path}):\n{_tail(log_path)}",
-        )
-    if base is None:
-        base = re.sub(r"(https?://[^/]+).*", r"\1", ready_url)
+        raise
     endpoint = exp.spec.endpoint_url or f"{base}/v1"
     seconds = time.monotonic() - started
     console.print(f"Local server for {exp.name} answers at {endpoint} ({seconds:.1f} s).", highlight=False, markup=False)
@@ -154,6 +136,27 @@ def start(exp: ResolvedExperiment, log_dir: Path, attached: bool, console: Conso
         pid=proc.pid,
         log_path=str(log_path),
         attached=attached,
+    )
+
+
+def _wait_until_ready(exp: ResolvedExperiment, proc: subprocess.Popen[bytes], log_path: Path, ready_file: Path,
+                      ready_url: str | None, deadline: float) -> str:
+    """The server's base URL once it answers; FmbError with the end of its log if it exits or never answers."""
+    timeout = exp.spec.local.startup_timeout_s if exp.spec.local else 0
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise FmbError(
+                f"experiment {exp.name!r}: the local server exited with code {proc.returncode} before it answered. "
+                f"The end of its log ({log_path}):\n{_tail(log_path)}",
+            )
+        if ready_url is None and ready_file.is_file():
+            ready_url = ready_file.read_text(encoding="utf-8").strip() + "/health"
+        if ready_url and _answers(ready_url):
+            return re.sub(r"(https?://[^/]+).*", r"\1", ready_url)
+        time.sleep(0.2)
+    raise FmbError(
+        f"experiment {exp.name!r}: the local server did not answer within {timeout:g} s "
+        f"(local.startup_timeout_s); it was stopped. The end of its log ({log_path}):\n{_tail(log_path)}",
     )
 
 

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fmb.errors import FmbError
 from fmb.paths import slug
 
 
@@ -38,8 +39,14 @@ class Registry:
         self.path = results / "deployments" / f"{slug(benchmark)}.json"
         self.deployments: dict[str, Deployment] = {}
         if self.path.is_file():
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-            self.deployments = {d["experiment"]: Deployment(**d) for d in data.get("deployments", [])}
+            try:
+                data = json.loads(self.path.read_text(encoding="utf-8"))
+                self.deployments = {d["experiment"]: Deployment(**d) for d in data.get("deployments", [])}
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise FmbError(
+                    f"the record of what fmb deployed, {self.path}, is damaged ({exc}).",
+                    hint="Check that what it lists is gone (SageMaker console, local processes), then delete it.",
+                ) from None
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

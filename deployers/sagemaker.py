@@ -178,10 +178,10 @@ def start(exp: ResolvedExperiment, loaded: LoadedConfig, console: Console,
         deployment.resources = dict(resources) | {"region": region}
         record(deployment)
 
-    sm = _control(loaded, exp)
     console.print(f"Deploying {exp.name} to SageMaker as {name} ({exp.instance_count} x {exp.spec.instance_type})...",
                   highlight=False, markup=False)
     try:
+        sm = _control(loaded, exp)
         if exp.spec.deployment_script == JUMPSTART_SCRIPT:
             _create_jumpstart(loaded, exp, name, keep)
         else:
@@ -208,7 +208,11 @@ def remove(deployment: Deployment, loaded: LoadedConfig) -> list[str]:
     from fmb.aws import client
 
     resources = deployment.resources
-    sm = client("sagemaker", loaded, resources.get("region") or None)
+    try:
+        sm = client("sagemaker", loaded, resources.get("region") or None)
+    except BotoCoreError as exc:
+        raise FmbError(f"cannot remove {deployment.experiment}'s SageMaker endpoint {deployment.endpoint}: {exc}.",
+                       hint="The record is kept; fix the AWS settings and run `fmb cleanup CONFIG` again.") from None
     problems = []
     calls = []
     if resources.get("endpoint"):
@@ -226,6 +230,8 @@ def remove(deployment: Deployment, loaded: LoadedConfig) -> list[str]:
             text = _message(exc)
             if "Could not find" not in text and "does not exist" not in text:
                 problems.append(f"{what}: {text}")
+        except BotoCoreError as exc:  # no connection, no credentials, ...
+            problems.append(f"{what}: {exc}")
     if problems:
         raise FmbError(
             f"could not remove everything fmb deployed for {deployment.experiment}: {'; '.join(problems)}.",

@@ -18,7 +18,6 @@ from botocore.config import Config
 
 from fmb.config import LoadedConfig
 
-SECRET_ASSIGNMENTS = ("aws_secret_access_key", "aws_session_token")
 _SERVICE_KEYS = {
     "sagemaker": "sagemaker_endpoint_url",
     "sagemaker-runtime": "sagemaker_runtime_endpoint_url",

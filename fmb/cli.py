@@ -214,13 +214,14 @@ def build_command(results: Path, select: tuple[str, ...]) -> None:
 @cli.command()
 @results_option("Folder holding warehouse.duckdb (built by dbt build).")
 @click.option("--run-id", default=None, help="Run to report on (default: the latest).")
+@click.option("--benchmark", default=None, help="With no --run-id: the latest run of this benchmark (general.name).")
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
     help="Folder for report.md and its charts (default: RESULTS/reports/<benchmark>).",
 )
-def report(results: Path, run_id: str | None, out: Path | None) -> None:
+def report(results: Path, run_id: str | None, benchmark: str | None, out: Path | None) -> None:
     """Render report.md and its PNG charts for a run, from the warehouse's marts.
 
     The report names the best option under the config's budgets (or the nearest misses),
@@ -231,7 +232,7 @@ def report(results: Path, run_id: str | None, out: Path | None) -> None:
     from fmb.reports.render import render_report
     from fmb.warehouse.build import warehouse_path
 
-    made = render_report(warehouse_path(results), out, run_id, results)
+    made = render_report(warehouse_path(results), out, run_id, results, benchmark)
     console.print(f"report for run {made.run_id}: {made.path}", highlight=False, markup=False)
     for chart in made.charts:
         if chart.file is None:

@@ -64,6 +64,11 @@ def load_prices(path: Path) -> list[Price]:
 _GEO_PREFIX = re.compile(r"^(us|eu|apac|us-gov|global|ca|jp|au)\.")
 
 
+def base_model(model: str) -> str:
+    """`meta.llama3-1-8b-instruct-v1:0` from a Bedrock cross-region inference profile id (`us.meta...`)."""
+    return _GEO_PREFIX.sub("", model)
+
+
 def price_key_for(prices: list[Price], instance_type: str | None) -> str | None:
     """The pricing entry an experiment is charged at, looked up by its instance type.
 
@@ -75,8 +80,8 @@ def price_key_for(prices: list[Price], instance_type: str | None) -> str | None:
     keys = [p.price_key for p in prices]
     if instance_type in keys:
         return instance_type
-    base = _GEO_PREFIX.sub("", instance_type)
+    base = base_model(instance_type)
     for key in keys:
-        if _GEO_PREFIX.sub("", key) == base:
+        if base_model(key) == base:
             return key
     return None

@@ -20,6 +20,7 @@ from rich.markup import escape
 from fmb import deployers
 from fmb.config import LoadedConfig
 from fmb.config.steps import enabled_steps
+from fmb.errors import FmbError
 from fmb.paths import ResultsLayout
 
 
@@ -50,13 +51,14 @@ def run(loaded: LoadedConfig, layout: ResultsLayout, console: Console, *, quiet:
     outcome = RunOutcome(steps)
     previous: Callable | int | None = signal.signal(signal.SIGTERM, _raise_interrupt)
     finished = False
+    started: set[str] = set()
     try:
         if "prepare" in steps:
             console.rule("prepare")
             print_prepare_summary(console, prepare(loaded, layout))
         if "deploy" in steps:
             console.rule("deploy")
-            deployers.deploy(loaded, layout.root, console, attached=True)
+            started = {d.experiment for d in deployers.deploy(loaded, layout.root, console, attached=True)}
         if "collect" in steps:
             console.rule("collect")
             result = collect(loaded, layout, quiet=quiet, console=console)
@@ -70,17 +72,23 @@ def run(loaded: LoadedConfig, layout: ResultsLayout, console: Console, *, quiet:
             console.print(f"dbt build: {', '.join(f'{n} {s}' for s, n in sorted(built.counts.items()))}")
         if "report" in steps:
             console.rule("report")
-            outcome.report = render_report(warehouse_path(layout.root), None, outcome.run_id, layout.root).path
+            outcome.report = render_report(warehouse_path(layout.root), None, outcome.run_id, layout.root,
+                                           benchmark=loaded.name).path
             console.print(f"Report: {outcome.report}", highlight=False, markup=False)
         finished = True
     finally:
         signal.signal(signal.SIGTERM, previous)
-        if "cleanup" in steps or not finished:
-            console.rule("cleanup")
-            deployers.cleanup(loaded, layout.root, console)
-        else:
-            deployers.cleanup(loaded, layout.root, console, only_attached=True)
-        left = deployers.still_running(loaded, layout.root)
-        outcome.left_running = sorted(d.experiment for d in left)
-        print_left_running(console, left, config_arg, layout.root)
+        try:
+            if finished and "cleanup" in steps:
+                console.rule("cleanup")
+                deployers.cleanup(loaded, layout.root, console)  # FMBench's cleanup step: every endpoint
+            else:
+                # Local servers of this run always stop with it; after a failure, what it deployed goes too.
+                deployers.cleanup(loaded, layout.root, console, only=set() if finished else started)
+        except FmbError as exc:  # never hide the error that ended the run
+            console.print(f"[bold red]Cleanup failed:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
+        finally:
+            left = deployers.still_running(loaded, layout.root)
+            outcome.left_running = sorted(d.experiment for d in left)
+            print_left_running(console, left, config_arg, layout.root)
     return outcome

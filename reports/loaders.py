@@ -63,11 +63,16 @@ def connect(warehouse: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def resolve_run_id(con: duckdb.DuckDBPyConnection, run_id: str | None) -> str:
+def resolve_run_id(con: duckdb.DuckDBPyConnection, run_id: str | None, benchmark: str | None = None) -> str:
+    """The run asked for, or the latest one (of ``benchmark``, when given)."""
     if run_id is None:
-        latest = _rows(con, "select run_id from runs order by started_at desc, run_id desc limit 1", [])
+        where, params = ("where benchmark = ?", [benchmark]) if benchmark else ("", [])
+        latest = _rows(con, f"select run_id from runs {where} order by started_at desc, run_id desc limit 1", params)
         if not latest:
-            raise FmbError("the warehouse holds no run yet.", hint="Run `fmb collect CONFIG`, then `dbt build`.")
+            raise FmbError(
+                f"the warehouse holds no run{f' of {benchmark}' if benchmark else ''} yet.",
+                hint="Run `fmb collect CONFIG`, then `dbt build`.",
+            )
         return latest[0]["run_id"]
     if not _rows(con, "select run_id from runs where run_id = ?", [run_id]):
         recent = [r["run_id"] for r in _rows(con, "select run_id from runs order by started_at desc limit 5", [])]
@@ -98,10 +103,10 @@ _CANDIDATE_COLUMNS = """
 """
 
 
-def load(warehouse: Path, run_id: str | None = None) -> ReportData:
+def load(warehouse: Path, run_id: str | None = None, benchmark: str | None = None) -> ReportData:
     con = connect(warehouse)
     try:
-        run_id = resolve_run_id(con, run_id)
+        run_id = resolve_run_id(con, run_id, benchmark)
         (run,) = _rows(con, "select * from runs where run_id = ?", [run_id])
         candidates_sql = (
             f"select {_CANDIDATE_COLUMNS} from recommendations r join cells c "

@@ -73,8 +73,10 @@ def draw_charts(data: ReportData) -> list[tuple[str, str, Callable[[], Figure | 
     ]
 
 
-def render_report(warehouse: Path, out: Path | None, run_id: str | None = None, results: Path | None = None) -> Report:
-    data = load(warehouse, run_id)
+def render_report(warehouse: Path, out: Path | None, run_id: str | None = None, results: Path | None = None,
+                  benchmark: str | None = None) -> Report:
+    """Render the report of ``run_id`` (default: the latest run, of ``benchmark`` if given)."""
+    data = load(warehouse, run_id, benchmark)
     if out is None:
         out = (results or warehouse.parent) / "reports" / slug(data.run["benchmark"])
     out.mkdir(parents=True, exist_ok=True)

@@ -72,3 +72,22 @@ def test_redactor_masks_known_values_and_key_shapes() -> None:
     redact = Redactor(["hunter2-token-value"])
     text = redact("bad auth hunter2-token-value; Bearer abc.def; key AKIAABCDEFGHIJKLMNOP; sk-abcdefghijkl")
     assert "hunter2" not in text and "abc.def" not in text and "AKIA" not in text and "sk-abc" not in text
+
+
+def test_secrets_are_masked_wherever_they_hide() -> None:
+    from fmb.redact import Redactor, redact_mapping
+
+    config = {
+        "local": {"command": ["vllm", "serve", "--api-key", "abc123", "--port", "8000"]},
+        "endpoint_url": "https://user:pass@host/v1?api_key=zzz&model=m",
+        "cli_params": "--max-model-len 4096 --api-key=qwerty",
+        "tags": ["sk-abcdefghijklmnop", "plain"],
+        "headers": {"Ocp-Apim-Subscription-Key": "value1", "x-trace": "known-secret-1"},
+        "max_tokens": 100,
+    }
+    masked = redact_mapping(config, Redactor(["known-secret-1"]))
+    text = repr(masked)
+    for secret in ("abc123", "user:pass", "zzz", "qwerty", "sk-abcdefghijklmnop", "value1", "known-secret-1"):
+        assert secret not in text, secret
+    assert masked["local"]["command"][-1] == "8000" and masked["max_tokens"] == 100
+    assert "model=m" in masked["endpoint_url"] and "4096" in masked["cli_params"]

@@ -37,6 +37,26 @@ def prompt_id(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
+def prompt_row(benchmark: str, payload_file: str, prompt: str, tokens: int, counter: str, *, source_file: str,
+               record_id: str, language: str | None = None, filter_min: int | None = None,
+               filter_max: int | None = None, prepared_at: datetime | None = None) -> dict[str, Any]:
+    """A row of the raw/prompts table."""
+    return {
+        "benchmark": benchmark,
+        "payload_file": payload_file,
+        "prompt_id": prompt_id(prompt),
+        "source_file": source_file,
+        "record_id": record_id,
+        "language": language,
+        "prompt_tokens": tokens,
+        "token_counter": counter,
+        "prompt_chars": len(prompt),
+        "filter_min_tokens": filter_min,
+        "filter_max_tokens": filter_max,
+        "prepared_at": prepared_at or datetime.now(UTC),
+    }
+
+
 @dataclass
 class FilterResult:
     payload_file: str
@@ -161,23 +181,12 @@ def prepare(loaded: LoadedConfig, layout: ResultsLayout) -> PrepareResult:
             for i in chosen:
                 fh.write(_payload_line(records[i].fields, prompts[i], gt_key, q_key) + "\n")
         tmp.replace(path)
-        for i in chosen:
-            rows.append(
-                {
-                    "benchmark": loaded.name,
-                    "payload_file": name,
-                    "prompt_id": prompt_id(prompts[i]),
-                    "source_file": records[i].source_file,
-                    "record_id": records[i].record_id,
-                    "language": records[i].fields.get("language"),
-                    "prompt_tokens": lengths[i],
-                    "token_counter": counter.name,
-                    "prompt_chars": len(prompts[i]),
-                    "filter_min_tokens": flt.min_length_in_tokens,
-                    "filter_max_tokens": flt.max_length_in_tokens,
-                    "prepared_at": now,
-                }
-            )
+        rows.extend(
+            prompt_row(loaded.name, name, prompts[i], lengths[i], counter.name, source_file=records[i].source_file,
+                       record_id=records[i].record_id, language=records[i].fields.get("language"),
+                       filter_min=flt.min_length_in_tokens, filter_max=flt.max_length_in_tokens, prepared_at=now)
+            for i in chosen
+        )
         results.append(
             FilterResult(name, flt.language, flt.min_length_in_tokens, flt.max_length_in_tokens, len(chosen), path)
         )

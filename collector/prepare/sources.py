@@ -26,23 +26,24 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """Records of a JSONL file; a broken line is an error naming the file and line."""
     records = []
     try:
-        handle = path.open(encoding="utf-8")
+        lines = path.read_text(encoding="utf-8").split("\n")  # not splitlines: JSON may hold U+2028
     except OSError as exc:
         raise PrepareError(f"cannot open {path}: {exc.strerror}.") from None
-    with handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise PrepareError(
-                    f"{path} line {number}: not a JSON object ({exc.msg} at column {exc.colno}).",
-                    hint="Each line of a JSONL file must be one JSON object.",
-                ) from None
-            if not isinstance(record, dict):
-                raise PrepareError(f"{path} line {number}: expected a JSON object, got {type(record).__name__}.")
-            records.append(record)
+    except UnicodeDecodeError as exc:
+        raise PrepareError(f"{path} is not UTF-8 text (byte {exc.start}): a JSONL file must be UTF-8.") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise PrepareError(
+                f"{path} line {number}: not a JSON object ({exc.msg} at column {exc.colno}).",
+                hint="Each line of a JSONL file must be one JSON object.",
+            ) from None
+        if not isinstance(record, dict):
+            raise PrepareError(f"{path} line {number}: expected a JSON object, got {type(record).__name__}.")
+        records.append(record)
     return records
 
 
@@ -121,7 +122,10 @@ def load_template(root: Path, directory: str, file: str | None, keys: list[str])
         return PromptTemplate.default(keys)
     for candidate in (root / directory / file, BUNDLED_PROMPT_TEMPLATES / file):
         if candidate.is_file():
-            text = candidate.read_text(encoding="utf-8")
+            try:
+                text = candidate.read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                raise PrepareError(f"prompt template {candidate} is not UTF-8 text.") from None
             absent = [k for k in keys if "{" + k + "}" not in text]
             if absent:
                 raise PrepareError(

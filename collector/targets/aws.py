@@ -1,10 +1,12 @@
-"""What the SageMaker and Bedrock targets share: boto3 calls run in worker threads.
+"""What the SageMaker and Bedrock targets share: boto3 calls run in threads.
 
-boto3 is synchronous, so every request runs in a thread of a pool as wide as the
-concurrency, and reports to its Recorder from there (appending timestamps is safe from
-one thread). A botocore ``before-send`` hook stamps the start when the signed request is
-handed to the HTTP layer, as the HTTP targets stamp it when the body is written.
-botocore's own retries are off: a retry fmb makes is counted in the row.
+boto3 is synchronous, so every request runs in a daemon thread of its own (the runner
+already bounds how many are in flight), which records into a private Recorder; the
+request's own Recorder receives those timings only if the request was not given up
+(timeout, Ctrl-C) in the meantime, so a late thread never changes a row already written
+and a process exit never waits for one. A botocore ``before-send`` hook stamps the start
+when the signed request is handed to the HTTP layer, as the HTTP targets stamp it when
+the body is written. botocore's own retries are off: a retry fmb makes is counted in the row.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -59,7 +60,6 @@ class Boto3Target(Target):
         self.session = session(loaded, exp.spec.region)
         self.client = client(self.service, loaded, exp.spec.region, max_connections=max_connections,
                              read_timeout_s=exp.spec.request_timeout_s, boto_session=self.session)
-        self.executor = ThreadPoolExecutor(max_workers=max_connections + 1, thread_name_prefix=f"fmb-{exp.backend}")
         self._local = threading.local()
         self.client.meta.events.register(f"before-send.{self.client.meta.service_model.service_name}", self._sent)
 
@@ -67,9 +67,6 @@ class Boto3Target(Target):
         rec = getattr(self._local, "rec", None)
         if rec is not None:
             rec.start()
-
-    async def close(self) -> None:
-        self.executor.shutdown(wait=False, cancel_futures=True)
 
     def check_credentials(self) -> None:
         if self.session.get_credentials() is None:
@@ -92,16 +89,41 @@ class Boto3Target(Target):
             ) from None
 
     async def send(self, request: Request, rec: Recorder) -> Usage:
-        cancel = threading.Event()
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self.executor, self._call, request, rec, cancel)
+        done: asyncio.Future[Usage] = loop.create_future()
+        cancel = threading.Event()
+        own = Recorder()
+
+        def report(outcome: Usage | BaseException) -> None:
+            if done.done():
+                return  # given up already
+            rec.adopt(own)
+            if isinstance(outcome, BaseException):
+                done.set_exception(outcome)
+            else:
+                done.set_result(outcome)
+
+        def work() -> None:
+            try:
+                outcome: Usage | BaseException = self._call(request, own, cancel)
+            except BaseException as exc:  # handed to the event loop, which raises it in send()
+                outcome = exc
+            try:
+                loop.call_soon_threadsafe(report, outcome)
+            except RuntimeError:  # the event loop is closed: the run is over and nobody waits for this
+                pass
+
+        rec.start()  # until the thread reports, the request counts from here
+        threading.Thread(target=work, daemon=True, name=f"fmb-{self.backend}").start()
         try:
-            return await asyncio.shield(future)
+            return await done
         except asyncio.CancelledError:
-            cancel.set()  # the thread stops reading at its next event
+            cancel.set()  # the thread stops before sending, or at its next streamed event
             raise
 
     def _call(self, request: Request, rec: Recorder, cancel: threading.Event) -> Usage:
+        if cancel.is_set():
+            raise Cancelled
         self._local.rec = rec
         try:
             rec.start()  # stamped again by the before-send hook
@@ -117,6 +139,17 @@ class Boto3Target(Target):
         finally:
             self._local.rec = None
             rec.finish()
+
+    @staticmethod
+    def drain(stream: Any, cancel: threading.Event, handle: Any) -> None:
+        """Read an event stream to its end, ``handle(event)`` for each; stop if the request is given up."""
+        try:
+            for event in stream:
+                if cancel.is_set():
+                    raise Cancelled
+                handle(event)
+        finally:
+            stream.close()
 
     def invoke(self, request: Request, rec: Recorder, cancel: threading.Event) -> Usage:
         """Make the call (in a worker thread); raise Cancelled when ``cancel`` is set while streaming."""

@@ -31,6 +31,16 @@ class Usage:
     completion_tokens: int | None = None
 
 
+def as_int(value: Any) -> int | None:
+    """A token count from a response field (a number, or a number in a string), else None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
 class EndpointError(Exception):
     """A failure the target recognised: an HTTP error status, an error event in a stream, ..."""
 
@@ -84,6 +94,15 @@ class Recorder:
         self.http_status = None
         self.end_ns = None
         self.start()
+
+    def adopt(self, other: Recorder) -> None:
+        """Take the timings and text another Recorder (a worker thread's) made for this request."""
+        if other.start_ns is not None:
+            self.start_ns, self.start_wall_ns = other.start_ns, other.start_wall_ns
+        self.end_ns = other.end_ns
+        self.chunk_ns = list(other.chunk_ns)
+        self.parts = list(other.parts)
+        self.http_status = other.http_status
 
     def content(self, text: str | None) -> None:
         if text:

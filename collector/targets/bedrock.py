@@ -10,17 +10,17 @@ body, read from the ``model_id`` (for an ARN) or the model itself.
 from __future__ import annotations
 
 import json
-import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fmb.collector.targets.aws import Boto3Target, Cancelled
-from fmb.collector.targets.base import EndpointError, Recorder, Request, Usage
+from fmb.collector.targets.aws import Boto3Target
+from fmb.collector.targets.base import EndpointError, Recorder, Request, Usage, as_int
 
 from fmb.config import LoadedConfig, ResolvedExperiment
 from fmb.errors import CollectError
+from fmb.pricing import base_model
 
 # FMBench's bedrock parameter set keys, as Converse's inferenceConfig calls them.
 INFERENCE_CONFIG = {"max_tokens": "maxTokens", "max_new_tokens": "maxTokens", "temperature": "temperature",
@@ -29,9 +29,6 @@ NOT_SENT = {"caching", "stream", "question", "ground_truth"}
 INVOKE_MODEL_FAMILIES = ("ai21.j2", "cohere.command-text", "cohere.command-light-text")
 
 
-def base_model(model: str) -> str:
-    """`meta.llama3-1-8b-instruct-v1:0` from an inference profile id; an ARN is returned as it is."""
-    return re.sub(r"^(us|eu|apac|us-gov|global|ca|jp|au)\.", "", model)
 
 
 @dataclass(frozen=True)
@@ -85,11 +82,6 @@ def family_of(model: str) -> Family | None:
     return None
 
 
-def _int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 class BedrockTarget(Boto3Target):
@@ -141,24 +133,21 @@ class BedrockTarget(Boto3Target):
             rec.http_status = response["ResponseMetadata"]["HTTPStatusCode"]
             rec.parts.append("".join(c.get("text", "") for c in response["output"]["message"]["content"]))
             usage = response.get("usage") or {}
-            return Usage(_int(usage.get("inputTokens")), _int(usage.get("outputTokens")))
+            return Usage(as_int(usage.get("inputTokens")), as_int(usage.get("outputTokens")))
         response = self.client.converse_stream(**kwargs)
         rec.http_status = response["ResponseMetadata"]["HTTPStatusCode"]
-        usage = Usage()
-        stream = response["stream"]
-        try:
-            for event in stream:
-                if cancel.is_set():
-                    raise Cancelled
-                if "contentBlockDelta" in event:
-                    rec.content(event["contentBlockDelta"]["delta"].get("text"))
-                elif "metadata" in event:
-                    meta = event["metadata"].get("usage") or {}
-                    usage = Usage(_int(meta.get("inputTokens")), _int(meta.get("outputTokens")))
-        finally:
-            stream.close()
+        usage = [Usage()]
+
+        def handle(event: dict[str, Any]) -> None:
+            if "contentBlockDelta" in event:
+                rec.content(event["contentBlockDelta"]["delta"].get("text"))
+            elif "metadata" in event:
+                meta = event["metadata"].get("usage") or {}
+                usage[0] = Usage(as_int(meta.get("inputTokens")), as_int(meta.get("outputTokens")))
+
+        self.drain(response["stream"], cancel, handle)
         rec.finish()
-        return usage
+        return usage[0]
 
     def _invoke_model(self, request: Request, rec: Recorder, cancel: threading.Event) -> Usage:
         assert self.family is not None
@@ -174,27 +163,26 @@ class BedrockTarget(Boto3Target):
             except (ValueError, KeyError, IndexError, TypeError):
                 raise EndpointError("bad_response", f"unexpected response: {raw[:200]!r}") from None
             headers = response["ResponseMetadata"].get("HTTPHeaders", {})
-            return Usage(_int(headers.get("x-amzn-bedrock-input-token-count")),
-                         _int(headers.get("x-amzn-bedrock-output-token-count")))
+            return Usage(as_int(headers.get("x-amzn-bedrock-input-token-count")),
+                         as_int(headers.get("x-amzn-bedrock-output-token-count")))
         response = self.client.invoke_model_with_response_stream(modelId=self.model, body=body,
                                                                  contentType="application/json")
         rec.http_status = response["ResponseMetadata"]["HTTPStatusCode"]
-        usage = Usage()
-        stream = response["body"]
+        usage = [Usage()]
+        family = self.family
+
+        def handle(event: dict[str, Any]) -> None:
+            if "chunk" not in event:
+                return
+            data = json.loads(event["chunk"]["bytes"])
+            metrics = data.get("amazon-bedrock-invocationMetrics")
+            if metrics:
+                usage[0] = Usage(as_int(metrics.get("inputTokenCount")), as_int(metrics.get("outputTokenCount")))
+            rec.content(family.chunk_text(data))
+
         try:
-            for event in stream:
-                if cancel.is_set():
-                    raise Cancelled
-                if "chunk" not in event:
-                    continue
-                data = json.loads(event["chunk"]["bytes"])
-                metrics = data.get("amazon-bedrock-invocationMetrics")
-                if metrics:
-                    usage = Usage(_int(metrics.get("inputTokenCount")), _int(metrics.get("outputTokenCount")))
-                rec.content(self.family.chunk_text(data))
+            self.drain(response["body"], cancel, handle)
         except ValueError as exc:
             raise EndpointError("stream_error", f"unreadable streamed chunk ({exc})") from None
-        finally:
-            stream.close()
         rec.finish()
-        return usage
+        return usage[0]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar
 
-from fmb.collector.targets.base import Request, Usage
+from fmb.collector.targets.base import Request, Usage, as_int
 from fmb.collector.targets.http import Chunk, HttpTarget
 
 from fmb.config import ResolvedExperiment
@@ -39,8 +39,29 @@ def _stop_list(parameters: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _int(value: Any) -> int | None:
-    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+def _details_usage(details: Any) -> Usage | None:
+    """TGI's and DJL's generated token count, when details were asked for."""
+    if isinstance(details, dict) and "generated_tokens" in details:
+        return Usage(None, as_int(details["generated_tokens"]))
+    return None
+
+
+def tgi_chunk(data: dict[str, Any]) -> Chunk:
+    """One streamed TGI (or DJL LMI) event: {token: {text, special}, details}."""
+    if "error" in data:
+        return Chunk(error=str(data["error"]))
+    token = data.get("token") or {}
+    text = None if token.get("special") else token.get("text")
+    return Chunk(text, _details_usage(data.get("details")))
+
+
+def tgi_whole(data: Any) -> Chunk:
+    """A whole TGI/DJL response: [{generated_text, details}] or {generated_text}."""
+    if isinstance(data, list):
+        data = data[0]
+    if "error" in data:
+        return Chunk(error=str(data["error"]))
+    return Chunk(data.get("generated_text"), _details_usage(data.get("details")))
 
 
 class TGITarget(HttpTarget):
@@ -55,25 +76,11 @@ class TGITarget(HttpTarget):
     def body(self, request: Request) -> dict[str, Any]:
         return {"inputs": request.prompt, "parameters": self.parameters}
 
-    @staticmethod
-    def _usage(details: Any) -> Usage | None:
-        if isinstance(details, dict) and "generated_tokens" in details:
-            return Usage(None, _int(details["generated_tokens"]))
-        return None
-
     def chunk(self, data: Any) -> Chunk:
-        if "error" in data:
-            return Chunk(error=str(data["error"]))
-        token = data.get("token") or {}
-        text = None if token.get("special") else token.get("text")
-        return Chunk(text, self._usage(data.get("details")))
+        return tgi_chunk(data)
 
     def whole(self, data: Any) -> Chunk:
-        if isinstance(data, list):
-            data = data[0]
-        if "error" in data:
-            return Chunk(error=str(data["error"]))
-        return Chunk(data.get("generated_text"), self._usage(data.get("details")))
+        return tgi_whole(data)
 
 
 class TritonTarget(HttpTarget):
@@ -107,17 +114,10 @@ class DJLTarget(HttpTarget):
         return {"inputs": request.prompt, "parameters": self.exp.parameters, "stream": self.stream}
 
     def chunk(self, data: Any) -> Chunk:
-        if "error" in data:
-            return Chunk(error=str(data["error"]))
-        token = data.get("token") or {}
-        return Chunk(token.get("text"), TGITarget._usage(data.get("details")))
+        return tgi_chunk(data)  # DJL LMI streams TGI's token format as JSON lines
 
     def whole(self, data: Any) -> Chunk:
-        if isinstance(data, list):
-            data = data[0]
-        if "error" in data:
-            return Chunk(error=str(data["error"]))
-        return Chunk(data.get("generated_text"))
+        return tgi_whole(data)
 
 
 class OllamaTarget(HttpTarget):
@@ -138,7 +138,7 @@ class OllamaTarget(HttpTarget):
             return Chunk(error=str(data["error"]))
         usage = None
         if data.get("done"):
-            usage = Usage(_int(data.get("prompt_eval_count")), _int(data.get("eval_count")))
+            usage = Usage(as_int(data.get("prompt_eval_count")), as_int(data.get("eval_count")))
         return Chunk(data.get("response"), usage, done=bool(data.get("done")))
 
     def whole(self, data: Any) -> Chunk:
@@ -162,7 +162,7 @@ class LlamaCppTarget(HttpTarget):
             return Chunk(error=str(data["error"]))
         usage = None
         if data.get("stop"):
-            usage = Usage(_int(data.get("tokens_evaluated")), _int(data.get("tokens_predicted")))
+            usage = Usage(as_int(data.get("tokens_evaluated")), as_int(data.get("tokens_predicted")))
         return Chunk(data.get("content"), usage, done=bool(data.get("stop")))
 
     def whole(self, data: Any) -> Chunk:
@@ -183,4 +183,4 @@ class CustomRestTarget(HttpTarget):
             return Chunk(error=str(data["error"]))
         usage = data.get("usage") or {}
         text = (data.get("completions") or [{}])[0].get("text")
-        return Chunk(text, Usage(_int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens"))))
+        return Chunk(text, Usage(as_int(usage.get("prompt_tokens")), as_int(usage.get("completion_tokens"))))

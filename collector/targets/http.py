@@ -24,6 +24,7 @@ from fmb.collector.targets.streams import iter_events, iter_json_lines
 
 from fmb.config import ResolvedExperiment
 from fmb.errors import CollectError
+from fmb.redact import Redactor
 
 
 @dataclass
@@ -117,7 +118,7 @@ class HttpTarget(Target):
         return self._fresh
 
     def describe(self) -> str:
-        return self.url
+        return Redactor()(self.url) or self.url
 
     async def close(self) -> None:
         for session in (self._session, self._fresh):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from fmb.collector.targets.base import Request, Usage
+from fmb.collector.targets.base import Request, Usage, as_int
 from fmb.collector.targets.http import Chunk, HttpTarget
 
 from fmb.config import ResolvedExperiment
@@ -41,9 +41,21 @@ def endpoint_url(base: str, api: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, path + suffix, parts.query, ""))
 
 
-def _usage(data: dict[str, Any]) -> Usage | None:
+def openai_chunk(data: dict[str, Any], chat: bool) -> Chunk:
+    """Text and usage of an OpenAI-style chat (delta or message) or completions document."""
+    if "error" in data:
+        return Chunk(error=str(data["error"]))
+    parts = []
+    for choice in data.get("choices") or []:
+        if chat:
+            message = choice.get("delta") or choice.get("message") or {}
+            parts.append(message.get("content") or "")
+            parts.append(message.get("reasoning_content") or message.get("reasoning") or "")
+        else:
+            parts.append(choice.get("text") or "")
     usage = data.get("usage")
-    return Usage(usage.get("prompt_tokens"), usage.get("completion_tokens")) if usage else None
+    usage = Usage(as_int(usage.get("prompt_tokens")), as_int(usage.get("completion_tokens"))) if usage else None
+    return Chunk("".join(parts), usage)
 
 
 class OpenAITarget(HttpTarget):
@@ -69,21 +81,8 @@ class OpenAITarget(HttpTarget):
             body["stream_options"] = {"include_usage": True}
         return body
 
-    def _text(self, data: dict[str, Any]) -> str:
-        parts = []
-        for choice in data.get("choices") or []:
-            if self.chat:
-                message = choice.get("delta") or choice.get("message") or {}
-                parts.append(message.get("content") or "")
-                parts.append(message.get("reasoning_content") or message.get("reasoning") or "")
-            else:
-                parts.append(choice.get("text") or "")
-        return "".join(parts)
-
     def chunk(self, data: Any) -> Chunk:
-        if "error" in data:
-            return Chunk(error=str(data["error"]))
-        return Chunk(self._text(data), _usage(data))
+        return openai_chunk(data, self.chat)
 
     def whole(self, data: Any) -> Chunk:
-        return self.chunk(data)
+        return openai_chunk(data, self.chat)

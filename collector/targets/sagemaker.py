@@ -14,60 +14,37 @@ import threading
 from typing import Any
 
 from botocore.exceptions import ClientError
-from fmb.collector.targets.aws import Boto3Target, Cancelled
+from fmb.collector.targets.aws import Boto3Target
 from fmb.collector.targets.base import EndpointError, Recorder, Request, Usage
+from fmb.collector.targets.containers import tgi_chunk, tgi_whole
+from fmb.collector.targets.http import Chunk
+from fmb.collector.targets.openai import openai_chunk
 
 from fmb.config import LoadedConfig, ResolvedExperiment
 from fmb.errors import CollectError
 
 
-def _int(value: Any) -> int | None:
-    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-def parse_line(line: bytes) -> tuple[str | None, Usage | None]:
-    """Text and usage of one streamed line (TGI `data:{...}`, DJL `{...}`, or OpenAI-style)."""
+def parse_line(line: bytes) -> Chunk:
+    """One streamed line: TGI's `data:{token...}`, DJL's `{token...}`, or the messages API's `data: {choices...}`."""
     text = line.decode("utf-8", "replace").strip()
     if text.startswith("data:"):
         text = text[5:].strip()
     if not text or text == "[DONE]" or not text.startswith("{"):
-        return None, None
+        return Chunk()
     data = json.loads(text)
-    if "error" in data:
-        raise EndpointError("stream_error", str(data["error"])[:300])
-    usage = None
-    if isinstance(data.get("details"), dict) and "generated_tokens" in data["details"]:
-        usage = Usage(None, _int(data["details"]["generated_tokens"]))
-    if isinstance(data.get("usage"), dict):
-        usage = Usage(_int(data["usage"].get("prompt_tokens")), _int(data["usage"].get("completion_tokens")))
-    token = data.get("token")
-    if isinstance(token, dict):
-        return (None if token.get("special") else token.get("text")), usage
-    choices = data.get("choices")
-    if choices:
-        delta = choices[0].get("delta") or {}
-        return delta.get("content"), usage
-    if isinstance(data.get("outputs"), list) and data["outputs"]:
-        return str(data["outputs"][0]), usage
-    return None, usage
+    return openai_chunk(data, chat=True) if "choices" in data else tgi_chunk(data)
 
 
-def parse_whole(data: Any) -> tuple[str, Usage | None]:
-    if isinstance(data, list):
-        data = data[0] if data else {}
-    if "embedding" in data or "embeddings" in data:
-        return "", Usage(None, 0)
-    if data.get("choices"):
-        usage = data.get("usage") or {}
-        return (data["choices"][0].get("message") or {}).get("content") or "", Usage(
-            _int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens")))
-    details = data.get("details") or {}
-    usage = Usage(None, _int(details.get("generated_tokens"))) if "generated_tokens" in details else None
-    if "generated_text" in data:
-        return data["generated_text"] or "", usage
-    if isinstance(data.get("outputs"), list):
-        return "".join(map(str, data["outputs"])), usage
-    raise KeyError("generated_text")
+def parse_whole(data: Any) -> Chunk:
+    """A whole response: TGI/DJL generated_text, the messages API's choices, or an embedding."""
+    if isinstance(data, dict) and ("embedding" in data or "embeddings" in data):
+        return Chunk("", Usage(None, 0))
+    if isinstance(data, dict) and "choices" in data:
+        return openai_chunk(data, chat=True)
+    whole = tgi_whole(data)
+    if whole.text is None and not whole.error:
+        raise KeyError("generated_text")
+    return whole
 
 
 class SageMakerTarget(Boto3Target):
@@ -127,38 +104,39 @@ class SageMakerTarget(Boto3Target):
             response = self.client.invoke_endpoint(**kwargs)
             raw = response["Body"].read()
             rec.finish()
+            rec.http_status = response["ResponseMetadata"]["HTTPStatusCode"]
             try:
-                text, usage = parse_whole(json.loads(raw))
+                whole = parse_whole(json.loads(raw))
             except (ValueError, KeyError, IndexError, TypeError, AttributeError):
                 raise EndpointError("bad_response", f"unexpected response: {raw[:200]!r}") from None
-            rec.parts.append(text)
-            return usage or Usage()
+            if whole.error:
+                raise EndpointError("response_error", whole.error[:300], http_status=rec.http_status)
+            rec.parts.append(whole.text or "")
+            return whole.usage or Usage()
         response = self.client.invoke_endpoint_with_response_stream(**kwargs)
         rec.http_status = response["ResponseMetadata"]["HTTPStatusCode"]
-        usage = None
-        buffer = b""
-        events = response["Body"]
+        state: dict[str, Any] = {"buffer": b"", "usage": None}
+
+        def read(lines: list[bytes]) -> None:
+            texts = []
+            for line in lines:
+                chunk = parse_line(line)
+                if chunk.error:
+                    raise EndpointError("stream_error", chunk.error[:300], http_status=rec.http_status)
+                texts.append(chunk.text or "")
+                state["usage"] = chunk.usage or state["usage"]
+            rec.content("".join(texts))
+
+        def handle(event: dict[str, Any]) -> None:
+            part = event.get("PayloadPart")
+            if part:  # parts do not follow line boundaries: complete lines are read, the rest waits
+                *lines, state["buffer"] = (state["buffer"] + part["Bytes"]).split(b"\n")
+                read(lines)
+
         try:
-            for event in events:
-                if cancel.is_set():
-                    raise Cancelled
-                part = event.get("PayloadPart")
-                if not part:
-                    continue
-                buffer += part["Bytes"]
-                *lines, buffer = buffer.split(b"\n")
-                texts = []
-                for line in lines:
-                    text, line_usage = parse_line(line)
-                    texts.append(text or "")
-                    usage = line_usage or usage
-                rec.content("".join(texts))
-            text, line_usage = parse_line(buffer)
-            rec.content(text)
-            usage = line_usage or usage
+            self.drain(response["Body"], cancel, handle)
+            read([state["buffer"]])
         except ValueError as exc:
             raise EndpointError("stream_error", f"unreadable streamed line ({exc})") from None
-        finally:
-            events.close()
         rec.finish()
-        return usage or Usage()
+        return state["usage"] or Usage()

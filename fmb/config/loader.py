@@ -18,7 +18,7 @@ from fmb.config.schema import Experiment, FmbenchConfig
 from fmb.config.steps import enabled_steps
 from fmb.errors import ConfigError
 from fmb.paths import BUNDLED_PRICING
-from fmb.redact import redact_mapping
+from fmb.redact import Redactor, is_secret_key, redact_mapping
 
 MAX_ERRORS_SHOWN = 6
 
@@ -59,9 +59,20 @@ class LoadedConfig:
     def name(self) -> str:
         return self.config.general.name
 
+    def secret_values(self) -> list[str]:
+        """Every secret the config or the command line knows of, so that it can be masked anywhere."""
+        values = [v for k, v in self.assignments.items() if is_secret_key(k)]
+        for exp in self.experiments:
+            for headers in (exp.spec.headers, exp.spec.inference_spec.headers):
+                values.extend(str(v) for k, v in headers.items() if is_secret_key(str(k)))
+            if exp.spec.api_key_env and os.environ.get(exp.spec.api_key_env):
+                values.append(os.environ[exp.spec.api_key_env])
+        return values
+
     def redacted(self) -> dict[str, Any]:
-        """The config as plain data with secret-looking values masked."""
-        return redact_mapping(self.config.model_dump(mode="json", by_alias=True, exclude_none=True))
+        """The config as plain data with secrets masked (see :func:`fmb.redact.redact_mapping`)."""
+        dump = self.config.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return redact_mapping(dump, Redactor(self.secret_values()))
 
     @property
     def config_hash(self) -> str:

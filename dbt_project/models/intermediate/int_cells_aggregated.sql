@@ -47,6 +47,8 @@ aggregated as (
         cast(sum(ok_completion_tokens) as bigint) as completion_tokens_total,
         avg(case when is_success then (case when token_count_source = 'server' then 1.0 else 0.0 end) end)
             as server_token_count_share,
+        min(case when is_success then token_count_source end) as first_token_count_source,
+        max(case when is_success then token_count_source end) as last_token_count_source,
         avg(case when is_prompt_token_mismatch then 1.0 when not is_prompt_token_mismatch then 0.0 end)
             as prompt_token_mismatch_rate,
         avg(case when is_completion_token_mismatch then 1.0 when not is_completion_token_mismatch then 0.0 end)
@@ -60,7 +62,10 @@ final as (
         *,
         1.0 * count_failed_requests / count_requests as error_rate,
         {{ duration_s('window_started_at', 'window_ended_at') }} as window_s,
-        case when server_token_count_share >= 0.5 then 'server' else 'client' end as token_count_source,
+        case
+            when first_token_count_source = last_token_count_source then first_token_count_source
+            when first_token_count_source is not null then 'mixed'
+        end as token_count_source,
         count_successful_requests / nullif({{ duration_s('window_started_at', 'window_ended_at') }}, 0)
             as requests_per_s,
         60 * count_successful_requests / nullif({{ duration_s('window_started_at', 'window_ended_at') }}, 0)

@@ -1,3 +1,7 @@
+{%- set same_cell -%}
+    partition by cells.benchmark, cells.experiment, cells.payload_file, cells.concurrency
+    order by cells.run_started_at, cells.run_id
+{%- endset -%}
 -- One row per cell with the same cell (benchmark, experiment, payload file, concurrency)
 -- of the previous run next to it: whether a change made it faster or cheaper.
 with cells as (
@@ -23,20 +27,16 @@ ordered as (
         cells.transactions_per_minute,
         cells.error_rate,
         cells.cost_per_10k_txn_usd,
-        lag(cells.run_id) over w as previous_run_id,
-        lag(cells.e2e_latency_p95_ms) over w as previous_e2e_latency_p95_ms,
-        lag(cells.ttft_p50_ms) over w as previous_ttft_p50_ms,
-        lag(cells.output_tokens_per_s) over w as previous_output_tokens_per_s,
-        lag(cells.transactions_per_minute) over w as previous_transactions_per_minute,
-        lag(cells.error_rate) over w as previous_error_rate,
-        lag(cells.cost_per_10k_txn_usd) over w as previous_cost_per_10k_txn_usd,
-        row_number() over w as run_number
+        lag(cells.run_id) over ({{ same_cell }}) as previous_run_id,
+        lag(cells.e2e_latency_p95_ms) over ({{ same_cell }}) as previous_e2e_latency_p95_ms,
+        lag(cells.ttft_p50_ms) over ({{ same_cell }}) as previous_ttft_p50_ms,
+        lag(cells.output_tokens_per_s) over ({{ same_cell }}) as previous_output_tokens_per_s,
+        lag(cells.transactions_per_minute) over ({{ same_cell }}) as previous_transactions_per_minute,
+        lag(cells.error_rate) over ({{ same_cell }}) as previous_error_rate,
+        lag(cells.cost_per_10k_txn_usd) over ({{ same_cell }}) as previous_cost_per_10k_txn_usd,
+        row_number() over ({{ same_cell }}) as run_number
     from cells
     inner join runs on cells.run_id = runs.run_id
-    window w as (
-        partition by cells.benchmark, cells.experiment, cells.payload_file, cells.concurrency
-        order by cells.run_started_at, cells.run_id
-    )
 ),
 
 final as (
