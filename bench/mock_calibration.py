@@ -18,9 +18,9 @@ from textwrap import dedent
 
 import pyarrow.dataset as ds
 from click.testing import CliRunner
+from fmb.collector.mock.process import mock_server
 
 from fmb.cli import cli
-from fmb.collector.mock.process import mock_server
 
 CONFIG = """
 general: {name: calibration}
