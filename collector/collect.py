@@ -80,10 +80,6 @@ class Plan:
     cells: dict[str, list[Cell]]
     prompts: dict[str, list[Request]]
 
-    @property
-    def total_requests(self) -> int:
-        return sum(c.requests + c.warmup for cells in self.cells.values() for c in cells)
-
 
 def make_plan(loaded: LoadedConfig, layout: ResultsLayout, only: tuple[str, ...] = ()) -> Plan:
     """The cells to run; every payload file must exist and parse."""

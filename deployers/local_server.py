@@ -20,8 +20,6 @@ import threading
 import time
 from collections.abc import Callable
 
-LISTENING = "fmb local server listening on"
-
 
 def _watch_parent(parent_pid: int, on_gone: Callable[[], None]) -> None:
     def watch() -> None:
@@ -48,7 +46,7 @@ def _serve_llamacpp(args: argparse.Namespace) -> int:
     params.port = args.port
     params.hostnames = [args.host]
     server = xllamacpp.Server(params)
-    print(f"{LISTENING} {server.listening_address}", flush=True)
+    print(f"fmb local server listening on {server.listening_address}", flush=True)  # for the log's reader
     if args.ready_file:
         tmp = f"{args.ready_file}.tmp"
         with open(tmp, "w", encoding="utf-8") as fh:

@@ -14,9 +14,9 @@ from fmb.paths import PROJECT_ROOT
 
 @dataclass
 class BuildResult:
-    success: bool
+    """How many dbt nodes ended in each status (a failed build raises instead)."""
+
     counts: dict[str, int] = field(default_factory=dict)
-    failures: list[str] = field(default_factory=list)
 
 
 @contextmanager
@@ -82,10 +82,9 @@ def build(results: Path, *, select: tuple[str, ...] = (), quiet: bool = True) ->
         counts[status] = counts.get(status, 0) + 1
         if status in ("error", "fail"):
             failures.append(f"{node.node.name}: {(node.message or status).strip()}")
-    result = BuildResult(outcome.success, counts, failures)
     if not outcome.success:
         raise FmbError(
             "dbt build failed:\n  " + "\n  ".join(failures[:10]),
             hint=f"dbt's log is in {results / 'dbt' / 'logs'}; fix the data or the model and build again.",
         )
-    return result
+    return BuildResult(counts)
