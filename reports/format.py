@@ -4,6 +4,7 @@ beyond changing units (milliseconds to seconds, fractions to percent)."""
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,9 +53,53 @@ def timestamp(value: datetime | None) -> str:
     return MISSING if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def cell(value: Any) -> str:
-    """Text for a Markdown table cell: no pipes or line breaks."""
-    return MISSING if value is None else str(value).replace("|", "\\|").replace("\n", " ")
+# Characters that Markdown (CommonMark with GitHub's tables and strikethrough) could read as
+# syntax inside a line: emphasis, code, links and images, tables, headings' closing #s.
+_MARKDOWN_SYNTAX = re.compile(r"[\\`*\[\]|~#]|_(?![A-Za-z0-9])|(?<![A-Za-z0-9])_")
+_HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+_LINE_BREAKS = re.compile(r"[\r\n\u2028\u2029\x0b\x0c\x85]+")
+
+
+def text(value: Any, limit: int | None = None) -> str:
+    """A value from a config or an endpoint, as literal text on one line of Markdown.
+
+    Viewers render HTML inside Markdown, so ``<``, ``>`` and ``&`` become entities; Markdown's
+    own syntax characters are escaped with a backslash (``_`` only where it could start or end
+    emphasis, so that payload_en_1-100.jsonl reads as it is); line breaks become spaces.
+    Safe in table cells, headings and prose. ``limit`` shortens the value first.
+    """
+    if value is None:
+        return MISSING
+    raw = _LINE_BREAKS.sub(" ", str(value))
+    if limit is not None and len(raw) > limit:
+        raw = raw[: max(limit - 3, 0)].rstrip() + "..."
+    raw = _MARKDOWN_SYNTAX.sub(lambda m: "\\" + m.group(0), raw)
+    return "".join(_HTML.get(ch, ch) for ch in raw)
+
+
+def code(value: Any, in_table: bool = True) -> str:
+    """A value as an inline code span: literal whatever it holds (HTML is not rendered inside one).
+
+    The span's backtick fence is longer than any run of backticks in the value; in a table
+    cell pipes are escaped (GitHub splits cells before it reads code spans).
+    """
+    if value is None:
+        return MISSING
+    raw = _LINE_BREAKS.sub(" ", str(value))
+    if not raw:
+        return ""
+    if in_table:
+        raw = raw.replace("|", "\\|")
+    runs = [len(run) for run in re.findall(r"`+", raw)]
+    fence = "`" * (max(runs, default=0) + 1)
+    pad = " " if raw.startswith("`") or raw.endswith("`") else ""
+    return f"{fence}{pad}{raw}{pad}{fence}"
+
+
+def fence_for(content: str) -> str:
+    """A code fence that no line of ``content`` can close: longer than any backtick run in it."""
+    runs = [len(run) for run in re.findall(r"`+", content)]
+    return "`" * max(3, max(runs, default=0) + 1)
 
 
 FILTERS = {
@@ -66,5 +111,7 @@ FILTERS = {
     "signed_percent": signed_percent,
     "points": points,
     "timestamp": timestamp,
-    "cell": cell,
+    "text": text,
+    "cell": text,  # the older name of `text`
+    "code": code,
 }

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 from fmb.reports import charts
-from fmb.reports.format import FILTERS
+from fmb.reports.format import FILTERS, fence_for
 from fmb.reports.loaders import ReportData, load
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from matplotlib.figure import Figure
@@ -91,7 +91,8 @@ def render_report(warehouse: Path, out: Path | None, run_id: str | None = None, 
         figure.savefig(target, dpi=110)
         made.append(Chart(title, file))
     config_yaml = yaml.safe_dump(json.loads(data.run["config_json"] or "{}"), sort_keys=False, allow_unicode=True)
-    text = _environment().get_template("report.md.j2").render(data=data, charts=made, config_yaml=config_yaml)
+    text = _environment().get_template("report.md.j2").render(data=data, charts=made, config_yaml=config_yaml,
+                                                              config_fence=fence_for(config_yaml))
     path = out / "report.md"
     path.write_text(text, encoding="utf-8")
     return Report(path, data.run["run_id"], made)
