@@ -8,7 +8,8 @@
 {%- endmacro %}
 
 {% macro duckdb__export_mart() -%}
-    {%- set folder = env_var('FMB_RESULTS', 'results') ~ '/marts/' ~ this.identifier -%}
+    {#- The folder is a SQL string literal: a quote in the results path is doubled. -#}
+    {%- set folder = dbt.escape_single_quotes(env_var('FMB_RESULTS', 'results') ~ '/marts/' ~ this.identifier) -%}
     select fmb_mkdirs('{{ folder }}');
     copy (select * from {{ this }}) to '{{ folder }}/{{ this.identifier }}.parquet' (format parquet, compression zstd)
 {%- endmacro %}
