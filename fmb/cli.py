@@ -196,16 +196,27 @@ def run_command(config: Path, assignments: tuple[str, ...], results: Path, quiet
 @cli.command("build")
 @results_option("Folder holding raw/ (written by fmb collect); the warehouse and marts go here too.")
 @click.option("--select", "select", multiple=True, metavar="SELECTOR", help="dbt node selection (repeatable).")
-def build_command(results: Path, select: tuple[str, ...]) -> None:
+@click.option(
+    "--wait",
+    "wait_s",
+    type=click.FloatRange(min=0),
+    default=120,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long to wait for another fmb build on the same RESULTS to finish (0: fail at once).",
+)
+def build_command(results: Path, select: tuple[str, ...], wait_s: float) -> None:
     """Build the warehouse: `dbt build` over every run in RESULTS, through dbt's Python API.
 
     Writes RESULTS/warehouse.duckdb and the mart Parquet files in RESULTS/marts/<mart>/,
     and runs every data and unit test; the same as `FMB_RESULTS=RESULTS dbt build` from
-    the repository root.
+    the repository root. One build runs at a time per RESULTS; every raw folder and file
+    must be readable, and no other program may have the warehouse file open.
     """
     from fmb.warehouse.build import build
 
-    outcome = build(results, select=select)
+    outcome = build(results, select=select, wait_s=wait_s,
+                    on_wait=lambda message: err_console.print(message, highlight=False, markup=False, soft_wrap=True))
     counts = ", ".join(f"{n} {status}" for status, n in sorted(outcome.counts.items()))
     console.print(f"dbt build: {counts}; warehouse {results / 'warehouse.duckdb'}, marts in {results / 'marts'}",
                   highlight=False)

@@ -3,13 +3,30 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import shlex
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fmb.errors import FmbError
 from fmb.paths import PROJECT_ROOT
+from fmb.warehouse.lock import DEFAULT_WAIT_S, build_lock, check_warehouse_free
+from fmb.warehouse.rawcheck import check_raw_readable
+
+if TYPE_CHECKING:
+    from dbt.cli.main import dbtRunnerResult
+
+# Characters a results path cannot hold, why, and whether a symbolic link with a plain name
+# gets round them. (A quote, a space and the glob characters * [ are escaped in sources.yml
+# and export_mart.)
+_PATH_CHARACTERS = {
+    "\\": ("DuckDB's globs cannot match a path with a backslash", True),
+    "=": ("DuckDB's hive partitioning would read a name=value folder as a column of every row", True),
+    "#": ("dbt-duckdb reads the warehouse path as a URL, where # starts a fragment", True),
+    "?": ("DuckDB takes a ? in a database path for the start of its options (even behind a symbolic link)", False),
+}
 
 
 @dataclass
@@ -47,11 +64,29 @@ def warehouse_path(results: Path) -> Path:
     return results / "warehouse.duckdb"
 
 
-def build(results: Path, *, select: tuple[str, ...] = (), quiet: bool = True) -> BuildResult:
-    """Run `dbt build` over ``results``; raise :class:`FmbError` with the failures when it fails."""
-    from dbt.cli.main import dbtRunner
+def _check_results_path(results: Path) -> None:
+    real = Path(os.path.realpath(results))  # what DuckDB opens the warehouse as
+    for character, (why, link_helps) in _PATH_CHARACTERS.items():
+        path = results if link_helps else real
+        if character in str(path):
+            hint = "Move or rename the folder"
+            if link_helps:
+                hint += f", or point --results at a link with a plain name: ln -s {shlex.quote(str(path))} /tmp/res"
+            raise FmbError(f"the results folder {path} has a {character} in its path, and {why}.", hint=hint)
 
-    results = results.resolve()
+
+def build(results: Path, *, select: tuple[str, ...] = (), quiet: bool = True, wait_s: float = DEFAULT_WAIT_S,
+          on_wait: Callable[[str], None] | None = None) -> BuildResult:
+    """Run `dbt build` over ``results``; raise :class:`FmbError` with the failures when it fails.
+
+    Before dbt starts: every raw folder and Parquet file must be readable, and no other
+    program may hold the warehouse file. A build running on the same ``results`` is waited
+    for up to ``wait_s`` seconds (``on_wait`` gets a message when that happens).
+    """
+    # Absolute, but symbolic links kept: a link is the way round the characters refused here.
+    results = Path(os.path.abspath(results))
+    _check_results_path(results)
+    check_raw_readable(results / "raw")
     if not any((results / "raw" / "runs").glob("*/*.parquet")):
         raise FmbError(
             f"there is no run in {results / 'raw'} to build the warehouse from.",
@@ -68,11 +103,9 @@ def build(results: Path, *, select: tuple[str, ...] = (), quiet: bool = True) ->
         args += ["--quiet"]
     for selector in select:
         args += ["--select", selector]
-    with _environment(FMB_RESULTS=str(results), DBT_SEND_ANONYMOUS_USAGE_STATS="false"):
-        try:
-            outcome = dbtRunner().invoke(args)
-        finally:
-            _release_duckdb()
+    with build_lock(results, wait_s, on_wait):
+        check_warehouse_free(warehouse_path(results))
+        outcome = _run_dbt(results, args)
     if outcome.exception is not None:
         raise FmbError(f"dbt build could not run: {outcome.exception}") from None
     counts: dict[str, int] = {}
@@ -88,3 +121,13 @@ def build(results: Path, *, select: tuple[str, ...] = (), quiet: bool = True) ->
             hint=f"dbt's log is in {results / 'dbt' / 'logs'}; fix the data or the model and build again.",
         )
     return BuildResult(counts)
+
+
+def _run_dbt(results: Path, args: list[str]) -> dbtRunnerResult:
+    from dbt.cli.main import dbtRunner
+
+    with _environment(FMB_RESULTS=str(results), DBT_SEND_ANONYMOUS_USAGE_STATS="false"):
+        try:
+            return dbtRunner().invoke(args)
+        finally:
+            _release_duckdb()
