@@ -116,6 +116,10 @@ async def _try_once(
         async with asyncio.timeout(timeout_s):
             usage = await target.send(request, rec)
         rec.finish()
+        if target.stream and not rec.chunk_ns:
+            # Nothing was generated, or nothing fmb could read: no TTFT, and never an `ok`.
+            return None, Failure("error", "empty_stream", "the streamed response carried no generated content",
+                                 rec.http_status)
         return usage, None
     except asyncio.CancelledError:
         raise
@@ -196,8 +200,8 @@ class RowMaker:
             "status": "ok" if ok else failure.status,
             "http_status": rec.http_status if ok else failure.http_status,
             "error_type": None if ok else failure.error_type,
-            "error_message": None if ok else self.redact(failure.message[:300]),
-            "completion_text": rec.text if ok else None,
+            "error_message": None if ok else (self.redact(failure.message) or "")[:300],
+            "completion_text": self.redact.known(rec.text) if ok else None,
         }
 
     def complete(self, rows: list[dict[str, Any]]) -> None:

@@ -6,7 +6,9 @@ following tokens. The event loop wakes up to one timer tick (1 ms with epoll) af
 time it was asked for, so the mock asks for half a tick early: release times are then
 centred on the deadlines instead of trailing them by half a tick on average. Faults are drawn per request from a seeded random generator:
 an HTTP error status, throttling (429), or a stall (a long pause before the first token
-or in the middle of the stream).
+or in the middle of the stream). A request may also name its fate in the
+``x-fmb-mock-fault`` header (one of :data:`FAULT_KINDS`), which is how the fault-matrix
+tests send every kind of fault to one server.
 """
 
 from __future__ import annotations
@@ -32,13 +34,28 @@ class MockSettings:
     stall_at: str = "first"  # "first": before the first token; "middle": halfway through
     seed: int = 0
     model: str = "fmb-mock"
+    # Put the request's own headers into the answer (completion text and error bodies), as a
+    # careless endpoint may: for tests that fmb masks what an endpoint echoes back.
+    echo_headers: bool = False
+
+
+# What can happen to a request: ok, error (HTTP error status), throttle (429), stall,
+# stream_error (an error event halfway through the stream), and broken 200 answers:
+# html (a web page), json_body (a plain JSON completion where a stream was asked for),
+# done_only (a stream of only `data: [DONE]`), empty_stream (a finish reason and
+# [DONE] but no content), truncated (the stream stops halfway without an end marker),
+# bad_chunked (invalid chunked transfer encoding halfway), and bare_data (a valid stream
+# with a keep-alive comment and a bare `data` line between events, which must read fine).
+FAULT_KINDS = ("ok", "error", "throttle", "stall", "stream_error", "html", "json_body", "done_only",
+               "empty_stream", "truncated", "bad_chunked", "bare_data")
+FAULT_HEADER = "x-fmb-mock-fault"
 
 
 @dataclass
 class Fate:
     """What happens to one request."""
 
-    kind: str  # ok, error, throttle, stall, stream_error (the stream breaks halfway)
+    kind: str  # one of FAULT_KINDS
     tokens: int
 
 
@@ -51,10 +68,13 @@ class Behaviour:
         self.s = settings
         self._rng = random.Random(settings.seed)
         self.requests = 0
+        self.completed = 0  # responses written to the end (the last byte handed to the socket)
 
-    def fate(self, max_tokens: int | None) -> Fate:
+    def fate(self, max_tokens: int | None, forced: str | None = None) -> Fate:
         self.requests += 1
         tokens = self.s.output_tokens if max_tokens is None else min(self.s.output_tokens, max_tokens)
+        if forced in FAULT_KINDS:
+            return Fate(forced, tokens)
         draw = self._rng.random()
         rates = (
             ("error", self.s.error_rate),
@@ -77,7 +97,8 @@ class Behaviour:
         loop = asyncio.get_running_loop()
         ttft, itl = self.s.ttft_ms / 1000, self.s.itl_ms / 1000
         stall_before = 0 if self.s.stall_at == "first" else fate.tokens // 2
-        last = fate.tokens // 2 if fate.kind == "stream_error" else fate.tokens
+        halfway = fate.kind in ("stream_error", "truncated", "bad_chunked")
+        last = 0 if fate.kind == "empty_stream" else fate.tokens // 2 if halfway else fate.tokens
         i = 0
         while i < last:
             if fate.kind == "stall" and i == stall_before:

@@ -68,11 +68,14 @@ def routes(behaviour: Behaviour) -> list[web.RouteDef]:
 
         async def lines() -> Any:
             i = 0
+            text = ""
             async for piece in behaviour.chunks(fate, arrival):
                 i += 1
+                text += piece
                 last = i * behaviour.s.tokens_per_chunk >= fate.tokens
+                # The last event carries the whole text (and the details), as TGI sends it.
                 yield _sse({"token": {"id": i, "text": piece, "logprob": 0.0, "special": False},
-                            "generated_text": None, "details": details if last else None})
+                            "generated_text": text if last else None, "details": details if last else None})
             if fate.kind == "stream_error":
                 yield _sse(BROKEN)
 

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from aiohttp import web
-from fmb.collector.mock.behaviour import Behaviour, Fate
+from fmb.collector.mock.behaviour import FAULT_HEADER, Behaviour, Fate
 
 
 def _prompt_tokens(body: dict[str, Any]) -> int:
@@ -36,6 +36,34 @@ def _choice(chat: bool, text: str, final: bool, stream: bool) -> dict[str, Any]:
     return {"index": 0, "text": text, "finish_reason": finish}
 
 
+NGINX_PAGE = "<!DOCTYPE html><html><head><title>Welcome to nginx!</title></head><body>Welcome</body></html>"
+
+
+async def _bad_chunked(request: web.Request, behaviour: Behaviour, fate: Fate, arrival: float) -> web.StreamResponse:
+    """Valid chunks of a stream, then a chunk header that is not a hex size, and the connection held open."""
+    transport = request.transport
+    assert transport is not None
+    transport.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+    async for chunk in behaviour.chunks(fate, arrival):
+        data = f"data: {json.dumps({'choices': [{'index': 0, 'text': chunk, 'finish_reason': None}]})}\n\n".encode()
+        transport.write(b"%x\r\n%s\r\n" % (len(data), data))
+    transport.write(b"zz-not-a-size\r\n")
+    try:
+        await asyncio.sleep(behaviour.s.stall_s)  # a client that waits for more would time out
+    finally:
+        transport.close()
+    raise asyncio.CancelledError  # the answer was written by hand: aiohttp must not add one
+
+
+# Headers every client sends; --echo-headers leaves them out so that the echo stays short.
+_PLAIN_HEADERS = {"host", "accept", "accept-encoding", "content-length", "content-type", "user-agent", "connection"}
+
+
+def echoed_headers(request: web.Request) -> str:
+    """The request's own headers, as an endpoint that echoes them back would show them."""
+    return "; ".join(f"{k}: {v}" for k, v in request.headers.items() if k.lower() not in _PLAIN_HEADERS)
+
+
 def routes(behaviour: Behaviour) -> list[web.RouteDef]:
     async def completions(request: web.Request, chat: bool) -> web.StreamResponse:
         arrival = asyncio.get_running_loop().time()
@@ -43,10 +71,15 @@ def routes(behaviour: Behaviour) -> list[web.RouteDef]:
             body = await request.json()
         except json.JSONDecodeError:
             return web.json_response({"error": {"message": "body is not JSON"}}, status=400)
-        fate = behaviour.fate(body.get("max_tokens"))
+        fate = behaviour.fate(body.get("max_tokens"), request.headers.get(FAULT_HEADER))
+        if behaviour.s.echo_headers and fate.kind == "error":
+            message = f"injected fault; request headers: {echoed_headers(request)}"
+            return web.json_response({"error": {"message": message}}, status=behaviour.s.error_status)
         fault = _fault_response(fate, behaviour)
         if fault is not None:
             return fault
+        if fate.kind == "html":
+            return web.Response(text=NGINX_PAGE, content_type="text/html")
         obj = "chat.completion" if chat else "text_completion"
         usage = {
             "prompt_tokens": _prompt_tokens(body),
@@ -54,12 +87,18 @@ def routes(behaviour: Behaviour) -> list[web.RouteDef]:
             "total_tokens": _prompt_tokens(body) + fate.tokens,
         }
         created = int(time.time())
-        if not body.get("stream"):
+        if not body.get("stream") or fate.kind == "json_body":
             text = await behaviour.wait_all(fate, arrival)
-            return web.json_response(
+            if behaviour.s.echo_headers:
+                text += f" (request headers: {echoed_headers(request)})"
+            answer = web.json_response(
                 {"id": "mock", "object": obj, "created": created, "model": behaviour.s.model,
                  "choices": [_choice(chat, text, True, False)], "usage": usage}
             )
+            behaviour.completed += 1
+            return answer
+        if fate.kind == "bad_chunked":
+            return await _bad_chunked(request, behaviour, fate, arrival)
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await resp.prepare(request)
 
@@ -67,19 +106,29 @@ def routes(behaviour: Behaviour) -> list[web.RouteDef]:
             await resp.write(f"data: {json.dumps(payload)}\n\n".encode())
 
         base = {"id": "mock", "object": f"{obj}.chunk" if chat else obj, "created": created, "model": behaviour.s.model}
-        if chat:  # the role comes first, without content, as real servers send it
-            await event(base | {"choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}]})
-        async for chunk in behaviour.chunks(fate, arrival):
-            await event(base | {"choices": [_choice(chat, chunk, False, True)]})
-        if fate.kind == "stream_error":
-            await event({"error": {"message": "injected error in the middle of the stream", "code": 500}})
-            await resp.write_eof()
-            return resp
-        await event(base | {"choices": [_choice(chat, "", True, True)]})
-        if (body.get("stream_options") or {}).get("include_usage"):
-            await event(base | {"choices": [], "usage": usage})
+        if fate.kind != "done_only":
+            if chat:  # the role comes first, without content, as real servers send it
+                await event(base | {"choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}]})
+            async for chunk in behaviour.chunks(fate, arrival):
+                await event(base | {"choices": [_choice(chat, chunk, False, True)]})
+                if fate.kind == "bare_data":  # a comment and an event of a bare `data` line: both carry nothing
+                    await resp.write(b": keep-alive\n\ndata\n\n")
+            if behaviour.s.echo_headers:
+                echo = f" (request headers: {echoed_headers(request)})"
+                await event(base | {"choices": [_choice(chat, echo, False, True)]})
+            if fate.kind == "stream_error":
+                await event({"error": {"message": "injected error in the middle of the stream", "code": 500}})
+                await resp.write_eof()
+                return resp
+            if fate.kind == "truncated":
+                await resp.write_eof()
+                return resp
+            await event(base | {"choices": [_choice(chat, "", True, True)]})
+            if (body.get("stream_options") or {}).get("include_usage"):
+                await event(base | {"choices": [], "usage": usage})
         await resp.write(b"data: [DONE]\n\n")
         await resp.write_eof()
+        behaviour.completed += 1
         return resp
 
     async def chat(request: web.Request) -> web.StreamResponse:

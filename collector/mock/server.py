@@ -16,7 +16,7 @@ def make_app(settings: MockSettings) -> web.Application:
     app["behaviour"] = behaviour
 
     async def health(_: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "requests": behaviour.requests})
+        return web.json_response({"status": "ok", "requests": behaviour.requests, "completed": behaviour.completed})
 
     app.router.add_get("/", health)
     app.router.add_get("/health", health)

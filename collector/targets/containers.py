@@ -52,7 +52,9 @@ def tgi_chunk(data: dict[str, Any]) -> Chunk:
         return Chunk(error=str(data["error"]))
     token = data.get("token") or {}
     text = None if token.get("special") else token.get("text")
-    return Chunk(text, _details_usage(data.get("details")))
+    # TGI's last event carries the whole generated_text (and the details, when asked for).
+    final = data.get("generated_text") is not None or data.get("details") is not None
+    return Chunk(text, _details_usage(data.get("details")), final=final)
 
 
 def tgi_whole(data: Any) -> Chunk:
@@ -61,7 +63,7 @@ def tgi_whole(data: Any) -> Chunk:
         data = data[0]
     if "error" in data:
         return Chunk(error=str(data["error"]))
-    return Chunk(data.get("generated_text"), _details_usage(data.get("details")))
+    return Chunk(data["generated_text"], _details_usage(data.get("details")))
 
 
 class TGITarget(HttpTarget):
@@ -86,6 +88,8 @@ class TGITarget(HttpTarget):
 class TritonTarget(HttpTarget):
     """Triton's generate extension: {text_input, ...parameters} -> text_output."""
 
+    end_marker = False  # the stream just ends
+
     def __init__(self, exp: ResolvedExperiment, max_connections: int) -> None:
         base = re.sub(r"/(generate|generate_stream)/?$", "", _require_url(exp).rstrip("/"))
         super().__init__(exp, max_connections, base + ("/generate_stream" if exp.stream else "/generate"), exp.stream)
@@ -99,13 +103,14 @@ class TritonTarget(HttpTarget):
         return Chunk(data.get("text_output"))
 
     def whole(self, data: Any) -> Chunk:
-        return self.chunk(data)
+        return self.chunk(data) if "error" in data else Chunk(data["text_output"])
 
 
 class DJLTarget(HttpTarget):
     """DJL Serving (LMI) /invocations: {inputs, parameters} -> generated_text; streamed as JSON lines."""
 
     framing = "json-lines"
+    end_marker = False  # LMI's token lines just end
 
     def __init__(self, exp: ResolvedExperiment, max_connections: int) -> None:
         super().__init__(exp, max_connections, _require_url(exp), exp.stream)
@@ -139,9 +144,12 @@ class OllamaTarget(HttpTarget):
         usage = None
         if data.get("done"):
             usage = Usage(as_int(data.get("prompt_eval_count")), as_int(data.get("eval_count")))
-        return Chunk(data.get("response"), usage, done=bool(data.get("done")))
+        done = bool(data.get("done"))
+        return Chunk(data.get("response"), usage, done=done, final=done)
 
     def whole(self, data: Any) -> Chunk:
+        if "error" not in data and "response" not in data:
+            raise KeyError("response")
         return self.chunk(data)
 
 
@@ -163,9 +171,12 @@ class LlamaCppTarget(HttpTarget):
         usage = None
         if data.get("stop"):
             usage = Usage(as_int(data.get("tokens_evaluated")), as_int(data.get("tokens_predicted")))
-        return Chunk(data.get("content"), usage, done=bool(data.get("stop")))
+        stop = bool(data.get("stop"))
+        return Chunk(data.get("content"), usage, done=stop, final=stop)
 
     def whole(self, data: Any) -> Chunk:
+        if "error" not in data and "content" not in data:
+            raise KeyError("content")
         return self.chunk(data)
 
 
@@ -182,5 +193,5 @@ class CustomRestTarget(HttpTarget):
         if "error" in data:
             return Chunk(error=str(data["error"]))
         usage = data.get("usage") or {}
-        text = (data.get("completions") or [{}])[0].get("text")
+        text = data["completions"][0]["text"]
         return Chunk(text, Usage(as_int(usage.get("prompt_tokens")), as_int(usage.get("completion_tokens"))))

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
@@ -29,12 +30,18 @@ from fmb.redact import Redactor
 
 @dataclass
 class Chunk:
-    """What one streamed event (or a whole response) carries."""
+    """What one streamed event (or a whole response) carries.
+
+    ``final``: the API's own end-of-response marker (a finish reason, ``done: true``,
+    TGI's closing ``generated_text``); a stream that ends without one was cut short.
+    ``done``: stop reading here (nothing after it matters).
+    """
 
     text: str | None = None
     usage: Usage | None = None
     error: str | None = None
     done: bool = False
+    final: bool = False
 
 
 def auth_headers(exp: ResolvedExperiment) -> dict[str, str]:
@@ -69,6 +76,9 @@ class HttpTarget(Target):
 
     # How a streamed response is framed: "sse" or "json-lines".
     framing: ClassVar[str] = "sse"
+    # Whether the API marks the end of a streamed response (see Chunk.final); Triton's and
+    # DJL's streams just end, so for them a stream that stops early cannot be told apart.
+    end_marker: ClassVar[bool] = True
 
     def __init__(self, exp: ResolvedExperiment, max_connections: int, url: str, stream: bool) -> None:
         self.backend = exp.backend
@@ -134,7 +144,7 @@ class HttpTarget(Target):
                 await response.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise CollectError(
-                f"experiment {self.exp.name!r}: cannot reach {self.url} ({type(exc).__name__}: {exc or 'no answer'}).",
+                f"experiment {self.exp.name!r}: cannot reach {self.describe()} ({type(exc).__name__}: {exc or 'no answer'}).",
                 hint="Is the server running and is endpoint_url (or ep_name) right? "
                 "Nothing was sent and no run was recorded.",
             ) from None
@@ -155,50 +165,141 @@ class HttpTarget(Target):
     async def _post(self, session: aiohttp.ClientSession, body: bytes, rec: Recorder) -> Usage:
         rec.start()  # stamped again when the last byte of the request is written
         async with session.post(self.url, data=body, headers=self.headers, trace_request_ctx=rec) as response:
-            rec.http_status = response.status
-            if response.status >= 400:
-                text = (await response.read()).decode("utf-8", "replace")
-                rec.finish()
-                raise http_error(response.status, text)
-            if self.stream:
-                usage = await self._read_stream(response, rec)
-            else:
-                raw = await response.read()
-                rec.finish()
-                try:
-                    whole = self.whole(json.loads(raw))
-                except (json.JSONDecodeError, KeyError, IndexError, TypeError) as exc:
-                    raise EndpointError("bad_response", f"unexpected response ({exc}): {raw[:200]!r}") from None
-                if whole.error:
-                    raise EndpointError("response_error", whole.error[:300], http_status=rec.http_status)
-                rec.parts.append(whole.text or "")
-                usage = whole.usage
+            with _body_breaks_on_connection_loss(response):
+                rec.http_status = response.status
+                if response.status >= 400:
+                    text = (await read_body(response)).decode("utf-8", "replace")
+                    rec.finish()
+                    raise http_error(response.status, text)
+                usage = await (self._read_stream(response, rec) if self.stream else self._read_whole(response, rec))
         return usage or Usage()
 
+    async def _read_whole(self, response: aiohttp.ClientResponse, rec: Recorder) -> Usage | None:
+        try:
+            raw = await read_body(response)
+        except aiohttp.ClientPayloadError as exc:
+            raise EndpointError(
+                "protocol_error", f"the response body broke off ({exc})", http_status=response.status
+            ) from None
+        rec.finish()
+        try:
+            whole = self.whole(json.loads(raw))
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise EndpointError(
+                "bad_response", f"unexpected response ({exc}): {raw[:200]!r}", http_status=response.status
+            ) from None
+        if whole.error:
+            raise EndpointError("response_error", whole.error[:300], http_status=response.status)
+        rec.parts.append(whole.text or "")
+        return whole.usage
+
     async def _read_stream(self, response: aiohttp.ClientResponse, rec: Recorder) -> Usage | None:
+        check_stream_type(response, self.framing)
         usage = None
+        ended = False
         if self.framing == "sse":
             documents = _sse_documents(response.content)
         else:
             documents = iter_json_lines(response.content)
         try:
             async for data in documents:
+                if data is DONE:
+                    ended = True
+                    break
                 part = self.chunk(data)
                 if part.error:
                     raise EndpointError("stream_error", part.error[:300], http_status=response.status)
                 rec.content(part.text)
                 usage = part.usage or usage
+                ended = ended or part.final
                 if part.done:
                     break
-        except (ValueError, KeyError, IndexError, TypeError) as exc:  # JSON errors are ValueErrors
-            raise EndpointError("stream_error", f"unreadable streamed event ({type(exc).__name__}: {exc})") from None
+        except aiohttp.ClientPayloadError as exc:
+            raise EndpointError(
+                "protocol_error", f"the response body broke off ({exc})", http_status=response.status
+            ) from None
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:  # JSON errors are ValueErrors
+            raise EndpointError(
+                "stream_error", f"unreadable streamed event ({type(exc).__name__}: {exc})", http_status=response.status
+            ) from None
         rec.finish()
+        if self.end_marker and not ended:
+            raise EndpointError(
+                "stream_incomplete",
+                f"the stream ended after {len(rec.chunk_ns)} content chunk(s) without the API's end marker "
+                "([DONE], a finish reason or done)",
+                http_status=response.status,
+            )
         return usage
 
 
+@contextmanager
+def _body_breaks_on_connection_loss(response: aiohttp.ClientResponse) -> Iterator[None]:
+    """Make a body that the connection's end leaves unfinished raise ClientPayloadError.
+
+    When the chunked encoding of a body breaks, aiohttp (3.14) closes the connection but
+    may leave the body's reader waiting until the time-out; this ends the wait at once.
+    """
+    connection = response.connection
+    protocol = connection.protocol if connection is not None else None
+    closed = protocol.closed if protocol is not None else None
+    if closed is None:
+        yield
+        return
+
+    def lost(_: object) -> None:
+        if not response.content.is_eof():
+            response.content.set_exception(
+                aiohttp.ClientPayloadError("the connection closed in the middle of the response body")
+            )
+
+    closed.add_done_callback(lost)
+    try:
+        yield
+    finally:
+        closed.remove_done_callback(lost)
+
+
+async def read_body(response: aiohttp.ClientResponse) -> bytes:
+    """The whole body. Unlike ``response.read()``, which waits until the time-out when the chunked
+    encoding breaks (aiohttp 3.x), reading piece by piece raises ClientPayloadError at once."""
+    return b"".join([piece async for piece in response.content.iter_any()])
+
+
+# Content types that a streamed response of each framing may have.
+_STREAM_TYPES = {
+    "sse": ("text/event-stream",),
+    "json-lines": ("application/x-ndjson", "application/jsonlines", "application/jsonl", "application/json-lines",
+                   "application/json", "text/plain", ""),
+}
+
+
+def check_stream_type(response: aiohttp.ClientResponse, framing: str) -> None:
+    """A 200 whose body is not the stream that was asked for (an HTML page, a plain JSON body) is a failure."""
+    content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if content_type not in _STREAM_TYPES[framing]:
+        expected = " or ".join(t for t in _STREAM_TYPES[framing] if t)
+        raise EndpointError(
+            "not_a_stream",
+            f"HTTP {response.status} with Content-Type {content_type or '(none)'!r} where a stream ({expected}) "
+            "was asked for",
+            http_status=response.status,
+        )
+
+
+DONE = object()  # OpenAI's `data: [DONE]`: the stream's end
+
+
 async def _sse_documents(stream: aiohttp.StreamReader) -> AsyncIterator[Any]:
-    """The JSON documents of an SSE stream, up to OpenAI's `[DONE]` marker."""
+    """The JSON documents of an SSE stream, then :data:`DONE` if OpenAI's `[DONE]` marker came.
+
+    An event with empty data (a bare ``data`` line, sent as a keep-alive) carries nothing.
+    """
     async for event in iter_events(stream):
-        if event.data.strip() == "[DONE]":
+        data = event.data.strip()
+        if not data:
+            continue
+        if data == "[DONE]":
+            yield DONE
             return
-        yield json.loads(event.data)
+        yield json.loads(data)

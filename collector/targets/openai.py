@@ -46,7 +46,9 @@ def openai_chunk(data: dict[str, Any], chat: bool) -> Chunk:
     if "error" in data:
         return Chunk(error=str(data["error"]))
     parts = []
+    final = False
     for choice in data.get("choices") or []:
+        final = final or choice.get("finish_reason") is not None
         if chat:
             message = choice.get("delta") or choice.get("message") or {}
             parts.append(message.get("content") or "")
@@ -55,7 +57,14 @@ def openai_chunk(data: dict[str, Any], chat: bool) -> Chunk:
             parts.append(choice.get("text") or "")
     usage = data.get("usage")
     usage = Usage(as_int(usage.get("prompt_tokens")), as_int(usage.get("completion_tokens"))) if usage else None
-    return Chunk("".join(parts), usage)
+    return Chunk("".join(parts), usage, final=final)
+
+
+def openai_whole(data: dict[str, Any], chat: bool) -> Chunk:
+    """A complete response, which must have choices (a 200 with another JSON body is not an answer)."""
+    if "error" not in data and not isinstance(data.get("choices"), list):
+        raise KeyError("choices")
+    return openai_chunk(data, chat)
 
 
 class OpenAITarget(HttpTarget):
@@ -85,4 +94,4 @@ class OpenAITarget(HttpTarget):
         return openai_chunk(data, self.chat)
 
     def whole(self, data: Any) -> Chunk:
-        return openai_chunk(data, self.chat)
+        return openai_whole(data, self.chat)
