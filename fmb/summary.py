@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from fmb.config import LoadedConfig
+from fmb.config import LoadedConfig, ResolvedExperiment
 from fmb.config.steps import enabled_steps
 from fmb.paths import ResultsLayout
 
@@ -22,6 +22,18 @@ if TYPE_CHECKING:
 def _count_lines(path: Path) -> int:
     with path.open(encoding="utf-8") as fh:
         return sum(1 for line in fh if line.strip())
+
+
+def request_mode(exp: ResolvedExperiment) -> str:
+    """Streamed or not, where that setting comes from, and what a non-streamed run cannot measure."""
+    default = exp.stream_source.startswith("default")
+    source = "FMBench's default: no stream key is set" if default else f"from {exp.stream_source}"
+    if exp.stream:
+        return f"streamed ({source})"
+    return (
+        f"not streamed ({source}); TTFT and time per output token are not measured; "
+        "set stream: true in the experiment to measure them"
+    )
 
 
 def print_config_summary(console: Console, loaded: LoadedConfig, layout: ResultsLayout) -> None:
@@ -48,10 +60,11 @@ def print_config_summary(console: Console, loaded: LoadedConfig, layout: Results
         spec = exp.spec
         console.print(
             f"[bold]experiment {escape(spec.name)}[/]: back end {exp.backend}, instance {escape(spec.instance_type or '-')} "
-            f"x {exp.instance_count}, stream {'yes' if exp.stream else 'no'}, deploy {'yes' if spec.deploy else 'no'}",
+            f"x {exp.instance_count}, deploy {'yes' if spec.deploy else 'no'}",
             highlight=False,
             soft_wrap=True,
         )
+        console.print(f"  request mode: {request_mode(exp)}", highlight=False, soft_wrap=True, markup=False)
         console.print(f"  endpoint: {exp.endpoint or '-'}", highlight=False, soft_wrap=True, markup=False)
         console.print(f"  concurrency levels: {', '.join(str(c) for c in spec.concurrency_levels)}", highlight=False)
         for pf in spec.payload_files:

@@ -123,7 +123,8 @@ datasets:
 
 def test_fmb_defaults(write_config) -> None:
     exp = load_config(write_config(MINIMAL)).experiments[0]
-    assert exp.stream is True
+    assert exp.stream is False  # FMBench's default: not streamed
+    assert exp.stream_source == "default (FMBench: not streamed)"
     assert exp.spec.request_timeout_s == 120
     assert exp.spec.warmup_requests == 0
     assert exp.instance_count == 1
@@ -210,3 +211,47 @@ def test_config_check_summary(cli_runner, write_config) -> None:
     assert "openai-chat" in out and "http://127.0.0.1:9/v1" in out
     assert "concurrency levels: 1, 2" in out
     assert "not prepared" in out
+
+
+# --- Streaming follows FMBench ---------------------------------------------------------------
+
+@pytest.mark.parametrize("keys, stream, source", [
+    ("", False, "default (FMBench: not streamed)"),
+    ("  inference_spec: {stream: true}\n", True, "inference_spec.stream"),
+    ("  inference_spec: {stream: False}\n", False, "inference_spec.stream"),
+    ("  inference_spec: {parameter_set: p}\n", False, "inference_parameters.p.stream"),
+    ("  inference_spec: {parameter_set: p, stream: true}\n", True, "inference_spec.stream"),
+    ("  stream: true\n  inference_spec: {parameter_set: p, stream: false}\n", True, "stream"),
+    ("  stream: false\n  inference_spec: {stream: true}\n", False, "stream"),
+])
+def test_stream_setting_and_its_source(write_config, keys, stream, source) -> None:
+    text = MINIMAL.replace("  payload_files:", keys + "  payload_files:") + "inference_parameters:\n  p: {stream: false}\n"
+    exp = load_config(write_config(text)).experiments[0]
+    assert (exp.stream, exp.stream_source) == (stream, source)
+
+
+def test_a_non_boolean_stream_parameter_is_sent_but_does_not_decide(write_config) -> None:
+    text = MINIMAL.replace("  payload_files:", "  inference_spec: {parameter_set: p}\n  payload_files:")
+    exp = load_config(write_config(text + "inference_parameters:\n  p: {stream: 'yes please'}\n")).experiments[0]
+    assert (exp.stream, exp.stream_source) == (False, "default (FMBench: not streamed)")
+
+
+def test_config_check_shows_the_request_mode(cli_runner, write_config) -> None:
+    text = MINIMAL + MINIMAL.split("experiments:\n")[1].replace("name: e1", "name: e2").replace(
+        "  payload_files:", "  inference_spec: {stream: true}\n  payload_files:")
+    result = cli_runner.invoke(cli, ["config", "check", str(write_config(text))], terminal_width=300)
+    assert result.exit_code == 0, result.output
+    e1, e2 = result.output.split("experiment e2:")
+    assert "request mode: not streamed (FMBench's default: no stream key is set); TTFT and time per output token " \
+           "are not measured; set stream: true in the experiment to measure them" in e1
+    assert "request mode: streamed (from inference_spec.stream)" in e2
+
+
+def test_fmb_example_configs_stream() -> None:
+    from fmb.paths import BUNDLED_CONFIGS
+
+    for path in sorted(BUNDLED_CONFIGS.glob("*.yml")):
+        if path.name == "pricing.yml":
+            continue
+        for exp in load_config(path).experiments:
+            assert (exp.stream, exp.stream_source) == (True, "stream"), f"{path.name}: {exp.name}"

@@ -31,6 +31,8 @@ class ResolvedExperiment:
     spec: Experiment
     backend: str
     stream: bool
+    # Where `stream` came from: a key path, or FMBench's default.
+    stream_source: str
     endpoint: str | None
     parameters: dict[str, Any]
     instance_count: int
@@ -172,6 +174,23 @@ def _read_root(path: Path, cfg: FmbenchConfig, assignments: dict[str, str]) -> P
     return path.parent
 
 
+def _stream(cfg: FmbenchConfig, exp: Experiment, parameter_set: str | None) -> tuple[bool, str]:
+    """Whether an experiment streams, and the key that says so.
+
+    fmb's own `stream` key wins, then FMBench's `inference_spec.stream`, then a boolean
+    `stream` in the experiment's inference parameter set (FMBench's Ollama configs put it
+    there); FMBench's default is not to stream.
+    """
+    if exp.stream is not None:
+        return exp.stream, "stream"
+    if exp.inference_spec.stream is not None:
+        return exp.inference_spec.stream, "inference_spec.stream"
+    in_parameters = cfg.inference_parameters.get(parameter_set, {}).get("stream") if parameter_set else None
+    if isinstance(in_parameters, bool):
+        return in_parameters, f"inference_parameters.{parameter_set}.stream"
+    return False, "default (FMBench: not streamed)"
+
+
 def _pricing_path(path: Path, cfg: FmbenchConfig, read_root: Path, warnings: list[str]) -> Path | None:
     # Next to the config, or up its folders as in FMBench's configs/<model>/<size>/ layout.
     candidates = [_resolve_path(folder, cfg.pricing) for folder in [path.parent, *path.parent.parents][:4]]
@@ -214,12 +233,13 @@ def _resolve_experiment(path: Path, cfg: FmbenchConfig, index: int, exp: Experim
                 f"(got ep_name {exp.ep_name!r}).",
                 key=f"{key}.endpoint_url",
             )
-    stream = exp.stream if exp.stream is not None else exp.inference_spec.stream
+    stream, stream_source = _stream(cfg, exp, pset)
     return ResolvedExperiment(
         index=index,
         spec=exp,
         backend=res.backend,
-        stream=True if stream is None else stream,
+        stream=stream,
+        stream_source=stream_source,
         endpoint=endpoint,
         parameters=parameters,
         instance_count=exp.instance_count or 1,
