@@ -213,6 +213,284 @@ def test_config_check_summary(cli_runner, write_config) -> None:
     assert "not prepared" in out
 
 
+def test_every_fmbench_fixture_loads_under_the_strict_rules() -> None:
+    """Refusals of FMBench's own samples are only ever for placeholders without a value."""
+    for path in fixture_configs():
+        try:
+            load_config(path)
+        except ConfigError as err:
+            assert "placeholders without a value" in str(err), f"{path}: {err}"
+
+
+# --- Config mistakes are refused at load time, naming the key ---------------------------
+
+def _refused(cli_runner, write_config, text: str) -> str:
+    """`fmb config check` and `fmb collect` both refuse the config, before any request; the message."""
+    path = write_config(text)
+    result = _check(cli_runner, path)
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    results = path.parent / "results"
+    collect = cli_runner.invoke(cli, ["collect", str(path), "--results", str(results), "--quiet"])
+    assert collect.exit_code == 1 and "Traceback" not in collect.output
+    assert not (results / "raw").exists()  # nothing was sent or written
+    return " ".join(result.output.split())
+
+
+WITH_PARAMETERS = MINIMAL.replace("  payload_files:", "  inference_spec: {parameter_set: p}\n  payload_files:") + """
+inference_parameters:
+  p:
+    max_tokens: 10
+    options: {stop: ["x"], since: SINCE}
+"""
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("2024-01-01", "2024-01-01 is read by YAML as a date"),
+    ("2024-01-01T10:00:00Z", "read by YAML as a date"),
+    ("2024-13-45", "read by YAML as a date"),
+    ("!!binary aGVsbG8=", "!!binary"),
+    ("!!set {a, b}", "!!set"),
+    ("!!omap [{a: 1}]", "!!omap"),
+    (".nan", "nan is not a number JSON can carry"),
+    ("-.inf", "-inf is not a number JSON can carry"),
+])
+def test_values_json_cannot_carry_are_refused_with_their_key(cli_runner, write_config, value, expected) -> None:
+    out = _refused(cli_runner, write_config, WITH_PARAMETERS.replace("SINCE", value))
+    assert "inference_parameters.p.options.since" in out
+    assert expected in out
+    if "date" in expected:
+        assert "write it in quotes" in out
+
+
+def test_nul_characters_are_refused_anywhere(cli_runner, write_config) -> None:
+    out = _refused(cli_runner, write_config, MINIMAL + 'pricing: "~\\u0000/pricing.yml"\n')
+    assert "pricing: the text holds a NUL character (U+0000)" in out
+    out = _refused(cli_runner, write_config, MINIMAL.replace("  payload_files:", '  headers: {X-Key: "s3cr3t\\u0000"}\n'
+                                                                                "  payload_files:"))
+    assert "experiments[0] (e1).headers.X-Key: the text holds a NUL character" in out and "s3cr3t" not in out
+
+
+def test_quoted_date_is_text(write_config) -> None:
+    loaded = load_config(write_config(WITH_PARAMETERS.replace("SINCE", "'2024-01-01'")))
+    assert loaded.experiments[0].parameters["options"]["since"] == "2024-01-01"
+
+
+def test_non_text_keys_and_self_referring_aliases(cli_runner, write_config) -> None:
+    out = _refused(cli_runner, write_config, WITH_PARAMETERS.replace("since: SINCE", "2024-01-01: x"))
+    assert "inference_parameters.p.options.2024-01-01: the key 2024-01-01 is not text" in out
+    out = _refused(cli_runner, write_config, WITH_PARAMETERS.replace("{stop: [\"x\"], since: SINCE}", "&a [1, *a]"))
+    assert "inference_parameters.p.options[1]: a YAML alias refers to a value that contains it" in out
+
+
+def test_scalars_python_cannot_build_are_yaml_errors(cli_runner, write_config) -> None:
+    out = _refused(cli_runner, write_config, WITH_PARAMETERS.replace("SINCE", "1" * 5000))
+    assert "line 14, column 35: this is not valid YAML" in out and "cannot be read as an integer" in out
+    out = _refused(cli_runner, write_config, WITH_PARAMETERS.replace("SINCE", "!!bool perhaps"))
+    assert "cannot be read as a boolean" in out
+    out = _refused(cli_runner, write_config, WITH_PARAMETERS.replace("SINCE", "[" * 3000 + "]" * 3000))
+    assert "nests lists or mappings too deeply" in out
+
+
+def test_aliases_that_expand_without_end_are_refused(cli_runner, write_config) -> None:
+    laughs = "\n".join(
+        [MINIMAL, "lol:", "  a: &a [x, x, x, x, x, x, x, x, x, x]"]
+        + [f"  {chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]" for i in range(6)]
+    )
+    out = _refused(cli_runner, write_config, laughs)
+    assert "more than 100,000 values" in out and "aliases" in out
+
+
+@pytest.mark.parametrize("where", ["headers", "inference_spec.headers"])
+@pytest.mark.parametrize("value, expected", [
+    ('"Bearer s3cr3t-token\\r\\nX-Evil: 1"', "a line break (CR or LF)"),
+    ('"s3cr3t-token\\n"', "a line break (CR or LF)"),
+    ('"s3cr3t-token\\u0007"', "a control character (U+0007)"),
+])
+def test_header_values_with_control_characters(cli_runner, write_config, where, value, expected) -> None:
+    if where == "headers":
+        text = MINIMAL.replace("  payload_files:", f"  headers: {{Authorization: {value}}}\n  payload_files:")
+    else:
+        text = MINIMAL.replace("  payload_files:", f"  inference_spec: {{headers: {{Authorization: {value}}}}}\n"
+                                                   "  payload_files:")
+    out = _refused(cli_runner, write_config, text)
+    assert f"experiments[0] (e1).{where}" in out
+    assert f"the value of header 'Authorization' holds {expected}" in out
+    assert "s3cr3t" not in out  # header values are secret
+
+
+@pytest.mark.parametrize("header, expected", [
+    ('"X-A\\r\\nB": v', "'X-A\\r\\nB' is not an HTTP header name"),
+    ('"X A": v', "'X A' is not an HTTP header name"),
+    ("X-A: yes", "header 'X-A' needs text, got true/false"),
+    ("X-A: [1, 2]", "header 'X-A' needs one value of text, got a list"),
+    ("X-A:", "header 'X-A' needs one value of text, got nothing"),
+])
+def test_header_names_and_value_types(cli_runner, write_config, header, expected) -> None:
+    text = MINIMAL.replace("  payload_files:", f"  headers:\n    {header}\n  payload_files:")
+    out = _refused(cli_runner, write_config, text)
+    assert "experiments[0] (e1).headers" in out and expected in out
+
+
+@pytest.mark.parametrize("levels, expected", [
+    ("[true]", "concurrency_levels[0]: expected a whole number, got true/false"),
+    ("[1, yes]", "concurrency_levels[1]: expected a whole number, got true/false"),
+    ("[2.5]", "concurrency_levels[0]: expected a whole number, got 2.5"),
+    ("[2.0]", "concurrency_levels[0]: expected a whole number, got 2"),
+    ('["4"]', "concurrency_levels[0]: expected a whole number, got text"),
+    ("[0]", "concurrency_levels: concurrency levels must be 1 or more, got [0]"),
+])
+def test_concurrency_levels_must_be_whole_numbers(cli_runner, write_config, levels, expected) -> None:
+    out = _refused(cli_runner, write_config, MINIMAL.replace("concurrency_levels: [1, 2]", f"concurrency_levels: {levels}"))
+    assert f"experiments[0] (e1).{expected}" in out
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("warmup_requests", "true", "expected a whole number, got true/false"),
+    ("request_timeout_s", "true", "expected a number, got true/false"),
+    ("request_timeout_s", "'30'", "expected a number, got text"),
+    ("instance_count", "1.5", "expected a whole number, got 1.5"),
+    ("instance_count", str(2**64), "the number is too large"),
+])
+def test_other_numbers_are_not_coerced(cli_runner, write_config, key, value, expected) -> None:
+    out = _refused(cli_runner, write_config, MINIMAL.replace("  payload_files:", f"  {key}: {value}\n  payload_files:"))
+    assert f"experiments[0] (e1).{key}: {expected}" in out
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("http://[::1/v1", "it cannot be parsed (Invalid IPv6 URL)"),
+    ("http:///v1", "it names no host"),
+    ("http://host:99999/v1", "its port is not valid"),
+    ("http://host:abc/v1", "its port is not valid"),
+    ("http://host:0/v1", "port 0"),
+    ("ftp://host/v1", "it must start with http:// or https://"),
+    ("localhost:8000/v1", "it must start with http:// or https://"),
+    ("'http://host /v1'", "a space"),
+    ("http://[::zz]/v1", "it cannot be parsed"),
+    ("http://a..b/v1", "is not a host name"),
+])
+def test_endpoint_url_must_be_a_valid_http_url(cli_runner, write_config, url, expected) -> None:
+    out = _refused(cli_runner, write_config, MINIMAL.replace("endpoint_url: http://127.0.0.1:9/v1", f"endpoint_url: {url}"))
+    assert "experiments[0] (e1).endpoint_url:" in out and "is not a valid http(s) URL" in out
+    assert expected in out
+
+
+def test_url_errors_do_not_show_the_password(cli_runner, write_config) -> None:
+    out = _refused(cli_runner, write_config, MINIMAL.replace("http://127.0.0.1:9/v1", "http://me:hunter2secret@[::1/v1"))
+    assert "hunter2secret" not in out and "***@" in out
+
+
+def test_container_url_in_ep_name_and_ready_url_are_checked(cli_runner, write_config) -> None:
+    text = MINIMAL.replace("  api: openai-chat\n  endpoint_url: http://127.0.0.1:9/v1\n",
+                           "  inference_script: ec2_predictor.py\n  inference_spec: {container_type: tgi}\n"
+                           "  ep_name: http://localhost:99999/generate\n")
+    assert "experiments[0] (e1).ep_name: 'http://localhost:99999/generate' is not a valid" in _refused(
+        cli_runner, write_config, text)
+    local = "  local: {server: command, command: [x], ready_url: 'http://127.0.0.1:{port}/PATH'}\n  payload_files:"
+    text = MINIMAL.replace("  payload_files:", local.replace("PATH", "he alth"))
+    assert "experiments[0] (e1).local.ready_url" in _refused(cli_runner, write_config, text)
+    # {port} is filled when the server starts, so it is a valid port here.
+    ok = MINIMAL.replace("  payload_files:", local.replace("PATH", "health"))
+    assert _check(cli_runner, write_config(ok)).exit_code == 0
+
+
+# --- Documented bounds ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, key, bound, why", [
+    (MINIMAL.replace("[1, 2]", "[1, 1000000000]"), "experiments[0] (e1).concurrency_levels[1]", "4,096", "file descriptor"),
+    (MINIMAL.replace("  payload_files:", "  warmup_requests: 1000000000\n  payload_files:"),
+     "experiments[0] (e1).warmup_requests", "10,000", "not measured"),
+    (MINIMAL + "datasets: {min_iters_per_combination: 1000000000, max_iters_per_combination: 1000000000}\n",
+     "datasets.min_iters_per_combination", "100,000", "runs for days"),
+    (MINIMAL.replace("  payload_files:", "  request_timeout_s: 86400\n  payload_files:"),
+     "experiments[0] (e1).request_timeout_s", "3,600 s", "stuck endpoint"),
+    (MINIMAL.replace("  payload_files:", "  max_attempts: 50\n  payload_files:"),
+     "experiments[0] (e1).max_attempts", "20", "10 minutes"),
+    (MINIMAL.replace("  payload_files:", "  retry_backoff_s: 600\n  payload_files:"),
+     "experiments[0] (e1).retry_backoff_s", "30 s", "never exceed 30 s"),
+    (MINIMAL.replace("[1, 2]", "[4096]") + "datasets: {min_iters_per_combination: 1000, max_iters_per_combination: 1000}\n",
+     "experiments[0] (e1).concurrency_levels", "1,000,000", "in memory"),
+    (MINIMAL + "s3_read_data: {source_data_files: ['synthetic:longbench']}\n"
+     "datasets: {synthetic: {records: 1000000, max_context_words: 1000}}\n",
+     "datasets.synthetic", "50,000,000", "held in memory"),
+])
+def test_bounds_name_the_key_the_limit_and_why(cli_runner, write_config, text, key, bound, why) -> None:
+    out = _refused(cli_runner, write_config, text)
+    assert f"{key}:" in out and f"limit of {bound}" in out and why in out
+
+
+def test_bounds_are_inclusive(write_config) -> None:
+    text = MINIMAL.replace("[1, 2]", "[4096]").replace(
+        "  payload_files:", "  warmup_requests: 10000\n  request_timeout_s: 3600\n  payload_files:"
+    ) + "datasets: {min_iters_per_combination: 100, max_iters_per_combination: 100000}\n"
+    exp = load_config(write_config(text)).experiments[0]
+    assert exp.spec.concurrency_levels == [4096] and exp.spec.warmup_requests == 10000
+
+
+# --- Files fmb writes stay in their folder ----------------------------------------------------
+
+FILTER = MINIMAL + """
+datasets:
+  filters:
+  - {language: LANG, min_length_in_tokens: 1, max_length_in_tokens: 500, payload_file: "FILE"}
+"""
+
+
+@pytest.mark.parametrize("lang, name, expected", [
+    ("en", "../x.jsonl", "folder separator"),
+    ("en", "/tmp/x.jsonl", "folder separator"),
+    ("en", "sub/x.jsonl", "folder separator"),
+    ("en", "..\\\\x.jsonl", "folder separator"),
+    ("en", "..", "is a folder, not a file"),
+    ("en", "", "it is empty"),
+    ("../../etc", "{lang}.jsonl", "folder separator"),
+    ("en", "x\\u0007.jsonl", "a control character (U+0007)"),
+    ("en", "x" * 300, "300 bytes long"),
+])
+def test_payload_files_are_written_inside_the_payload_folder(cli_runner, write_config, lang, name, expected) -> None:
+    out = _refused(cli_runner, write_config, FILTER.replace("LANG", lang).replace("FILE", name))
+    assert "datasets.filters[0].payload_file:" in out and expected in out
+    assert "a payload file is a file name in fmb's payload folder, not a path" in out
+
+
+def test_experiment_payload_files_are_names_in_the_payload_folder(cli_runner, write_config) -> None:
+    out = _refused(cli_runner, write_config, MINIMAL.replace("[payload_en_1-500.jsonl]", "[../../secret.jsonl]"))
+    assert "experiments[0] (e1).payload_files: '../../secret.jsonl'" in out and "folder separator" in out
+
+
+def test_prepare_checks_the_payload_path_where_it_writes(write_config, tmp_path: Path) -> None:
+    from fmb.collector.prepare.payloads import prepare
+    from fmb.errors import PrepareError
+    from fmb.paths import ResultsLayout
+
+    loaded = load_config(write_config(FILTER.replace("LANG", "en").replace("FILE", "ok.jsonl")
+                                      + "s3_read_data: {source_data_files: ['synthetic:longbench']}\n"))
+    loaded.config.datasets.filters[0].payload_file = "../escaped.jsonl"  # past the schema, as a bug might
+    with pytest.raises(PrepareError, match="cannot be written"):
+        prepare(loaded, ResultsLayout(tmp_path / "results"))
+    assert not (tmp_path / "results" / "payloads" / "escaped.jsonl").exists()
+
+
+@pytest.mark.parametrize("text, key, expected", [
+    (MINIMAL.replace("name: t", "name: '  '"), "general.name", "must not be empty"),
+    (MINIMAL.replace("name: e1", "name: ''"), "experiments[0] ().name", "must not be empty"),
+    (MINIMAL.replace("name: e1", "name: " + "\u00e9" * 100), "experiments[0]", "600 characters once percent-encoded"),
+])
+def test_names_that_become_folders(cli_runner, write_config, text, key, expected) -> None:
+    out = _refused(cli_runner, write_config, text)
+    assert key in out and expected in out
+
+
+def test_names_are_slugged_or_encoded_into_folders(tmp_path: Path) -> None:
+    from fmb.paths import ResultsLayout
+
+    layout = ResultsLayout(tmp_path)
+    for name in ["../../x", "..", "/etc/passwd", "a/../../b", "\\..\\x"]:
+        for path in (layout.payload_dir(name), layout.prompts_dir(name), layout.requests_dir(name, "r")):
+            assert path.resolve().is_relative_to(tmp_path.resolve()), path
+            assert ".." not in path.relative_to(tmp_path).parts
+
+
 # --- Streaming follows FMBench ---------------------------------------------------------------
 
 @pytest.mark.parametrize("keys, stream, source", [

@@ -29,6 +29,7 @@ from fmb.collector.prepare.tokens import TokenCounter, load_counter
 from fmb.collector.schemas import PROMPTS
 
 from fmb.config import LoadedConfig
+from fmb.config.schema import payload_file_problem
 from fmb.errors import PrepareError
 from fmb.paths import ResultsLayout
 
@@ -172,6 +173,10 @@ def prepare(loaded: LoadedConfig, layout: ResultsLayout) -> PrepareResult:
             and (flt.language is None or "language" not in rec.fields or rec.fields["language"] == flt.language)
         ]
         path = out_dir / name
+        problem = payload_file_problem(name)  # refused when the config loaded; checked again where it is written
+        if problem or path.parent != out_dir:
+            raise PrepareError(f"{loaded.path}: datasets.filters: payload file {name!r} cannot be written: "
+                               f"{problem or 'it lies outside ' + str(out_dir)}.")
         if not chosen:
             path.unlink(missing_ok=True)  # never leave an older file that no longer matches
             results.append(FilterResult(name, flt.language, flt.min_length_in_tokens, flt.max_length_in_tokens, 0, None))

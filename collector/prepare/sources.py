@@ -41,10 +41,28 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
                 f"{path} line {number}: not a JSON object ({exc.msg} at column {exc.colno}).",
                 hint="Each line of a JSONL file must be one JSON object.",
             ) from None
+        except (ValueError, RecursionError) as exc:  # a number of thousands of digits; nesting deeper than the stack
+            reason = "it nests too deeply" if isinstance(exc, RecursionError) else str(exc).split(";")[0]
+            raise PrepareError(f"{path} line {number}: cannot be read ({reason}).") from None
         if not isinstance(record, dict):
             raise PrepareError(f"{path} line {number}: expected a JSON object, got {type(record).__name__}.")
+        if "\\u" in line and _lone_surrogate(record):
+            raise PrepareError(
+                f"{path} line {number}: a \\uD800-\\uDFFF escape stands alone, so the text is not Unicode "
+                "and cannot be sent.",
+                hint="Escape a character outside the Basic Multilingual Plane as a surrogate pair, or write it as is.",
+            )
         records.append(record)
     return records
+
+
+def _lone_surrogate(record: dict[str, Any]) -> bool:
+    """Whether a key or text in ``record`` holds half of a surrogate pair (valid JSON, invalid text)."""
+    try:
+        json.dumps(record, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def hub_copies(name: str) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 from dataclasses import dataclass, field
@@ -13,6 +14,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from fmb.config.backends import resolve_backend
+from fmb.config.checks import check_config, check_experiment
+from fmb.config.document import TooDeep, parse, problems
 from fmb.config.placeholders import fill, local_defaults
 from fmb.config.schema import Experiment, FmbenchConfig
 from fmb.config.steps import enabled_steps
@@ -132,7 +135,9 @@ def _validation_message(path: Path, err: ValidationError, data: Any) -> ConfigEr
 
 def _parse_yaml(path: Path, text: str) -> Any:
     try:
-        return yaml.safe_load(text)
+        return parse(text)
+    except TooDeep:
+        raise ConfigError(str(path), "the YAML nests lists or mappings too deeply to be read.") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -145,6 +150,18 @@ def _parse_yaml(path: Path, text: str) -> Any:
             f"{where}this is not valid YAML ({problem}).",
             hint="Check the indentation and quoting around that line.",
         ) from None
+
+
+def _check_values(path: Path, data: Any) -> None:
+    """Refuse values that JSON cannot carry (dates, binary, sets, ...), each with its key path."""
+    found = list(itertools.islice(problems(data), MAX_ERRORS_SHOWN))
+    if found:
+        lines = [f"{_key_path(p.loc, data) or '(top level)'}: {p.message}" for p in found]
+        raise ConfigError(
+            str(path),
+            "the config holds values fmb cannot use:\n  " + "\n  ".join(lines),
+            hint="Fix the keys above; `fmb config check CONFIG` re-checks the file.",
+        )
 
 
 def _collect_ignored(model: BaseModel, prefix: str, out: list[str]) -> None:
@@ -174,6 +191,13 @@ def _read_root(path: Path, cfg: FmbenchConfig, assignments: dict[str, str]) -> P
     return path.parent
 
 
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # a name too long for the file system, ...
+        return False
+
+
 def _stream(cfg: FmbenchConfig, exp: Experiment, parameter_set: str | None) -> tuple[bool, str]:
     """Whether an experiment streams, and the key that says so.
 
@@ -198,7 +222,7 @@ def _pricing_path(path: Path, cfg: FmbenchConfig, read_root: Path, warnings: lis
         candidates.append(read_root / cfg.s3_read_data.configs_prefix / cfg.pricing)
     candidates.append(read_root / cfg.pricing)
     for candidate in candidates:
-        if candidate.is_file():
+        if _is_file(candidate):
             return candidate
     if BUNDLED_PRICING.is_file():
         warnings.append(
@@ -212,6 +236,7 @@ def _pricing_path(path: Path, cfg: FmbenchConfig, read_root: Path, warnings: lis
 
 def _resolve_experiment(path: Path, cfg: FmbenchConfig, index: int, exp: Experiment) -> ResolvedExperiment:
     key = f"experiments[{index}] ({exp.name})"
+    check_experiment(path, cfg, key, exp)
     res = resolve_backend(exp)
     if res.backend is None:
         raise ConfigError(str(path), res.problem or "no back end", key=f"{key}.{res.key}")
@@ -254,7 +279,7 @@ def load_config(
     """Read, fill, parse and validate a config; raise :class:`ConfigError` with a clear message."""
     path = Path(path)
     assignments = dict(assignments or {})
-    if not path.is_file():
+    if not _is_file(path):
         raise ConfigError(str(path), "no such file.", hint="Give the path of an FMBench-format YAML config.")
     try:
         raw = path.read_text(encoding="utf-8")
@@ -275,6 +300,7 @@ def load_config(
     data = _parse_yaml(path, text)
     if not isinstance(data, dict):
         raise ConfigError(str(path), "the file is not a YAML mapping of sections (general, experiments, ...).")
+    _check_values(path, data)
     if "experiments" not in data:
         raise ConfigError(
             str(path),
@@ -292,6 +318,7 @@ def load_config(
     if dupes:
         raise ConfigError(str(path), f"experiment names must be unique; repeated: {', '.join(dupes)}.", key="experiments")
 
+    check_config(path, cfg)
     warnings: list[str] = []
     ignored: list[str] = []
     _collect_ignored(cfg, "", ignored)

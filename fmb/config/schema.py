@@ -9,15 +9,29 @@ fmb's additions (all optional, with defaults) are marked "fmb:" in their descrip
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from fmb.config import limits
+from fmb.config.limits import Limit
+from fmb.paths import partition_value
 
 
 class Section(BaseModel):
     """A config section: unknown keys are kept and reported, numbers may stand for strings."""
 
-    model_config = ConfigDict(extra="allow", coerce_numbers_to_str=True, populate_by_name=True)
+    model_config = ConfigDict(extra="allow", coerce_numbers_to_str=True, populate_by_name=True, allow_inf_nan=False)
 
 
 def _none_to_empty_list(value: Any) -> Any:
@@ -28,8 +42,119 @@ def _none_to_empty_dict(value: Any) -> Any:
     return {} if value is None else value
 
 
+_BOOLEAN = "got true/false (YAML reads true, false, yes, no, on and off as booleans)"
+
+
+def _whole_number(value: Any) -> Any:
+    """Refuse what pydantic would quietly turn into an int: booleans, fractions, text."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a whole number, {_BOOLEAN}")
+    if isinstance(value, float):
+        raise ValueError(f"expected a whole number, got {value:g}")
+    if isinstance(value, str):
+        raise ValueError("expected a whole number, got text; write the number without quotes")
+    if isinstance(value, int) and abs(value) > limits.INTEGER.value:
+        raise ValueError(f"the number is too large: {limits.INTEGER.why}")
+    return value
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, {_BOOLEAN}")
+    if isinstance(value, str):
+        raise ValueError("expected a number, got text; write the number without quotes")
+    return value
+
+
+def _at_most(limit: Limit, unit: str = "") -> AfterValidator:
+    return AfterValidator(lambda value: limit.check(value, unit))
+
+
+# An int that is written as one (no booleans, fractions or quoted numbers), within 64 bits.
+WholeNumber = Annotated[int, BeforeValidator(_whole_number)]
+# A finite number that is written as one (no booleans or quoted numbers).
+Number = Annotated[float, BeforeValidator(_number)]
+Concurrency = Annotated[WholeNumber, _at_most(limits.CONCURRENCY)]
+Tokens = Annotated[WholeNumber, _at_most(limits.TOKENS, " tokens")]
+
+# RFC 9110 token characters: what an HTTP header name may hold.
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+def _control_character(text: str) -> str | None:
+    """A description of the first control character in ``text`` (tab allowed), or None."""
+    for ch in text:
+        if ch in "\r\n":
+            return "a line break (CR or LF)"
+        if (ord(ch) < 0x20 and ch != "\t") or 0x7F <= ord(ch) < 0xA0:
+            return f"a control character (U+{ord(ch):04X})"
+    return None
+
+
+def _headers(value: dict[str, Any]) -> dict[str, Any]:
+    """Header names are HTTP tokens; values are one line of text (never shown: they may be secret)."""
+    for name, text in value.items():
+        if not _HEADER_NAME.match(name):
+            raise ValueError(
+                f"{name!r} is not an HTTP header name (letters, digits and !#$%&'*+-.^_`|~ only; "
+                "no spaces, colons or line breaks)"
+            )
+        if isinstance(text, bool):
+            raise ValueError(f"header {name!r} needs text, {_BOOLEAN}; write it in quotes")
+        if text is None or isinstance(text, dict | list):
+            kind = "nothing" if text is None else "a list" if isinstance(text, list) else "a mapping"
+            raise ValueError(f"header {name!r} needs one value of text, got {kind}")
+        problem = _control_character(str(text))
+        if problem:
+            raise ValueError(
+                f"the value of header {name!r} holds {problem}; a header value is one line of text "
+                "without control characters"
+            )
+    return value
+
+
+def _file_name_problem(name: str) -> str | None:
+    """Why ``name`` is not a plain file name that stays inside its folder, or None."""
+    if not name.strip():
+        return "it is empty"
+    if name in (".", ".."):
+        return f"{name!r} is a folder, not a file"
+    if "/" in name or "\\" in name:
+        return "it holds a folder separator (/ or \\), so the file would lie outside its folder"
+    problem = _control_character(name)
+    if problem:
+        return f"it holds {problem}"
+    size = len(name.encode("utf-8", "surrogatepass"))
+    if size > limits.FILE_NAME_BYTES.value:
+        return f"it is {size} bytes long: {limits.FILE_NAME_BYTES.why}"
+    return None
+
+
+def payload_file_problem(name: str) -> str | None:
+    """Why a payload file name cannot be used, or None (the files live in the results' payload folder)."""
+    problem = _file_name_problem(name)
+    if problem is None:
+        return None
+    return f"a payload file is a file name in fmb's payload folder, not a path, and {problem}"
+
+
+def _folder_name(value: str) -> str:
+    """A benchmark or experiment name: it names results folders (percent-encoded), so not blank or too long."""
+    if not value.strip():
+        raise ValueError("must not be empty")
+    size = len(partition_value(value))
+    if size > limits.FOLDER_NAME_CHARS.value:
+        raise ValueError(
+            f"is {size} characters once percent-encoded, more than the limit of "
+            f"{limits.FOLDER_NAME_CHARS.value}: {limits.FOLDER_NAME_CHARS.why}"
+        )
+    return value
+
+
 class General(Section):
-    name: str = Field(description="Name of the benchmark; results and reports are filed under it.")
+    name: Annotated[str, AfterValidator(_folder_name)] = Field(
+        description="Name of the benchmark; results and reports are filed under it."
+    )
     model_name: str | None = Field(None, description="Model shown in the report header.")
 
 
@@ -77,9 +202,22 @@ class S3ReadData(Section):
 
 class Filter(Section):
     language: str | None = None
-    min_length_in_tokens: int = Field(ge=0)
-    max_length_in_tokens: int = Field(gt=0)
+    min_length_in_tokens: Tokens = Field(ge=0)
+    max_length_in_tokens: Tokens = Field(gt=0)
     payload_file: str
+
+    @field_validator("payload_file")
+    @classmethod
+    def _stays_in_its_folder(cls, value: str, info: ValidationInfo) -> str:
+        filled = value
+        for name, fill in (("lang", info.data.get("language")), ("min", info.data.get("min_length_in_tokens")),
+                           ("max", info.data.get("max_length_in_tokens"))):
+            filled = filled.replace("{" + name + "}", "" if fill is None else str(fill))
+        problem = payload_file_problem(filled)
+        if problem:
+            shown = "" if filled == value else f" (filled in: {filled!r})"
+            raise ValueError(f"{value!r}{shown}: {problem}")
+        return value
 
     @model_validator(mode="after")
     def _bounds(self) -> Filter:
@@ -102,11 +240,13 @@ class Filter(Section):
 class Synthetic(Section):
     """fmb: parameters of the built-in synthetic datasets (no download needed)."""
 
-    seed: int = 0
-    records: int = Field(200, gt=0, description="synthetic:longbench: number of records.")
-    min_context_words: int = Field(20, gt=0)
-    max_context_words: int = Field(3000, gt=0)
-    prompts_per_filter: int = Field(
+    seed: WholeNumber = 0
+    records: Annotated[WholeNumber, _at_most(limits.SYNTHETIC_RECORDS)] = Field(
+        200, gt=0, description="synthetic:longbench: number of records."
+    )
+    min_context_words: Annotated[WholeNumber, _at_most(limits.SYNTHETIC_WORDS, " words")] = Field(20, gt=0)
+    max_context_words: Annotated[WholeNumber, _at_most(limits.SYNTHETIC_WORDS, " words")] = Field(3000, gt=0)
+    prompts_per_filter: Annotated[WholeNumber, _at_most(limits.SYNTHETIC_RECORDS)] = Field(
         50, gt=0, description="synthetic:exact-lengths: prompts generated for each filter."
     )
     length_distribution: Literal["uniform", "normal", "lognormal"] = Field(
@@ -119,10 +259,10 @@ class Datasets(Section):
     prompt_template_keys: list[str] = Field(default_factory=list)
     ground_truth_col_key: str | None = None
     question_col_key: str | None = None
-    min_iters_per_combination: int = Field(
+    min_iters_per_combination: Annotated[WholeNumber, _at_most(limits.ITERS_PER_COMBINATION)] = Field(
         5, ge=1, description="Each (payload file, concurrency) cell gets at least this many rounds."
     )
-    max_iters_per_combination: int = Field(
+    max_iters_per_combination: Annotated[WholeNumber, _at_most(limits.ITERS_PER_COMBINATION)] = Field(
         105, ge=1, description="... and at most this many rounds; a round is one request per slot."
     )
     filters: list[Filter] = Field(default_factory=list)
@@ -152,17 +292,18 @@ class Metrics(Section):
 
 class Report(Section):
     title: str | None = None
-    latency_budget: float | None = Field(None, ge=0, description="Seconds, against p95 latency.")
-    cost_per_10k_txn_budget: float | None = Field(None, ge=0, description="USD per 10,000 transactions.")
-    error_rate_budget: float | None = Field(None, ge=0, le=1)
-    accuracy_budget: float | None = None
-    accuracy_error_rate_budget: float | None = None
-    cosine_similarity_budget: float | None = None
+    latency_budget: Number | None = Field(None, ge=0, description="Seconds, against p95 latency.")
+    cost_per_10k_txn_budget: Number | None = Field(None, ge=0, description="USD per 10,000 transactions.")
+    error_rate_budget: Number | None = Field(None, ge=0, le=1)
+    accuracy_budget: Number | None = None
+    accuracy_error_rate_budget: Number | None = None
+    cosine_similarity_budget: Number | None = None
+    # FMBench writes these files; fmb does not (its results are tables), so they are not paths here.
     per_inference_request_file: str | None = None
     all_metrics_file: str | None = None
-    txn_count_for_showing_cost: int = Field(10000, gt=0)
-    v_shift_w_single_instance: float | None = None
-    v_shift_w_gt_one_instance: float | None = None
+    txn_count_for_showing_cost: WholeNumber = Field(10000, gt=0)
+    v_shift_w_single_instance: Number | None = None
+    v_shift_w_gt_one_instance: Number | None = None
 
 
 class InferenceSpec(Section):
@@ -175,12 +316,12 @@ class InferenceSpec(Section):
     model_copies: str | None = None
     tp_degree: str | None = None
     shm_size: str | None = None
-    model_loading_timeout: float | None = None
+    model_loading_timeout: Number | None = None
     cli_params: str | None = None
-    headers: dict[str, Any] = Field(default_factory=dict)
+    headers: Annotated[dict[str, Any], AfterValidator(_headers)] = Field(default_factory=dict)
     model_id: str | None = None
 
-    _headers = field_validator("headers", mode="before")(_none_to_empty_dict)
+    _empty_headers = field_validator("headers", mode="before")(_none_to_empty_dict)
 
 
 class LocalServer(Section):
@@ -188,19 +329,19 @@ class LocalServer(Section):
 
     server: Literal["llama.cpp", "command"] = "llama.cpp"
     model_path: str | None = None
-    threads: int | None = Field(None, gt=0)
-    parallel: int = Field(1, gt=0)
-    context_size: int = Field(4096, gt=0)
+    threads: Annotated[WholeNumber, _at_most(limits.THREADS)] | None = Field(None, gt=0)
+    parallel: Concurrency = Field(1, gt=0)
+    context_size: Tokens = Field(4096, gt=0)
     command: list[str] | None = None
     ready_url: str | None = None
-    startup_timeout_s: float = Field(300, gt=0)
+    startup_timeout_s: Annotated[Number, _at_most(limits.DEPLOY_TIMEOUT_S, " s")] = Field(300, gt=0)
 
 
 OpenAIApi = Literal["openai-chat", "openai-completions"]
 
 
 class Experiment(Section):
-    name: str
+    name: Annotated[str, AfterValidator(_folder_name)]
     region: str | None = None
     model_id: str | None = None
     model_version: str | None = None
@@ -210,14 +351,14 @@ class Experiment(Section):
     ep_name: str | None = None
     production_variant_name: str | None = None
     instance_type: str | None = None
-    instance_count: int | None = Field(None, ge=1)
+    instance_count: WholeNumber | None = Field(None, ge=1)
     image_uri: str | None = None
     deploy: bool = False
     deployment_script: str | None = None
     inference_script: str | None = None
     inference_spec: InferenceSpec = Field(default_factory=InferenceSpec)
     payload_files: list[str]
-    concurrency_levels: list[int]
+    concurrency_levels: list[Concurrency]
     accept_eula: bool | None = None
     env: dict[str, Any] = Field(default_factory=dict)
     ec2: dict[str, Any] = Field(default_factory=dict)
@@ -231,21 +372,32 @@ class Experiment(Section):
         None, description="fmb: the API of an OpenAI-compatible server (vLLM, TGI, llama.cpp, ...)."
     )
     endpoint_url: str | None = Field(None, description="fmb: base URL of the endpoint.")
-    stream: bool | None = Field(None, description="fmb: stream responses (default true).")
-    request_timeout_s: float = Field(120, gt=0, description="fmb: a request slower than this is a timeout row.")
-    warmup_requests: int = Field(0, ge=0, description="fmb: requests sent before each cell and not measured.")
+    stream: bool | None = Field(
+        None,
+        description="fmb: stream responses; overrides inference_spec.stream (default: FMBench's, not streamed).",
+    )
+    request_timeout_s: Annotated[Number, _at_most(limits.REQUEST_TIMEOUT_S, " s")] = Field(
+        120, gt=0, description="fmb: a request slower than this is a timeout row."
+    )
+    warmup_requests: Annotated[WholeNumber, _at_most(limits.WARMUP_REQUESTS)] = Field(
+        0, ge=0, description="fmb: requests sent before each cell and not measured."
+    )
     api_key_env: str | None = Field(
         None, description="fmb: name of the environment variable that holds the API key (never the key)."
     )
-    headers: dict[str, Any] = Field(default_factory=dict, description="fmb: extra HTTP headers.")
-    local: LocalServer | None = Field(None, description="fmb: a server fmb starts itself.")
-    max_attempts: int = Field(
-        1, ge=1, le=20, description="fmb: tries per request when the endpoint throttles (1: no retries)."
+    headers: Annotated[dict[str, Any], AfterValidator(_headers)] = Field(
+        default_factory=dict, description="fmb: extra HTTP headers."
     )
-    retry_backoff_s: float = Field(
+    local: LocalServer | None = Field(None, description="fmb: a server fmb starts itself.")
+    max_attempts: Annotated[WholeNumber, _at_most(limits.ATTEMPTS)] = Field(
+        1, ge=1, description="fmb: tries per request when the endpoint throttles (1: no retries)."
+    )
+    retry_backoff_s: Annotated[Number, _at_most(limits.RETRY_BACKOFF_S, " s")] = Field(
         1.0, ge=0, description="fmb: first wait before a retry after throttling; doubles each time, at most 30 s."
     )
-    deploy_timeout_s: float = Field(3600, gt=0, description="fmb: how long a deployment may take to answer.")
+    deploy_timeout_s: Annotated[Number, _at_most(limits.DEPLOY_TIMEOUT_S, " s")] = Field(
+        3600, gt=0, description="fmb: how long a deployment may take to answer."
+    )
     bedrock_api: Literal["converse", "invoke-model"] | None = Field(
         None, description="fmb: Bedrock API (default: Converse, InvokeModel for the families Converse lacks)."
     )
@@ -257,6 +409,15 @@ class Experiment(Section):
     def _non_empty(cls, value: Any) -> Any:
         if value is None or value == []:
             raise ValueError("must list at least one entry")
+        return value
+
+    @field_validator("payload_files")
+    @classmethod
+    def _payload_file_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            problem = payload_file_problem(name)
+            if problem:
+                raise ValueError(f"{name!r}: {problem}")
         return value
 
     @field_validator("concurrency_levels")
