@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 from fmb.collector.parquet_io import write_atomic
-from fmb.collector.schemas import EXPERIMENTS, PRICING, PROMPTS, REQUESTS, RUNS
+from fmb.collector.schemas import CELLS, EXPERIMENTS, PRICING, PROMPTS, REQUESTS, RUNS
 
 from fmb.paths import ResultsLayout
 
@@ -45,6 +45,7 @@ def requests_table(run_id: str, experiment: str, rows: int, rng: np.random.Gener
         "worker": pa.array(np.zeros(n, dtype=np.int32)),
         "prompt_id": pa.array(np.char.add("p", (np.arange(n) % 1000).astype(str))),
         "is_warmup": pa.array(np.zeros(n, dtype=bool)),
+        "session": pa.array(np.zeros(n, dtype=np.int32)),
         "attempts": pa.array(np.ones(n, dtype=np.int32)),
         "started_at": pa.array(start_us, pa.timestamp("us", tz="UTC")),
         "ended_at": pa.array(end_us, pa.timestamp("us", tz="UTC")),
@@ -78,12 +79,18 @@ def write_raw(results: Path, rows: int, runs: int = 1) -> int:
 def write_run(results: Path, run_id: str, rows: int, rng: np.random.Generator, now: datetime) -> int:
     layout = ResultsLayout(results)
     written = 0
+    cells: list[dict] = []
     for name, _instance, _ in EXPERIMENTS_:
         table = requests_table(run_id, name, rows // len(EXPERIMENTS_), rng, now.timestamp())
         directory = layout.requests_dir(name, run_id)
         for i, start in enumerate(range(0, table.num_rows, 250_000)):
             write_atomic(table.slice(start, 250_000), REQUESTS, directory / f"part-{i:05d}.parquet")
         written += table.num_rows
+        planned = table.group_by(["payload_file", "concurrency"]).aggregate([("request_index", "count")]).to_pylist()
+        cells.extend({"run_id": run_id, "experiment": name, "payload_file": c["payload_file"],
+                      "concurrency": c["concurrency"], "planned_requests": c["request_index_count"],
+                      "warmup_requests": 0} for c in planned)
+    write_atomic(cells, CELLS, layout.run_table_dir("cells", run_id) / "cells.parquet")
     run = {f.name: None for f in RUNS} | {
         "run_id": run_id, "benchmark": "bench", "config_path": "bench", "config_hash": "0", "config_json": "{}",
         "fmb_version": "bench", "host": "bench", "python_version": "3", "started_at": now, "ended_at": now,

@@ -28,8 +28,10 @@ from fmb.collector.prepare.payloads import prompt_id, prompt_row, tokenizer_cand
 from fmb.collector.prepare.sources import read_jsonl
 from fmb.collector.prepare.tokens import TokenCounter, load_counter
 from fmb.collector.progress import CellProgress
+from fmb.collector.recovery import Recovered, RunLock, recover_abandoned
+from fmb.collector.resume import Resumption, plan_resumption
 from fmb.collector.runner import Cell, CellStats, Policy, RowMaker, run_cell
-from fmb.collector.schemas import EXPERIMENTS, PRICING, PROMPTS, RUNS
+from fmb.collector.schemas import CELLS, EXPERIMENTS, PRICING, PROMPTS, RUNS
 from fmb.collector.targets import make_target
 from fmb.collector.targets.base import Request, Target
 from fmb.collector.writer import RequestWriter
@@ -40,7 +42,7 @@ from fmb.config import LoadedConfig, ResolvedExperiment
 from fmb.errors import CollectError, FmbError, PrepareError
 from fmb.paths import ResultsLayout
 from fmb.pricing import load_prices, price_key_for
-from fmb.redact import Redactor
+from fmb.redact import Redactor, redact_mapping
 
 
 def requests_per_cell(prompts: int, concurrency: int, min_iters: int, max_iters: int) -> int:
@@ -133,6 +135,8 @@ class RunResult:
     rows: int = 0
     cells: list[CellResult] = field(default_factory=list)
     message: str | None = None
+    recovered: list[Recovered] = field(default_factory=list)  # abandoned runs found and finished first
+    resumed_requests: int | None = None  # with --resume: the missing requests sent
 
 
 class RunRecorder:
@@ -145,6 +149,16 @@ class RunRecorder:
         self.started_at = datetime.now(UTC)
         self.recorded = False
         self.prices = load_prices(loaded.pricing_path) if loaded.pricing_path else []
+        self.redact = loaded.redactor()
+        self._lock = RunLock(layout, run_id)
+
+    def lock(self, state: dict[str, Any]) -> None:
+        """Hold the run's lock while collecting (see :mod:`fmb.collector.recovery`)."""
+        if not self._lock.acquire(state):
+            raise CollectError(f"run {self.run_id} is being collected by another fmb process.")
+
+    def unlock(self) -> None:
+        self._lock.release()
 
     def write_run(self, status: str, message: str | None = None, ended: bool = False) -> None:
         cfg = self.loaded.config
@@ -152,7 +166,7 @@ class RunRecorder:
             "run_id": self.run_id,
             "benchmark": self.loaded.name,
             "model_name": cfg.general.model_name,
-            "title": cfg.report.title,
+            "title": self.redact(cfg.report.title),
             "config_path": str(self.loaded.path),
             "config_hash": self.loaded.config_hash,
             "config_json": json.dumps(self.loaded.redacted(), sort_keys=True),
@@ -162,7 +176,7 @@ class RunRecorder:
             "started_at": self.started_at,
             "ended_at": datetime.now(UTC) if ended else None,
             "status": status,
-            "status_message": message,
+            "status_message": self.redact(message),
             "dataset_of_interest": cfg.metrics.dataset_of_interest,
             "latency_budget_s": cfg.report.latency_budget,
             "cost_per_10k_txn_budget_usd": cfg.report.cost_per_10k_txn_budget,
@@ -182,7 +196,7 @@ class RunRecorder:
                     "run_id": self.run_id,
                     "experiment": exp.name,
                     "backend": exp.backend,
-                    "endpoint": targets[exp.name].describe(),
+                    "endpoint": self.redact(targets[exp.name].describe()),
                     "model_id": spec.model_id,
                     "model_name": spec.model_name,
                     "instance_type": spec.instance_type,
@@ -195,11 +209,22 @@ class RunRecorder:
                     "image_uri": spec.image_uri,
                     "stream": targets[exp.name].stream,
                     "parameter_set": spec.inference_spec.parameter_set,
-                    "inference_parameters_json": json.dumps(exp.parameters, sort_keys=True, default=str),
+                    "inference_parameters_json": json.dumps(redact_mapping(exp.parameters, self.redact), sort_keys=True,
+                                                            default=str),
                     "deploy_seconds": info.get("deploy_seconds"),
                 }
             )
         write_atomic(rows, EXPERIMENTS, self.layout.run_table_dir("experiments", self.run_id) / "experiments.parquet")
+
+    def write_cells(self, plan: Plan) -> None:
+        """The planned cells and their request counts, so that a cut-short cell can be told apart."""
+        rows = [
+            {"run_id": self.run_id, "experiment": c.experiment, "payload_file": c.payload_file,
+             "concurrency": c.concurrency, "planned_requests": c.requests, "warmup_requests": c.warmup}
+            for cells in plan.cells.values()
+            for c in cells
+        ]
+        write_atomic(rows, CELLS, self.layout.run_table_dir("cells", self.run_id) / "cells.parquet")
 
     def write_pricing(self) -> None:
         """The prices in force for the run (an empty table when the config has none)."""
@@ -222,17 +247,6 @@ class RunRecorder:
         write_atomic(rows, PROMPTS, target)
 
 
-FLUSH_EVERY_S = 2.0
-
-
-async def _flush_periodically(current: list[RequestWriter]) -> None:
-    """Hand buffered rows to the writer thread every couple of seconds, even when few arrive."""
-    while True:
-        await asyncio.sleep(FLUSH_EVERY_S)
-        if current:
-            current[0].flush_soon()
-
-
 def _targets(loaded: LoadedConfig, plan: Plan) -> dict[str, Target]:
     from botocore.exceptions import BotoCoreError
 
@@ -253,6 +267,7 @@ async def _run_experiments(
     progress: CellProgress,
     result: RunResult,
     deployed: dict[str, dict[str, Any]],
+    resumption: Resumption | None,
 ) -> None:
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
@@ -262,45 +277,51 @@ async def _run_experiments(
         except (NotImplementedError, RuntimeError):  # not the main thread, or no signals here
             pass
     counter, _ = load_counter(tokenizer_candidates(loaded))
-    redact = Redactor(loaded.secret_values())
+    redact = recorder.redact
+    session = resumption.session if resumption else 0
     targets: dict[str, Target] = {}
-    current: list[RequestWriter] = []
-    ticker = asyncio.create_task(_flush_periodically(current))
     try:
         targets = _targets(loaded, plan)
         for target in targets.values():
             await target.check_reachable()
-        recorder.write_experiments(plan, targets, deployed)
-        recorder.write_pricing()
-        recorder.ensure_prompts(plan, counter)
+        recorder.lock({"tokenizer": str(getattr(counter, "path", "") or "") or None})
+        if resumption is None:
+            recorder.write_experiments(plan, targets, deployed)
+            recorder.write_cells(plan)
+            recorder.write_pricing()
+            recorder.ensure_prompts(plan, counter)
         recorder.write_run("running")
         for exp in plan.experiments:
-            rows = RowMaker(recorder.run_id, targets[exp.name].stream, counter, redact)
+            cells = plan.cells[exp.name]
+            if resumption is not None:
+                cells = [c for c in cells if c in resumption.missing]
+                if not cells:
+                    continue
+            rows = RowMaker(recorder.run_id, targets[exp.name].stream, counter, redact, session)
             writer = RequestWriter(layout.requests_dir(exp.name, recorder.run_id), complete=rows.complete)
-            current[:] = [writer]
             policy = Policy(exp.spec.request_timeout_s, exp.spec.max_attempts, exp.spec.retry_backoff_s)
             try:
-                for cell in plan.cells[exp.name]:
+                for cell in cells:
+                    missing = resumption.missing[cell] if resumption else None
                     stats = CellStats()
-                    progress.start_cell(cell, stats)
+                    progress.start_cell(cell if missing is None else replace(cell, requests=len(missing)), stats)
 
                     def sink(row: dict[str, Any], stats: CellStats = stats, writer: RequestWriter = writer) -> None:
                         writer.add(row)
                         progress.update(stats)
 
+                    warmup = resumption is None or cell not in resumption.warmed_up
                     try:
                         await run_cell(targets[exp.name], cell, plan.prompts[cell.payload_file], rows, sink,
-                                       policy, stats)
+                                       policy, stats, missing, warmup)
                     finally:
                         progress.update(stats)
                         result.cells.append(CellResult(cell, stats.done, stats.errors, stats.p50_ms()))
                     writer.flush()  # between cells nothing is in flight: make the cell's rows durable
             finally:
-                current.clear()
                 writer.close()
                 result.rows += writer.rows_written
     finally:
-        ticker.cancel()
         for target in targets.values():
             await target.close()
 
@@ -322,10 +343,19 @@ def with_deployments(loaded: LoadedConfig, layout: ResultsLayout, only: tuple[st
             "or use `fmb run CONFIG`, which does both; or set deploy: no and give ep_name/endpoint_url.",
         )
     experiments = [
-        replace(e, endpoint=deployed[e.name]["endpoint"]) if e.spec.deploy and e.name in deployed else e
+        replace(e, endpoint=_deployed_endpoint(e, deployed[e.name]["endpoint"]))
+        if e.spec.deploy and e.name in deployed else e
         for e in loaded.experiments
     ]
     return replace(loaded, experiments=experiments), deployed
+
+
+def _deployed_endpoint(exp: ResolvedExperiment, recorded: str) -> str:
+    """The recorded endpoint, or the configured URL when the record holds it with its userinfo masked."""
+    configured = exp.spec.endpoint_url
+    if configured and recorded == Redactor()(configured):
+        return configured
+    return recorded
 
 
 def collect(
@@ -335,19 +365,34 @@ def collect(
     quiet: bool = False,
     only: tuple[str, ...] = (),
     console: Console | None = None,
+    resume: str | None = None,
 ) -> RunResult:
-    """Run every cell of the config and record the run; rows already written are never lost."""
+    """Run every cell of the config and record the run; rows already written are never lost.
+
+    Runs of earlier collectors that were killed are finished first (see
+    :mod:`fmb.collector.recovery`). With ``resume``, only the missing requests of that run's
+    cells are sent, into the same run.
+    """
+    recovered = recover_abandoned(layout)
     loaded, deployed = with_deployments(loaded, layout, only)
     plan = make_plan(loaded, layout, only)
-    recorder = RunRecorder(loaded, layout, new_run_id())
-    result = RunResult(recorder.run_id, "running")
+    resumption = plan_resumption(loaded, layout, resume, plan.cells) if resume else None
+    recorder = RunRecorder(loaded, layout, resume or new_run_id())
+    result = RunResult(recorder.run_id, "running", recovered=recovered)
+    if resumption is not None:
+        recorder.started_at = resumption.run["started_at"]
+        result.resumed_requests = resumption.requests
+        if not resumption.missing:
+            result.status = resumption.run["status"]
+            result.message = "nothing to resume: every planned request of the run has a row"
+            return result
     sigterm = signal.getsignal(signal.SIGTERM)
     switch = sys.getswitchinterval()
     # The writer thread gives the GIL back to the event loop within 1 ms instead of 5.
     sys.setswitchinterval(0.001)
     try:
         with CellProgress(quiet, console) as progress:
-            asyncio.run(_run_experiments(loaded, plan, layout, recorder, progress, result, deployed))
+            asyncio.run(_run_experiments(loaded, plan, layout, recorder, progress, result, deployed, resumption))
     except BaseExceptionGroup as group:  # an error inside the runner's task group
         first = group.exceptions[0]
         if recorder.recorded:
@@ -355,6 +400,7 @@ def collect(
         raise first from None
     except (KeyboardInterrupt, asyncio.CancelledError):
         result.status, result.message = "interrupted", "stopped by the user (Ctrl-C or SIGTERM)"
+        recorder.write_run(result.status, result.message, ended=True)
     except FmbError as exc:
         if not recorder.recorded:
             raise  # nothing was sent (e.g. an unreachable endpoint): there is no run to record
@@ -366,8 +412,9 @@ def collect(
         raise
     else:
         result.status = "completed"
+        recorder.write_run(result.status, result.message, ended=True)
     finally:
+        recorder.unlock()  # only once the run's end is recorded: a free lock on a running run means abandoned
         sys.setswitchinterval(switch)
         signal.signal(signal.SIGTERM, sigterm)  # asyncio.run leaves the default handler behind
-    recorder.write_run(result.status, result.message, ended=True)
     return result

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import pairwise
@@ -142,8 +142,9 @@ def token_source(usage: Usage) -> str:
 class RowMaker:
     """Turns a finished request into a row of the ``requests`` table."""
 
-    def __init__(self, run_id: str, stream: bool, counter: TokenCounter, redact: Redactor):
+    def __init__(self, run_id: str, stream: bool, counter: TokenCounter, redact: Redactor, session: int = 0):
         self.run_id = run_id
+        self.session = session
         self.stream = stream
         self.counter = counter
         self.redact = redact
@@ -181,6 +182,7 @@ class RowMaker:
             "worker": worker,
             "prompt_id": request.prompt_id,
             "is_warmup": is_warmup,
+            "session": self.session,
             "attempts": rec.attempts,
             "started_at": datetime.fromtimestamp(started / 1e9, UTC),
             "ended_at": datetime.fromtimestamp((started + end - start) / 1e9, UTC),
@@ -214,16 +216,16 @@ class RowMaker:
                 row["completion_tokens"] = count
 
 
-async def closed_loop(concurrency: int, count: int, job: Callable[[int, int], Awaitable[None]]) -> None:
-    """Run ``job(index, worker)`` for indices 0..count-1 with ``concurrency`` in flight."""
-    indices = iter(range(count))
+async def closed_loop(concurrency: int, indices: Sequence[int], job: Callable[[int, int], Awaitable[None]]) -> None:
+    """Run ``job(index, worker)`` for each of ``indices`` with ``concurrency`` in flight."""
+    shared = iter(indices)
 
     async def worker(w: int) -> None:
-        for i in indices:  # one shared iterator: each index is taken exactly once
+        for i in shared:  # one shared iterator: each index is taken exactly once
             await job(i, w)
 
     async with asyncio.TaskGroup() as group:
-        for w in range(min(concurrency, count)):
+        for w in range(min(concurrency, len(indices))):
             group.create_task(worker(w))
 
 
@@ -235,17 +237,19 @@ async def run_cell(
     sink: Callable[[dict[str, Any]], None],
     policy: Policy,
     stats: CellStats,
+    missing: Sequence[int] | None = None,
+    warmup: bool = True,
 ) -> None:
     """Warm-up requests, then ``cell.requests`` measured ones, each written through ``sink``.
 
-    Prompts are taken in order and cycled when the cell needs more requests than the
-    payload file has prompts. A request cut off by cancellation (Ctrl-C) is written as a
-    ``cancelled`` row before the cancellation goes on.
+    Request ``index`` (warm-ups first) sends prompt ``index`` of the payload file, cycling
+    when the cell needs more requests than the file has prompts. ``missing`` limits the
+    measured requests to those indices (a resumed cell). A request cut off by
+    cancellation (Ctrl-C) is written as a ``cancelled`` row before the cancellation goes on.
     """
 
-    def job_for(offset: int, is_warmup: bool) -> Callable[[int, int], Awaitable[None]]:
-        async def job(i: int, w: int) -> None:
-            index = offset + i
+    def job_for(is_warmup: bool) -> Callable[[int, int], Awaitable[None]]:
+        async def job(index: int, w: int) -> None:
             request = prompts[index % len(prompts)]
             rec = Recorder()
             try:
@@ -267,6 +271,7 @@ async def run_cell(
 
         return job
 
-    if cell.warmup:
-        await closed_loop(cell.concurrency, cell.warmup, job_for(0, True))
-    await closed_loop(cell.concurrency, cell.requests, job_for(cell.warmup, False))
+    if cell.warmup and warmup:
+        await closed_loop(cell.concurrency, range(cell.warmup), job_for(True))
+    measured = range(cell.warmup, cell.warmup + cell.requests) if missing is None else missing
+    await closed_loop(cell.concurrency, measured, job_for(False))

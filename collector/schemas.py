@@ -9,6 +9,7 @@ Layout under the results folder (hive partitions, percent-encoded values)::
     raw/requests/experiment=<name>/run_id=<id>/part-NNNNN.parquet   one row per request
     raw/runs/run_id=<id>/run.parquet                                one row per run
     raw/experiments/run_id=<id>/experiments.parquet                 one row per endpoint in a run
+    raw/cells/run_id=<id>/cells.parquet                             one row per planned cell of a run
     raw/pricing/run_id=<id>/pricing.parquet                         prices in force for the run
     raw/prompts/benchmark=<name>/prompts.parquet                    prompts written by `fmb prepare`
 """
@@ -37,6 +38,8 @@ REQUESTS = pa.schema(
         _f("worker", pa.int32(), "Concurrency slot that sent the request (0-based).", False),
         _f("prompt_id", pa.string(), "sha256 of the prompt text, first 16 hex digits.", False),
         _f("is_warmup", pa.bool_(), "Warm-up request: sent before the cell, never measured.", False),
+        _f("session", pa.int32(), "Collection session that sent the request: 0 for `fmb collect`, 1, 2, ... for "
+           "each `fmb collect --resume` of the run.", False),
         _f("attempts", pa.int32(), "Times the request was sent (1 without retries, also 2 when a kept-alive "
            "connection was found closed); latency covers the last attempt only.", False),
         _f("started_at", UTC_TS, "UTC wall-clock time the request was sent.", False),
@@ -77,7 +80,8 @@ RUNS = pa.schema(
         _f("python_version", pa.string(), "Python version of the collector.", False),
         _f("started_at", UTC_TS, "UTC time the run started.", False),
         _f("ended_at", UTC_TS, "UTC time the run ended; null while running or after a crash."),
-        _f("status", pa.string(), "running, completed, failed or interrupted.", False),
+        _f("status", pa.string(), "running, completed, failed, interrupted, or abandoned (the collector process "
+           "ended without recording the end of the run, e.g. killed).", False),
         _f("status_message", pa.string(), "Why a run failed or was interrupted."),
         _f("dataset_of_interest", pa.string(), "metrics.dataset_of_interest: substring of payload file names."),
         _f("latency_budget_s", pa.float64(), "report.latency_budget: seconds, against p95 latency."),
@@ -107,6 +111,17 @@ EXPERIMENTS = pa.schema(
         _f("parameter_set", pa.string(), "inference_spec.parameter_set."),
         _f("inference_parameters_json", pa.string(), "Inference parameters sent with each request, as JSON."),
         _f("deploy_seconds", pa.float64(), "Seconds fmb took to stand the endpoint up."),
+    ]
+)
+
+CELLS = pa.schema(
+    [
+        _f("run_id", pa.string(), "Run the cell belongs to.", False),
+        _f("experiment", pa.string(), "Experiment name from the config.", False),
+        _f("payload_file", pa.string(), "Payload file of the cell.", False),
+        _f("concurrency", pa.int32(), "Concurrency level of the cell.", False),
+        _f("planned_requests", pa.int64(), "Measured requests the cell was planned to send (FMBench's rule).", False),
+        _f("warmup_requests", pa.int64(), "Warm-up requests planned before the cell.", False),
     ]
 )
 
@@ -143,6 +158,7 @@ TABLES: dict[str, pa.Schema] = {
     "requests": REQUESTS,
     "runs": RUNS,
     "experiments": EXPERIMENTS,
+    "cells": CELLS,
     "pricing": PRICING,
     "prompts": PROMPTS,
 }

@@ -1,12 +1,13 @@
 """Part files of the requests table, written while a run goes on, off the event loop.
 
-Rows are buffered and handed to a writer thread every ``max_rows`` rows, whenever the
-collector's ticker asks (every couple of seconds), and at the end of every cell, where
-the collector also waits for them to be on disk. The thread finishes the rows (client
-token counts) and writes each part file under a hidden temporary name, then links it into
-place under the next free ``part-NNNNN.parquet`` name: readers never see a partial file,
-a killed run keeps every part it finished, and several writers in one run folder never
-overwrite each other's parts.
+Every finished row is first appended to a journal (:mod:`fmb.collector.journal`), so a
+killed process loses none. Rows are then buffered and handed to a writer thread every
+``max_rows`` rows and at the end of every cell, where the collector also waits for them
+to be on disk. The thread finishes the rows (client token counts), writes each part file
+under a hidden temporary name, links it into place under the next free
+``part-NNNNN.parquet`` name, and deletes the journal segment that held those rows:
+readers never see a partial file, and several writers in one run folder never overwrite
+each other's parts.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from fmb.collector.journal import Journal
 from fmb.collector.schemas import REQUESTS
 
 
@@ -53,6 +55,7 @@ class RequestWriter:
         self.complete = complete
         self.max_rows = max_rows
         self._rows: list[dict[str, Any]] = []
+        self._journal = Journal(directory)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fmb-writer")
         self._pending: list[Future[None]] = []
         self.rows_written = 0
@@ -63,6 +66,7 @@ class RequestWriter:
         return len(self._rows)
 
     def add(self, row: dict[str, Any]) -> None:
+        self._journal.append(row)
         self._rows.append(row)
         if len(self._rows) >= self.max_rows:
             self.flush_soon()
@@ -71,7 +75,7 @@ class RequestWriter:
         """Hand the buffered rows to the writer thread (returns at once)."""
         if self._rows:
             batch, self._rows = self._rows, []
-            self._pending.append(self._thread.submit(self._write, batch))
+            self._pending.append(self._thread.submit(self._write, batch, self._journal.rotate()))
 
     def flush(self) -> None:
         """Write the buffered rows and wait until every handed-over batch is on disk."""
@@ -88,10 +92,13 @@ class RequestWriter:
             if not self.files:
                 self._write([])
         finally:
+            self._journal.close()
             self._thread.shutdown(wait=True)
 
-    def _write(self, rows: list[dict[str, Any]]) -> None:
+    def _write(self, rows: list[dict[str, Any]], segment: Path | None = None) -> None:
         if self.complete is not None and rows:
             self.complete(rows)
         self.files.append(claim_part(self.directory, pa.Table.from_pylist(rows, schema=REQUESTS)))
         self.rows_written += len(rows)
+        if segment is not None:
+            segment.unlink(missing_ok=True)  # its rows are in the part now

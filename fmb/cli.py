@@ -15,12 +15,20 @@ from fmb import __version__
 from fmb.config.placeholders import parse_assignments
 from fmb.errors import FmbError
 from fmb.paths import ResultsLayout
+from fmb.redact import RedactingStream, Redactor, assignment_secrets
 
 if TYPE_CHECKING:
     from fmb.config import LoadedConfig
 
-console = Console()
-err_console = Console(stderr=True)
+# Everything the commands print goes through these streams, which mask the secrets that
+# -A and the loaded config make known (see fmb.redact).
+_out, _err = RedactingStream(), RedactingStream(stderr=True)
+console = Console(file=_out)
+err_console = Console(file=_err, stderr=True)
+
+
+def _mask_in_output(redactor: Redactor) -> None:
+    _out.redact = _err.redact = redactor
 
 
 def results_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -51,13 +59,18 @@ def config_options(func: Callable[..., Any]) -> Callable[..., Any]:
 def _load(config: Path, assignments: tuple[str, ...], results: Path) -> LoadedConfig:
     from fmb.config import load_config
 
-    return load_config(config, parse_assignments(assignments), results)
+    values = parse_assignments(assignments)
+    _mask_in_output(Redactor(*assignment_secrets(values, ())))  # until the config says more
+    loaded = load_config(config, values, results)
+    _mask_in_output(loaded.redactor())
+    return loaded
 
 
 class FmbGroup(click.Group):
     """Turns user errors into one paragraph on stderr and exit code 1, never a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        _mask_in_output(Redactor())
         try:
             return super().invoke(ctx)
         except FmbError as exc:
@@ -121,22 +134,37 @@ def prepare(config: Path, assignments: tuple[str, ...], results: Path) -> None:
 @config_options
 @click.option("--experiment", "experiments", multiple=True, metavar="NAME", help="Run only this experiment (repeatable).")
 @click.option("--quiet", is_flag=True, help="No progress display.")
-def collect(config: Path, assignments: tuple[str, ...], results: Path, experiments: tuple[str, ...], quiet: bool) -> None:
+@click.option("--resume", "resume", metavar="RUN_ID", default=None,
+              help="Send only the missing requests of this cut-short run (interrupted, failed or abandoned), "
+              "into the same run; the config must be the one the run was started with.")
+def collect(config: Path, assignments: tuple[str, ...], results: Path, experiments: tuple[str, ...], quiet: bool,
+            resume: str | None) -> None:
     """Send CONFIG's requests and write one Parquet row per request.
 
     Every (experiment, payload file, concurrency) cell runs with continuous concurrency;
-    failures, timeouts and throttling are rows with their status. Rows land in
-    RESULTS/raw/requests/experiment=.../run_id=.../ while the run goes on.
+    failures, timeouts and throttling are rows with their status. Every finished request
+    is on disk at once (a journal beside the Parquet parts), so a killed run loses none;
+    the next `fmb collect` or `fmb build` records such a run as abandoned, and
+    `--resume RUN_ID` sends what it did not.
     """
     from fmb.collector.collect import collect as run_collect
     from fmb.deployers import still_running
     from fmb.summary import print_collect_summary, print_left_running
 
     loaded = _load(config, assignments, results)
-    outcome = run_collect(loaded, ResultsLayout(results), quiet=quiet, only=experiments, console=console)
+    outcome = run_collect(loaded, ResultsLayout(results), quiet=quiet, only=experiments, console=console,
+                          resume=resume)
+    for found in outcome.recovered:
+        console.print(f"Run {found.run_id} was abandoned by a collector that ended without finishing it; "
+                      f"{found.rows} request row(s) recovered from its journal.", highlight=False, markup=False)
+    if outcome.resumed_requests is not None:
+        console.print(f"Resuming run {outcome.run_id}: {outcome.resumed_requests} missing request(s).",
+                      highlight=False, markup=False)
     print_collect_summary(console, outcome, ResultsLayout(results))
     print_left_running(console, still_running(loaded, results), str(config), results)
     if outcome.status == "interrupted":
+        console.print(f"To send the requests this run did not: fmb collect {config} --results {results} "
+                      f"--resume {outcome.run_id}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(130)
 
 
@@ -217,6 +245,10 @@ def build_command(results: Path, select: tuple[str, ...], wait_s: float) -> None
 
     outcome = build(results, select=select, wait_s=wait_s,
                     on_wait=lambda message: err_console.print(message, highlight=False, markup=False, soft_wrap=True))
+    for found in outcome.recovered:
+        console.print(f"Run {found.run_id} was abandoned by a collector that ended without finishing it; recorded "
+                      f"as abandoned, {found.rows} request row(s) recovered from its journal.",
+                      highlight=False, markup=False)
     counts = ", ".join(f"{n} {status}" for status, n in sorted(outcome.counts.items()))
     console.print(f"dbt build: {counts}; warehouse {results / 'warehouse.duckdb'}, marts in {results / 'marts'}",
                   highlight=False)
@@ -266,6 +298,8 @@ def report(results: Path, run_id: str | None, benchmark: str | None, out: Path |
 @click.option("--stream-error-rate", default=0.0, show_default=True,
               help="Share of streamed responses that break off halfway with an error event.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the fault draws.")
+@click.option("--echo-headers", type=bool, default=False, show_default=True,
+              help="yes: put the request's headers into the completion text and into error bodies.")
 def mock_server(host: str, port: int, **settings: Any) -> None:
     """Serve a mock endpoint with exact timings and injected faults.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from textwrap import dedent
@@ -70,7 +71,7 @@ def fake_rows(run_id: str, experiment: str, payload: str, concurrency: int, n: i
         prompt_tokens = rng.randint(1, 199)
         rows.append({
             "run_id": run_id, "experiment": experiment, "payload_file": payload, "concurrency": concurrency,
-            "request_index": i, "worker": i % concurrency, "prompt_id": f"p{i}", "is_warmup": is_warmup,
+            "request_index": i, "worker": i % concurrency, "prompt_id": f"p{i}", "is_warmup": is_warmup, "session": 0,
             "attempts": 1, "started_at": started, "ended_at": started + timedelta(milliseconds=e2e),
             "ttft_ms": ttft, "ttlt_ms": ttlt, "e2e_latency_ms": e2e,
             "chunk_gaps_ms": [1.0] * max((completion or 1) - 1, 0) if status == "ok" else None,
@@ -105,13 +106,21 @@ def write_run(tmp_path: Path, results: Path, seed: int, start: datetime, *, conf
     recorder.write_pricing()
     recorder.ensure_prompts(plan, WordRule())
     rng = random.Random(seed)
+    planned = {}
     for exp in plan.experiments:
         writer = RequestWriter(layout.requests_dir(exp.name, recorder.run_id), max_rows=37)
         for cell in plan.cells[exp.name]:
-            for row in fake_rows(recorder.run_id, exp.name, cell.payload_file, cell.concurrency, rows_per_cell, rng,
-                                 start, weights):
+            rows = fake_rows(recorder.run_id, exp.name, cell.payload_file, cell.concurrency, rows_per_cell, rng,
+                             start, weights)
+            for row in rows:
                 writer.add(row)
+            # The plan a complete cell had: its measured rows (a cancelled one is one it did not finish).
+            measured = [r for r in rows if not r["is_warmup"] and r["status"] != "cancelled"]
+            planned[exp.name, cell.payload_file, cell.concurrency] = len(measured)
         writer.close()
+    recorder.write_cells(replace(plan, cells={
+        name: [replace(c, requests=planned[c.experiment, c.payload_file, c.concurrency], warmup=2) for c in cells]
+        for name, cells in plan.cells.items()}))
     recorder.write_run("completed", ended=True)
     return recorder.run_id
 

@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fmb.collector.recovery import Recovered, recover_abandoned
+
 from fmb.errors import FmbError
-from fmb.paths import PROJECT_ROOT
+from fmb.paths import PROJECT_ROOT, ResultsLayout
 from fmb.warehouse.lock import DEFAULT_WAIT_S, build_lock, check_warehouse_free
 from fmb.warehouse.rawcheck import check_raw_readable
 
@@ -34,6 +36,7 @@ class BuildResult:
     """How many dbt nodes ended in each status (a failed build raises instead)."""
 
     counts: dict[str, int] = field(default_factory=dict)
+    recovered: list[Recovered] = field(default_factory=list)  # runs found abandoned and finished first
 
 
 @contextmanager
@@ -104,6 +107,9 @@ def build(results: Path, *, select: tuple[str, ...] = (), quiet: bool = True, wa
     for selector in select:
         args += ["--select", selector]
     with build_lock(results, wait_s, on_wait):
+        layout = ResultsLayout(results)
+        recovered = recover_abandoned(layout)
+        _record_unplanned_runs(layout)
         check_warehouse_free(warehouse_path(results))
         outcome = _run_dbt(results, args)
     if outcome.exception is not None:
@@ -120,7 +126,19 @@ def build(results: Path, *, select: tuple[str, ...] = (), quiet: bool = True, wa
             "dbt build failed:\n  " + "\n  ".join(failures[:10]),
             hint=f"dbt's log is in {results / 'dbt' / 'logs'}; fix the data or the model and build again.",
         )
-    return BuildResult(counts)
+    return BuildResult(counts, recovered)
+
+
+def _record_unplanned_runs(layout: ResultsLayout) -> None:
+    """Runs collected before fmb recorded planned cells get an empty cells table: planned counts unknown."""
+    from fmb.collector.parquet_io import write_atomic
+    from fmb.collector.recovery import run_ids
+    from fmb.collector.schemas import CELLS
+
+    for run_id in run_ids(layout):
+        path = layout.run_table_dir("cells", run_id) / "cells.parquet"
+        if not path.is_file():
+            write_atomic([], CELLS, path)
 
 
 def _run_dbt(results: Path, args: list[str]) -> dbtRunnerResult:

@@ -57,24 +57,52 @@ aggregated as (
     group by run_id, experiment, payload_file, concurrency
 ),
 
+-- A cell resumed by `fmb collect --resume` was measured in several sessions: its window is
+-- the sum of each session's window, never the pause between them.
+session_windows as (
+    select
+        run_id,
+        experiment,
+        payload_file,
+        concurrency,
+        collection_session,
+        {{ duration_s('min(started_at)', 'max(ended_at)') }} as session_window_s
+    from requests
+    group by run_id, experiment, payload_file, concurrency, collection_session
+),
+
+windows as (
+    select
+        run_id,
+        experiment,
+        payload_file,
+        concurrency,
+        sum(session_window_s) as window_s,
+        count(*) as count_collection_sessions
+    from session_windows
+    group by run_id, experiment, payload_file, concurrency
+),
+
 final as (
     select
-        *,
+        aggregated.*,
         1.0 * count_failed_requests / count_requests as error_rate,
-        {{ duration_s('window_started_at', 'window_ended_at') }} as window_s,
+        windows.window_s,
+        windows.count_collection_sessions,
         case
             when first_token_count_source = last_token_count_source then first_token_count_source
             when first_token_count_source is not null then 'mixed'
         end as token_count_source,
-        count_successful_requests / nullif({{ duration_s('window_started_at', 'window_ended_at') }}, 0)
-            as requests_per_s,
-        60 * count_successful_requests / nullif({{ duration_s('window_started_at', 'window_ended_at') }}, 0)
-            as transactions_per_minute,
-        prompt_tokens_total / nullif({{ duration_s('window_started_at', 'window_ended_at') }}, 0)
-            as input_tokens_per_s,
-        completion_tokens_total / nullif({{ duration_s('window_started_at', 'window_ended_at') }}, 0)
-            as output_tokens_per_s
+        count_successful_requests / nullif(windows.window_s, 0) as requests_per_s,
+        60 * count_successful_requests / nullif(windows.window_s, 0) as transactions_per_minute,
+        prompt_tokens_total / nullif(windows.window_s, 0) as input_tokens_per_s,
+        completion_tokens_total / nullif(windows.window_s, 0) as output_tokens_per_s
     from aggregated
+    inner join windows
+        on aggregated.run_id = windows.run_id
+        and aggregated.experiment = windows.experiment
+        and aggregated.payload_file = windows.payload_file
+        and aggregated.concurrency = windows.concurrency
 )
 
 select * from final

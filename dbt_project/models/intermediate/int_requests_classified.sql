@@ -1,6 +1,6 @@
 -- One row per request: its outcome class and the per-request metrics derived from it.
 with requests as (
-    select * from {{ ref('stg_raw__requests') }}
+    select * from {{ ref('int_requests_deduplicated') }}
 ),
 
 final as (
@@ -12,6 +12,7 @@ final as (
         request_index,
         prompt_id,
         is_warmup,
+        collection_session,
         is_streamed,
         started_at,
         ended_at,

@@ -11,6 +11,10 @@ runs as (
     select * from {{ ref('stg_raw__runs') }}
 ),
 
+planned as (
+    select * from {{ ref('stg_raw__cells') }}
+),
+
 final as (
     select
         priced.run_id,
@@ -32,6 +36,9 @@ final as (
         priced.count_failed_requests,
         priced.count_timed_out_requests,
         priced.count_throttled_requests,
+        planned.planned_requests as count_planned_requests,
+        planned.planned_requests - priced.count_requests as count_missing_requests,
+        coalesce(priced.count_requests < planned.planned_requests, false) as is_cut_short,
         priced.error_rate,
         priced.e2e_latency_mean_ms,
         priced.e2e_latency_p50_ms,
@@ -68,6 +75,7 @@ final as (
         priced.window_started_at,
         priced.window_ended_at,
         priced.window_s,
+        priced.count_collection_sessions,
         priced.requests_per_s,
         priced.transactions_per_minute,
         priced.input_tokens_per_s,
@@ -89,6 +97,11 @@ final as (
         on priced.run_id = experiments.run_id and priced.experiment = experiments.experiment
     left join runs
         on priced.run_id = runs.run_id
+    left join planned
+        on priced.run_id = planned.run_id
+        and priced.experiment = planned.experiment
+        and priced.payload_file = planned.payload_file
+        and priced.concurrency = planned.concurrency
 )
 
 select * from final

@@ -22,6 +22,7 @@ checked as (
         cells.cost_per_10k_txn_usd,
         cells.transactions_per_minute,
         cells.price_status,
+        cells.is_cut_short,
         runs.latency_budget_s,
         runs.cost_per_10k_txn_budget_usd,
         runs.error_rate_budget,
@@ -45,6 +46,8 @@ scored as (
     select
         *,
         meets_latency_budget and meets_cost_budget and meets_error_rate_budget as is_feasible,
+        -- A cut-short cell measured fewer requests than planned: never a best option or a near miss.
+        not is_cut_short as is_eligible,
         (case when meets_latency_budget then 0 else 1 end)
             + (case when meets_cost_budget then 0 else 1 end)
             + (case when meets_error_rate_budget then 0 else 1 end) as count_budgets_broken,
@@ -64,21 +67,22 @@ scored as (
 ranked as (
     select
         *,
-        case when is_feasible then row_number() over (
-            partition by run_id, is_feasible
+        case when is_eligible and is_feasible then row_number() over (
+            partition by run_id, is_eligible and is_feasible
             order by case when cost_per_10k_txn_usd is null then 1 else 0 end, cost_per_10k_txn_usd,
                 transactions_per_minute desc, e2e_latency_p95_ms, experiment, concurrency, payload_file
         ) end as feasible_rank,
-        case when is_feasible then row_number() over (
-            partition by run_id, is_feasible, instance_type
+        case when is_eligible and is_feasible then row_number() over (
+            partition by run_id, is_eligible and is_feasible, instance_type
             order by case when cost_per_10k_txn_usd is null then 1 else 0 end, cost_per_10k_txn_usd,
                 transactions_per_minute desc, e2e_latency_p95_ms, experiment, concurrency, payload_file
         ) end as instance_type_rank,
-        case when not is_feasible then row_number() over (
-            partition by run_id, is_feasible
+        case when is_eligible and not is_feasible then row_number() over (
+            partition by run_id, is_eligible and not is_feasible
             order by count_budgets_broken, budget_excess, experiment, concurrency, payload_file
         ) end as miss_rank,
-        max(case when is_feasible then 1 else 0 end) over (partition by run_id) = 1 as run_has_feasible_cell
+        max(case when is_eligible and is_feasible then 1 else 0 end) over (partition by run_id) = 1
+            as run_has_feasible_cell
     from scored
 ),
 

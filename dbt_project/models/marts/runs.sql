@@ -7,6 +7,32 @@ experiment_runs as (
     select * from {{ ref('experiment_runs') }}
 ),
 
+planned as (
+    select * from {{ ref('stg_raw__cells') }}
+),
+
+cells as (
+    select * from {{ ref('cells') }}
+),
+
+-- Planned cells against what they measured; a planned cell that never started has no row in cells.
+completeness as (
+    select
+        planned.run_id,
+        count(*) as count_planned_cells,
+        cast(sum(planned.planned_requests) as bigint) as count_planned_requests,
+        cast(sum(planned.planned_requests - coalesce(cells.count_requests, 0)) as bigint) as count_missing_requests,
+        cast(sum(case when coalesce(cells.count_requests, 0) < planned.planned_requests then 1 else 0 end) as bigint)
+            as count_cut_short_cells
+    from planned
+    left join cells
+        on planned.run_id = cells.run_id
+        and planned.experiment = cells.experiment
+        and planned.payload_file = cells.payload_file
+        and planned.concurrency = cells.concurrency
+    group by planned.run_id
+),
+
 totals as (
     select
         run_id,
@@ -45,9 +71,14 @@ final as (
         coalesce(totals.count_successful_requests, 0) as count_successful_requests,
         coalesce(totals.count_failed_requests, 0) as count_failed_requests,
         totals.priced_cost_usd as run_cost_usd,
-        coalesce(totals.count_unpriced_experiments, 0) as count_unpriced_experiments
+        coalesce(totals.count_unpriced_experiments, 0) as count_unpriced_experiments,
+        completeness.count_planned_cells,
+        completeness.count_planned_requests,
+        completeness.count_missing_requests,
+        completeness.count_cut_short_cells
     from runs
     left join totals on runs.run_id = totals.run_id
+    left join completeness on runs.run_id = completeness.run_id
 )
 
 select * from final

@@ -1,0 +1,80 @@
+"""A journal of finished request rows: each row is on disk the moment it is finished.
+
+Rows reach Parquet in batches (see :mod:`fmb.collector.writer`); until then each one is
+also appended to a journal segment, one JSON line with one ``write`` call, so a process
+killed with SIGKILL loses no finished request: the operating system keeps what was
+written. A segment is deleted once its rows are in a Parquet part; the segments a killed
+process leaves behind are read back by :mod:`fmb.collector.recovery`.
+
+Segments are hidden files (``.journal-<id>.jsonl``) beside the part files, so readers of
+``*.parquet`` never see them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from fmb.collector.schemas import REQUESTS
+
+SEGMENT_GLOB = ".journal-*.jsonl"
+_TIMESTAMPS = [f.name for f in REQUESTS if pa.types.is_timestamp(f.type)]
+
+
+def _encode(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot journal a {type(value).__name__}")
+
+
+class Journal:
+    """Append-only segments of one writer; ``rotate`` starts a new segment and returns the old one."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._fd: int | None = None
+        self._path: Path | None = None
+
+    def append(self, row: dict[str, Any]) -> None:
+        if self._fd is None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._path = self.directory / f".journal-{uuid.uuid4().hex}.jsonl"
+            self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.write(self._fd, json.dumps(row, default=_encode, separators=(",", ":")).encode() + b"\n")
+
+    def rotate(self) -> Path | None:
+        """Close the current segment (None if nothing was appended since the last rotation)."""
+        path, fd = self._path, self._fd
+        self._fd = self._path = None
+        if fd is not None:
+            os.close(fd)
+        return path
+
+    def close(self) -> None:
+        self.rotate()
+
+
+def read_segment(path: Path) -> Iterator[dict[str, Any]]:
+    """The rows of a segment; a last line cut short by the kill is skipped."""
+    with open(path, "rb") as handle:
+        for line in handle:
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(row, dict):
+                continue
+            for name in _TIMESTAMPS:
+                if row.get(name) is not None:
+                    row[name] = datetime.fromisoformat(row[name])
+            yield row
+
+
+def segments(directory: Path) -> list[Path]:
+    return sorted(directory.glob(SEGMENT_GLOB))

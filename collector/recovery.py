@@ -1,0 +1,170 @@
+"""Runs whose collector died: found by their free lock, their journals put into Parquet.
+
+A collecting process holds an exclusive ``flock`` on its run's ``.collector.lock`` for as
+long as it runs; the operating system lets go of it however the process ends, SIGKILL
+included. A run recorded as ``running`` whose lock anyone can take is therefore
+abandoned: the next ``fmb collect`` or ``fmb build`` writes the rows left in its journal
+segments into part files (skipping any that already reached a part) and records the run
+as ``abandoned``, with the time of its last finished request as its end.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+from fmb.collector.journal import read_segment, segments
+from fmb.collector.parquet_io import write_atomic
+from fmb.collector.prepare.tokens import TokenCounter, WordRule, load_counter
+from fmb.collector.schemas import REQUESTS, RUNS
+from fmb.collector.writer import claim_part
+
+from fmb.paths import ResultsLayout
+
+LOCK_NAME = ".collector.lock"
+ROW_KEY = ("payload_file", "concurrency", "request_index", "session")
+
+
+class RunLock:
+    """The exclusive lock a collector holds on its run; its file says how to finish the run's rows."""
+
+    def __init__(self, layout: ResultsLayout, run_id: str) -> None:
+        self.path = layout.run_table_dir("runs", run_id) / LOCK_NAME
+        self._fd: int | None = None
+
+    def acquire(self, state: dict[str, Any] | None = None) -> bool:
+        """Take the lock without waiting; False when another process holds it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        if state is not None:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(state).encode(), 0)
+        self._fd = fd
+        return True
+
+    def state(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8") or "{}")
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor lets go of the flock
+            self._fd = None
+
+
+def read_run(layout: ResultsLayout, run_id: str) -> dict[str, Any] | None:
+    path = layout.run_table_dir("runs", run_id) / "run.parquet"
+    if not path.is_file():
+        return None
+    rows = pq.read_table(path).to_pylist()
+    return rows[0] if rows else None
+
+
+def run_ids(layout: ResultsLayout) -> list[str]:
+    from urllib.parse import unquote
+
+    folder = layout.raw / "runs"
+    return sorted(unquote(p.name.removeprefix("run_id=")) for p in folder.glob("run_id=*") if p.is_dir())
+
+
+def _counter(state: dict[str, Any]) -> TokenCounter:
+    tokenizer = state.get("tokenizer")
+    if tokenizer and Path(tokenizer).is_file():
+        return load_counter([("the run's tokenizer", Path(tokenizer))])[0]
+    return WordRule()
+
+
+def _keys_in_parts(directory: Path) -> set[tuple[Any, ...]]:
+    parts = sorted(directory.glob("part-*.parquet"))
+    if not parts:
+        return set()
+    table = ds.dataset(parts, format="parquet", schema=REQUESTS).to_table(columns=list(ROW_KEY))
+    return set(zip(*(table.column(k).to_pylist() for k in ROW_KEY), strict=True))
+
+
+def compact_journals(directory: Path, counter: TokenCounter) -> list[dict[str, Any]]:
+    """Write the rows of ``directory``'s journal segments that no part holds into one part; return them."""
+    found = segments(directory)
+    if not found:
+        return []
+    seen = _keys_in_parts(directory)
+    rows = []
+    for segment in found:
+        for row in read_segment(segment):
+            key = tuple(row.get(k) for k in ROW_KEY)
+            if key not in seen:
+                seen.add(key)
+                rows.append(row)
+    done = [r for r in rows if r.get("status") == "ok" and r.get("completion_tokens_client") is None]
+    for row, count in zip(done, counter.count_completions([r["completion_text"] or "" for r in done]), strict=True):
+        row["completion_tokens_client"] = count
+        if row["completion_tokens"] is None:
+            row["completion_tokens"] = count
+    if rows:
+        claim_part(directory, pa.Table.from_pylist(rows, schema=REQUESTS))
+    for segment in found:
+        segment.unlink(missing_ok=True)
+    return rows
+
+
+@dataclass
+class Recovered:
+    run_id: str
+    rows: int
+
+
+def recover_abandoned(layout: ResultsLayout, only: str | None = None) -> list[Recovered]:
+    """Finish every run (or only run ``only``) recorded as running whose collector is gone."""
+    recovered = []
+    for run_id in run_ids(layout):
+        if only is not None and run_id != only:
+            continue
+        run = read_run(layout, run_id)
+        if run is None or run["status"] != "running":
+            continue
+        lock = RunLock(layout, run_id)
+        if not lock.acquire():
+            continue  # its collector is alive
+        try:
+            counter = _counter(lock.state())
+            rows: list[dict[str, Any]] = []
+            for directory in sorted((layout.raw / "requests").glob(f"*/{layout.run_table_dir('runs', run_id).name}")):
+                rows.extend(compact_journals(directory, counter))
+            ends = [r["ended_at"] for r in rows] + _last_end(layout, run_id)
+            run.update(
+                status="abandoned",
+                ended_at=max(ends) if ends else run["started_at"],
+                status_message="the collector process ended without recording the end of the run (killed?); "
+                f"{len(rows)} finished request(s) were recovered from its journal; "
+                f"`fmb collect CONFIG --resume {run_id}` sends the missing ones",
+            )
+            write_atomic([run], RUNS, layout.run_table_dir("runs", run_id) / "run.parquet")
+            recovered.append(Recovered(run_id, len(rows)))
+        finally:
+            lock.release()
+    return recovered
+
+
+def _last_end(layout: ResultsLayout, run_id: str) -> list[datetime]:
+    parts = sorted((layout.raw / "requests").glob(f"*/{layout.run_table_dir('runs', run_id).name}/part-*.parquet"))
+    if not parts:
+        return []
+    table = ds.dataset(parts, format="parquet", schema=REQUESTS).to_table(columns=["ended_at"])
+    ends = [e for e in table.column("ended_at").to_pylist() if e is not None]
+    return [max(ends).astimezone(UTC)] if ends else []

@@ -1,0 +1,16 @@
+with source as (
+    select * from {{ source('raw', 'cells') }}
+),
+
+final as (
+    select
+        cast(run_id as varchar) as run_id,
+        cast(experiment as varchar) as experiment,
+        cast(payload_file as varchar) as payload_file,
+        cast(concurrency as integer) as concurrency,
+        cast(planned_requests as bigint) as planned_requests,
+        cast(warmup_requests as bigint) as warmup_requests
+    from source
+)
+
+select * from final

@@ -1,0 +1,130 @@
+"""Fast unit tests: SSE and JSON-lines parsing, the OpenAI end marker, and the row journal."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from fmb.collector.journal import Journal, read_segment, segments
+from fmb.collector.recovery import compact_journals
+from fmb.collector.prepare.tokens import WordRule
+from fmb.collector.targets.openai import openai_chunk, openai_whole
+from fmb.collector.targets.streams import iter_events, iter_json_lines
+from fmb.collector.writer import RequestWriter
+
+from tests.rawdata import fake_rows
+
+
+class Pieces:
+    """What iter_any of an aiohttp StreamReader yields: the body in arbitrary pieces."""
+
+    def __init__(self, *pieces: bytes) -> None:
+        self.pieces = pieces
+
+    async def iter_any(self):
+        for piece in self.pieces:
+            yield piece
+
+
+def events(*pieces: bytes) -> list[tuple[str, str]]:
+    async def read() -> list[tuple[str, str]]:
+        return [(e.event, e.data) async for e in iter_events(Pieces(*pieces))]  # type: ignore[arg-type]
+
+    return asyncio.run(read())
+
+
+@pytest.mark.parametrize(
+    ("pieces", "expected"),
+    [
+        ((b'data: {"a":1}\n\n',), [("message", '{"a":1}')]),
+        ((b"data: x\r\n\r\ndata: y\n\n",), [("message", "x"), ("message", "y")]),
+        ((b"data: a\ndata: b\n\n",), [("message", "a\nb")]),  # multi-line data joins with LF
+        ((b"da", b"ta: spl", b"it\n", b"\n"), [("message", "split")]),  # split anywhere
+        ((b": keep-alive\n\ndata: z\n\n",), [("message", "z")]),  # a comment is no event
+        ((b"event: error\ndata: boom\n\n",), [("error", "boom")]),
+        ((b"data:nospace\n\n",), [("message", "nospace")]),
+        ((b"data\n\n",), [("message", "")]),  # a bare data field: an event with empty data
+        ((b"id: 3\nretry: 10\n\n",), []),  # no data: nothing to dispatch
+        ((b"data: tail-without-blank-line",), [("message", "tail-without-blank-line")]),
+    ],
+)
+def test_sse_framing(pieces: tuple[bytes, ...], expected: list[tuple[str, str]]) -> None:
+    assert events(*pieces) == expected
+
+
+def test_json_lines_split_across_pieces_and_a_bad_line() -> None:
+    async def read(*pieces: bytes) -> list:
+        return [d async for d in iter_json_lines(Pieces(*pieces))]  # type: ignore[arg-type]
+
+    assert asyncio.run(read(b'{"a":', b'1}\n\n{"b":2}')) == [{"a": 1}, {"b": 2}]
+    with pytest.raises(ValueError):
+        asyncio.run(read(b"<html>\n"))
+
+
+@pytest.mark.parametrize(
+    ("data", "text", "final"),
+    [
+        ({"choices": [{"delta": {"content": "hi"}, "finish_reason": None}]}, "hi", False),
+        ({"choices": [{"delta": {}, "finish_reason": "stop"}]}, "", True),
+        ({"choices": [{"text": "x", "finish_reason": "length"}]}, "x", True),
+        ({"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4}}, "", False),
+    ],
+)
+def test_openai_chunk_end_marker(data: dict, text: str, final: bool) -> None:
+    chunk = openai_chunk(data, chat="text" not in str(data))
+    assert (chunk.text, chunk.final) == (text, final)
+
+
+@pytest.mark.parametrize("body", [{}, {"status": "ok"}, {"choices": "nope"}])
+def test_a_whole_answer_without_choices_is_not_an_answer(body: dict) -> None:
+    with pytest.raises(KeyError):
+        openai_whole(body, chat=True)
+
+
+def rows(n: int) -> list[dict]:
+    import random
+
+    return fake_rows("r1", "e1", "p.jsonl", 2, n, random.Random(1), datetime(2026, 1, 1, tzinfo=UTC),
+                     {"ok": 1})
+
+
+def test_journal_round_trip_and_a_torn_last_line(tmp_path: Path) -> None:
+    journal = Journal(tmp_path)
+    written = rows(5)
+    for row in written:
+        journal.append(row)
+    segment = journal.rotate()
+    assert segment is not None and segments(tmp_path) == [segment]
+    with open(segment, "ab") as handle:
+        handle.write(b'{"run_id": "r1", "experi')  # the kill came mid-write
+    assert list(read_segment(segment)) == written
+    assert journal.rotate() is None  # nothing appended since
+
+
+def test_the_writer_deletes_a_segment_once_its_rows_are_in_a_part(tmp_path: Path) -> None:
+    writer = RequestWriter(tmp_path, max_rows=3)
+    for row in rows(7):
+        writer.add(row)
+    assert segments(tmp_path)  # at least the segment of the 7th row, which no part holds yet
+    writer.flush()
+    assert segments(tmp_path) == []
+    assert sum(pq.read_table(p).num_rows for p in tmp_path.glob("part-*.parquet")) == 7
+    writer.close()
+
+
+def test_compaction_skips_rows_already_in_a_part(tmp_path: Path) -> None:
+    """A kill between writing a part and deleting its segment leaves both: the rows count once."""
+    writer = RequestWriter(tmp_path, max_rows=100)
+    batch = rows(4)
+    for row in batch:
+        writer.add(row)
+    segment = writer._journal.rotate()
+    writer._write(list(batch))  # the part is written, the segment not yet deleted
+    assert segment is not None and segment.exists()
+    recovered = compact_journals(tmp_path, WordRule())
+    assert recovered == []
+    assert segments(tmp_path) == []
+    assert sum(pq.read_table(p).num_rows for p in tmp_path.glob("part-*.parquet")) == 4
