@@ -25,6 +25,7 @@ experiments:
 - name: priced
   api: openai-chat
   endpoint_url: http://127.0.0.1:9/v1
+  stream: true
   instance_type: ml.g5.xlarge
   instance_count: 2
   payload_files: [payload_en_1-100.jsonl, payload_en_100-200.jsonl]
@@ -32,12 +33,14 @@ experiments:
 - name: tokens
   api: openai-chat
   endpoint_url: http://127.0.0.1:9/v1
+  stream: true
   instance_type: model.by.token
   payload_files: [payload_en_1-100.jsonl]
   concurrency_levels: [2]
 - name: unpriced
   api: openai-chat
   endpoint_url: http://127.0.0.1:9/v1
+  stream: true
   instance_type: mystery.type
   payload_files: [payload_en_1-100.jsonl]
   concurrency_levels: [1]

@@ -86,7 +86,9 @@ def test_kill_9_loses_no_finished_request(tmp_path: Path) -> None:
     reported = run_cli(runner, "report", "--results", str(results))
     assert reported.exit_code == 0, reported.output
     report = next((results / "reports").rglob("report.md")).read_text(encoding="utf-8")
-    assert "abandoned" in report and "cut short" in report
+    assert "**This run did not complete** (abandoned: the collector process ended" in report
+    assert "**1 cell was cut short**" in report and f"--resume {run['run_id']}" in report
+    assert " (cut short) |" in report  # the cell's row in the all-cells table
 
 
 def test_resume_sends_exactly_the_missing_requests(tmp_path: Path) -> None:
