@@ -68,7 +68,7 @@ def run(loaded: LoadedConfig, layout: ResultsLayout, console: Console, *, quiet:
                 raise KeyboardInterrupt
         if "build" in steps:
             console.rule("build")
-            built = build(layout.root)
+            built = build(layout.root, on_wait=lambda message: console.print(message, highlight=False, markup=False))
             console.print(f"dbt build: {', '.join(f'{n} {s}' for s, n in sorted(built.counts.items()))}")
         if "report" in steps:
             console.rule("report")
