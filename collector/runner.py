@@ -202,7 +202,7 @@ class RowMaker:
             "status": "ok" if ok else failure.status,
             "http_status": rec.http_status if ok else failure.http_status,
             "error_type": None if ok else failure.error_type,
-            "error_message": None if ok else (self.redact(failure.message) or "")[:300],
+            "error_message": None if ok else self.redact.shortened(failure.message, 300),
             "completion_text": self.redact.known(rec.text) if ok else None,
         }
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from fmb.errors import FmbError
 from fmb.paths import slug
+from fmb.redact import Redactor
 
 
 @dataclass
@@ -51,7 +52,9 @@ class Registry:
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.tmp")
-        payload = {"deployments": [asdict(d) for d in self.deployments.values()]}
+        # URL credentials never go to disk; `fmb collect` takes them from the config again.
+        # Resource names stay as they are: cleanup needs them to remove exactly what was made.
+        payload = {"deployments": [asdict(d) | {"endpoint": Redactor()(d.endpoint)} for d in self.deployments.values()]}
         tmp.write_text(json.dumps(payload, indent=2), encoding="utf-8")
         os.replace(tmp, self.path)
 

@@ -40,6 +40,7 @@ def print_config_summary(console: Console, loaded: LoadedConfig, layout: Results
     from fmb.collector.collect import requests_per_cell
 
     cfg = loaded.config
+    redact = loaded.redactor()
     steps, _ = enabled_steps(cfg.run_steps)
     console.print(f"[bold]{escape(str(loaded.path))}[/]: loads. benchmark [bold]{escape(loaded.name)}[/], "
                   f"model {escape(cfg.general.model_name or '-')}", highlight=False)
@@ -65,7 +66,7 @@ def print_config_summary(console: Console, loaded: LoadedConfig, layout: Results
             soft_wrap=True,
         )
         console.print(f"  request mode: {request_mode(exp)}", highlight=False, soft_wrap=True, markup=False)
-        console.print(f"  endpoint: {exp.endpoint or '-'}", highlight=False, soft_wrap=True, markup=False)
+        console.print(f"  endpoint: {redact(exp.endpoint) or '-'}", highlight=False, soft_wrap=True, markup=False)
         console.print(f"  concurrency levels: {', '.join(str(c) for c in spec.concurrency_levels)}", highlight=False)
         for pf in spec.payload_files:
             path = payload_dir / pf
@@ -88,7 +89,7 @@ def print_config_summary(console: Console, loaded: LoadedConfig, layout: Results
     if total:
         console.print(f"requests planned for the prepared payload files: {total}", highlight=False)
     for warning in loaded.warnings:
-        console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]warning:[/] {escape(redact(warning) or '')}", highlight=False, soft_wrap=True)
 
 
 def print_prepare_summary(console: Console, outcome: PrepareResult) -> None:

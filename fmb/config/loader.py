@@ -21,7 +21,7 @@ from fmb.config.schema import Experiment, FmbenchConfig
 from fmb.config.steps import enabled_steps
 from fmb.errors import ConfigError
 from fmb.paths import BUNDLED_PRICING
-from fmb.redact import Redactor, is_secret_key, redact_mapping
+from fmb.redact import Redactor, assignment_secrets, header_secrets, redact_mapping, strings, url_secrets
 
 MAX_ERRORS_SHOWN = 6
 
@@ -64,20 +64,35 @@ class LoadedConfig:
     def name(self) -> str:
         return self.config.general.name
 
-    def secret_values(self) -> list[str]:
-        """Every secret the config or the command line knows of, so that it can be masked anywhere."""
-        values = [v for k, v in self.assignments.items() if is_secret_key(k)]
+    def _secrets(self) -> tuple[list[str], list[str]]:
+        """(credentials, words): what :class:`fmb.redact.Redactor` masks; the rules are in fmb.redact."""
+        credentials: list[str] = []
         for exp in self.experiments:
             for headers in (exp.spec.headers, exp.spec.inference_spec.headers):
-                values.extend(str(v) for k, v in headers.items() if is_secret_key(str(k)))
+                credentials.extend(header_secrets(headers))
             if exp.spec.api_key_env and os.environ.get(exp.spec.api_key_env):
-                values.append(os.environ[exp.spec.api_key_env])
-        return values
+                credentials.append(os.environ[exp.spec.api_key_env])
+        from_assignments, words = assignment_secrets(self.assignments, credentials)
+        credentials.extend(from_assignments)
+        dump = self.config.model_dump(mode="json", by_alias=True, exclude_none=True)
+        for text in [*strings(dump), *self.assignments.values(), *(e.endpoint or "" for e in self.experiments)]:
+            userinfo, users = url_secrets(text)
+            credentials.extend(userinfo)
+            words.extend(users)
+        return credentials, words
+
+    def secret_values(self) -> list[str]:
+        """Every credential the config, the command line or the environment gives, to be masked anywhere."""
+        return self._secrets()[0]
+
+    def redactor(self) -> Redactor:
+        """Masks this config's secrets in text fmb writes or prints (never in what it sends)."""
+        return Redactor(*self._secrets())
 
     def redacted(self) -> dict[str, Any]:
         """The config as plain data with secrets masked (see :func:`fmb.redact.redact_mapping`)."""
         dump = self.config.model_dump(mode="json", by_alias=True, exclude_none=True)
-        return redact_mapping(dump, Redactor(self.secret_values()))
+        return redact_mapping(dump, self.redactor())
 
     @property
     def config_hash(self) -> str:
@@ -120,6 +135,8 @@ def _validation_message(path: Path, err: ValidationError, data: Any) -> ConfigEr
         else:
             shown = e.get("input")
             text = json.dumps(shown, default=str) if not isinstance(shown, dict) else "a mapping"
+            if "headers" in loc:
+                text = "a value not shown: header values are secret"
             if len(text) > 80:
                 text = text[:77] + "..."
             lines.append(f"{key}: {msg} (got {text})")
