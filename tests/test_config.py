@@ -73,7 +73,7 @@ def test_fmbench_keys_are_typed(fmbench_fixtures: Path) -> None:
     assert cfg.report.title.startswith("Performance benchmarking results for Llama2-7b")
     exp = loaded.experiments[0]
     assert exp.backend == "sagemaker"
-    assert exp.stream is False  # inference_spec.stream: False wins over fmb's default
+    assert (exp.stream, exp.stream_source) == (False, "inference_spec.stream")
     assert exp.parameters["max_new_tokens"] == 100
     assert exp.spec.env["SM_NUM_GPUS"] == "1"
     assert cfg.aws.region == "us-east-1"  # {region} filled with a local default, no AWS call
@@ -375,6 +375,14 @@ def test_endpoint_url_must_be_a_valid_http_url(cli_runner, write_config, url, ex
     assert expected in out
 
 
+def test_an_api_key_with_a_line_break_is_refused(cli_runner, write_config, monkeypatch) -> None:
+    monkeypatch.setenv("FMB_TEST_KEY", "sk-s3cr3t\n")
+    out = _refused(cli_runner, write_config, MINIMAL.replace("  payload_files:", "  api_key_env: FMB_TEST_KEY\n"
+                                                                                "  payload_files:"))
+    assert "experiments[0] (e1).api_key_env: the environment variable FMB_TEST_KEY holds a line break" in out
+    assert "s3cr3t" not in out
+
+
 def test_url_errors_do_not_show_the_password(cli_runner, write_config) -> None:
     out = _refused(cli_runner, write_config, MINIMAL.replace("http://127.0.0.1:9/v1", "http://me:hunter2secret@[::1/v1"))
     assert "hunter2secret" not in out and "***@" in out
@@ -506,6 +514,13 @@ def test_stream_setting_and_its_source(write_config, keys, stream, source) -> No
     text = MINIMAL.replace("  payload_files:", keys + "  payload_files:") + "inference_parameters:\n  p: {stream: false}\n"
     exp = load_config(write_config(text)).experiments[0]
     assert (exp.stream, exp.stream_source) == (stream, source)
+
+
+def test_fmbench_ollama_config_says_stream_in_its_parameters(fmbench_fixtures: Path) -> None:
+    loaded = load_config(fmbench_fixtures / "configs" / "llama3.1" / "8b" /
+                         "config-ec2-llama3-1-8b-g6e-2xlarge-byoe-ollama.yml")
+    (exp,) = loaded.experiments
+    assert (exp.backend, exp.stream, exp.stream_source) == ("ollama", False, "inference_parameters.ec2_ollama.stream")
 
 
 def test_a_non_boolean_stream_parameter_is_sent_but_does_not_decide(write_config) -> None:
