@@ -414,7 +414,7 @@ def test_ctrl_c_during_collect_removes_the_sagemaker_endpoint(tmp_path: Path, mo
              *aws_args(sagemaker_endpoint_url=moto, sagemaker_runtime_endpoint_url=runtime)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not list((results / "raw" / "requests").rglob("part-*.parquet")):
+        while time.monotonic() < deadline and not list((results / "raw" / "requests").rglob(".journal-*.jsonl")):
             time.sleep(0.2)
         assert len(created_resources(moto)["endpoints"]) == len(before["endpoints"]) + 1
         proc.send_signal(signal.SIGINT)

@@ -267,7 +267,8 @@ def test_ctrl_c_keeps_the_rows_already_measured(tmp_path: Path) -> None:
         proc = subprocess.Popen([sys.executable, "-m", "fmb", "collect", str(config), "--results", str(results), "--quiet"],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not list((results / "raw" / "requests").rglob("part-*.parquet")):
+        # Rows are on disk (in the journal, until the cell ends) as soon as requests finish.
+        while time.monotonic() < deadline and not list((results / "raw" / "requests").rglob(".journal-*.jsonl")):
             time.sleep(0.2)
         time.sleep(1.0)
         proc.send_signal(signal.SIGINT)

@@ -19,8 +19,10 @@ from textwrap import dedent
 import duckdb
 import pytest
 from fmb.collector.mock.process import mock_server
+from fmb.collector.recovery import recover_abandoned
 
 from fmb.cli import cli
+from fmb.paths import ResultsLayout
 from fmb.warehouse.build import warehouse_path
 
 
@@ -256,7 +258,7 @@ def test_sigint_during_collect_keeps_rows_and_stops_the_server(tmp_path: Path) -
     proc = subprocess.Popen([sys.executable, "-m", "fmb", "run", str(config), "--results", str(results), "--quiet"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=os.environ | {"PYTHONUNBUFFERED": "1"})
     deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and not list((results / "raw" / "requests").rglob("part-*.parquet")):
+    while time.monotonic() < deadline and not list((results / "raw" / "requests").rglob(".journal-*.jsonl")):
         time.sleep(0.5)
     time.sleep(2)
     servers = server_processes()
@@ -279,7 +281,7 @@ def test_a_killed_fmb_leaves_no_server(tmp_path: Path) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "fmb", "run", str(config), "--results", str(results), "--quiet"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and not list((results / "raw" / "requests").rglob("part-*.parquet")):
+    while time.monotonic() < deadline and not list((results / "raw" / "requests").rglob(".journal-*.jsonl")):
         time.sleep(0.5)
     servers = server_processes()
     assert servers
@@ -289,4 +291,5 @@ def test_a_killed_fmb_leaves_no_server(tmp_path: Path) -> None:
     while time.monotonic() < deadline and any(alive(pid) for pid in servers):
         time.sleep(0.2)
     assert not any(alive(pid) for pid in servers)
+    assert [r.rows for r in recover_abandoned(ResultsLayout(results))][0] > 0  # finished rows, from the journal
     assert duckdb.sql(f"select count(*) from read_parquet('{results}/raw/requests/*/*/*.parquet')").fetchall()[0][0] > 0
