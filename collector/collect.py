@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from fmb.collector.parquet_io import write_atomic
-from fmb.collector.prepare.payloads import prompt_id, prompt_row, tokenizer_candidates
-from fmb.collector.prepare.sources import read_jsonl
-from fmb.collector.prepare.tokens import TokenCounter, load_counter
+from fmb.prepare.payloads import prompt_id, prompt_row, tokenizer_candidates
+from fmb.prepare.sources import read_jsonl
+from fmb.prepare.tokens import TokenCounter, load_counter
 from fmb.collector.progress import CellProgress
 from fmb.collector.recovery import Recovered, RunLock, recover_abandoned
 from fmb.collector.resume import Resumption, plan_resumption

@@ -23,7 +23,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from fmb.collector.journal import read_segment, segments
 from fmb.collector.parquet_io import write_atomic
-from fmb.collector.prepare.tokens import TokenCounter, WordRule, load_counter
+from fmb.prepare.tokens import TokenCounter, WordRule, load_counter
 from fmb.collector.schemas import REQUESTS, RUNS
 from fmb.collector.writer import claim_part
 

@@ -18,7 +18,7 @@ from itertools import pairwise
 from typing import Any
 
 import aiohttp
-from fmb.collector.prepare.tokens import TokenCounter
+from fmb.prepare.tokens import TokenCounter
 from fmb.collector.targets.base import EndpointError, Recorder, Request, Target, Usage
 
 from fmb.redact import Redactor

@@ -122,7 +122,7 @@ def prepare(config: Path, assignments: tuple[str, ...], results: Path) -> None:
     prompt template, counts tokens, applies the language and token-length filters, and
     writes FMBench-format payload JSONL files plus the raw/prompts table.
     """
-    from fmb.collector.prepare.payloads import prepare as run_prepare
+    from fmb.prepare.payloads import prepare as run_prepare
     from fmb.summary import print_prepare_summary
 
     loaded = _load(config, assignments, results)

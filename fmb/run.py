@@ -39,7 +39,7 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 def run(loaded: LoadedConfig, layout: ResultsLayout, console: Console, *, quiet: bool = False,
         config_arg: str = "CONFIG") -> RunOutcome:
     from fmb.collector.collect import collect
-    from fmb.collector.prepare.payloads import prepare
+    from fmb.prepare.payloads import prepare
     from fmb.reports.render import render_report
     from fmb.summary import print_collect_summary, print_left_running, print_prepare_summary
     from fmb.warehouse.build import build, warehouse_path

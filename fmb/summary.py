@@ -15,7 +15,7 @@ from fmb.paths import ResultsLayout
 
 if TYPE_CHECKING:
     from fmb.collector.collect import RunResult
-    from fmb.collector.prepare.payloads import PrepareResult
+    from fmb.prepare.payloads import PrepareResult
     from fmb.deployers.registry import Deployment
 
 

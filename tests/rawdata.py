@@ -9,7 +9,7 @@ from pathlib import Path
 from textwrap import dedent
 
 from fmb.collector.collect import RunRecorder, make_plan
-from fmb.collector.prepare.tokens import WordRule
+from fmb.prepare.tokens import WordRule
 from fmb.collector.targets.openai import OpenAITarget
 from fmb.collector.writer import RequestWriter
 

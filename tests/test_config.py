@@ -467,7 +467,7 @@ def test_experiment_payload_files_are_names_in_the_payload_folder(cli_runner, wr
 
 
 def test_prepare_checks_the_payload_path_where_it_writes(write_config, tmp_path: Path) -> None:
-    from fmb.collector.prepare.payloads import prepare
+    from fmb.prepare.payloads import prepare
     from fmb.errors import PrepareError
     from fmb.paths import ResultsLayout
 

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 from fmb.collector.collect import load_payload
-from fmb.collector.prepare.sources import read_jsonl
+from fmb.prepare.sources import read_jsonl
 from fmb.config import load_config
 from fmb.errors import FmbError
 from fmb.paths import ResultsLayout

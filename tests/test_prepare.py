@@ -9,9 +9,9 @@ from textwrap import dedent
 
 import pyarrow.parquet as pq
 import pytest
-from fmb.collector.prepare.payloads import prepare, prompt_id
-from fmb.collector.prepare.synthetic import longbench_records
-from fmb.collector.prepare.tokens import HFTokenizer, WordRule
+from fmb.prepare.payloads import prepare, prompt_id
+from fmb.prepare.synthetic import longbench_records
+from fmb.prepare.tokens import HFTokenizer, WordRule
 
 from fmb.cli import cli
 from fmb.config import load_config
@@ -85,8 +85,8 @@ def test_exact_length_prompts_with_a_real_tokenizer(tmp_path: Path, write_config
 
 
 def test_exact_lengths_hit_their_targets(tmp_path: Path, write_config) -> None:
-    from fmb.collector.prepare.sources import PromptTemplate
-    from fmb.collector.prepare.synthetic import exact_length_records
+    from fmb.prepare.sources import PromptTemplate
+    from fmb.prepare.synthetic import exact_length_records
 
     from fmb.config.schema import Filter
 
@@ -140,7 +140,7 @@ def test_longbench_files_with_fmbench_template_and_filters(tmp_path: Path, write
             assert line["inputs"].startswith(template.split("{context}")[0])
             assert line["question"] in line["inputs"]
             assert isinstance(line["ground_truth"], list)
-    from fmb.collector.prepare.sources import PromptTemplate
+    from fmb.prepare.sources import PromptTemplate
 
     zh_prompt = PromptTemplate(template, ["input", "context"], "test").render(records[0])
     written = {prompt_id(line["inputs"]) for flt in (small, large) for line in read_lines(flt.path)}

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from fmb.collector.journal import Journal, read_segment, segments
 from fmb.collector.recovery import compact_journals
-from fmb.collector.prepare.tokens import WordRule
+from fmb.prepare.tokens import WordRule
 from fmb.collector.targets.openai import openai_chunk, openai_whole
 from fmb.collector.targets.streams import iter_events, iter_json_lines
 from fmb.collector.writer import RequestWriter

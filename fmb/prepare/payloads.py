@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from fmb.collector.parquet_io import write_atomic
-from fmb.collector.prepare.sources import (
+from fmb.prepare.sources import (
     SYNTHETIC_KINDS,
     SYNTHETIC_PREFIX,
     PromptTemplate,
@@ -24,8 +24,8 @@ from fmb.collector.prepare.sources import (
     load_template,
     read_source_file,
 )
-from fmb.collector.prepare.synthetic import exact_length_records, longbench_records
-from fmb.collector.prepare.tokens import TokenCounter, load_counter
+from fmb.prepare.synthetic import exact_length_records, longbench_records
+from fmb.prepare.tokens import TokenCounter, load_counter
 from fmb.collector.schemas import PROMPTS
 
 from fmb.config import LoadedConfig

@@ -1,0 +1,1 @@
+"""`fmb prepare`: source datasets -> prompts -> FMBench payload files, and token counting shared with the collector."""
