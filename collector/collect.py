@@ -391,7 +391,9 @@ def collect(
     # The writer thread gives the GIL back to the event loop within 1 ms instead of 5.
     sys.setswitchinterval(0.001)
     try:
-        with CellProgress(quiet, console) as progress:
+        cells = [c for cs in plan.cells.values() for c in cs if resumption is None or c in resumption.missing]
+        requests = sum(len(resumption.missing[c]) if resumption else c.requests for c in cells)
+        with CellProgress(quiet, console, total_cells=len(cells), total_requests=requests) as progress:
             asyncio.run(_run_experiments(loaded, plan, layout, recorder, progress, result, deployed, resumption))
     except BaseExceptionGroup as group:  # an error inside the runner's task group
         first = group.exceptions[0]
