@@ -249,9 +249,8 @@ def build_command(results: Path, select: tuple[str, ...], wait_s: float) -> None
         console.print(f"Run {found.run_id} was abandoned by a collector that ended without finishing it; recorded "
                       f"as abandoned, {found.rows} request row(s) recovered from its journal.",
                       highlight=False, markup=False)
-    counts = ", ".join(f"{n} {status}" for status, n in sorted(outcome.counts.items()))
-    console.print(f"dbt build: {counts}; warehouse {results / 'warehouse.duckdb'}, marts in {results / 'marts'}",
-                  highlight=False)
+    console.print(f"dbt build: {outcome.summary()}; warehouse {results / 'warehouse.duckdb'}, "
+                  f"marts in {results / 'marts'}", highlight=False)
 
 
 @cli.command()

@@ -69,7 +69,7 @@ def run(loaded: LoadedConfig, layout: ResultsLayout, console: Console, *, quiet:
         if "build" in steps:
             console.rule("build")
             built = build(layout.root, on_wait=lambda message: console.print(message, highlight=False, markup=False))
-            console.print(f"dbt build: {', '.join(f'{n} {s}' for s, n in sorted(built.counts.items()))}")
+            console.print(f"dbt build: {built.summary()}", highlight=False)
         if "report" in steps:
             console.rule("report")
             outcome.report = render_report(warehouse_path(layout.root), None, outcome.run_id, layout.root,

@@ -37,6 +37,30 @@ class BuildResult:
 
     counts: dict[str, int] = field(default_factory=dict)
     recovered: list[Recovered] = field(default_factory=list)  # runs found abandoned and finished first
+    by_type: dict[tuple[str, str], int] = field(default_factory=dict)  # (resource type, status): nodes
+
+    def summary(self) -> str:
+        """What the build did, in words: "17 models built, 99 tests passed" (warnings and skips when any)."""
+
+        def count(types: tuple[str, ...], statuses: tuple[str, ...]) -> int:
+            return sum(n for (kind, status), n in self.by_type.items() if kind in types and status in statuses)
+
+        def phrase(n: int, noun: str, verb: str) -> str | None:
+            return f"{n} {noun}{'s' if n != 1 else ''} {verb}" if n else None
+
+        parts = [
+            phrase(count(("model",), ("success",)), "model", "built"),
+            phrase(count(("seed",), ("success",)), "seed", "loaded"),
+            phrase(count(("snapshot",), ("success",)), "snapshot", "taken"),
+            phrase(count(_TESTS, ("pass",)), "test", "passed"),
+            phrase(count(_TESTS, ("warn",)), "test", "warned"),
+            phrase(sum(n for (_, status), n in self.by_type.items() if status == "skipped"), "node", "skipped"),
+        ]
+        said = [p for p in parts if p]
+        return ", ".join(said) if said else "nothing to build"
+
+
+_TESTS = ("test", "unit_test")
 
 
 @contextmanager
@@ -115,10 +139,13 @@ def build(results: Path, *, select: tuple[str, ...] = (), quiet: bool = True, wa
     if outcome.exception is not None:
         raise FmbError(f"dbt build could not run: {outcome.exception}") from None
     counts: dict[str, int] = {}
+    by_type: dict[tuple[str, str], int] = {}
     failures: list[str] = []
     for node in outcome.result or []:
         status = str(node.status)
         counts[status] = counts.get(status, 0) + 1
+        kind = (str(node.node.resource_type), status)
+        by_type[kind] = by_type.get(kind, 0) + 1
         if status in ("error", "fail"):
             failures.append(f"{node.node.name}: {(node.message or status).strip()}")
     if not outcome.success:
@@ -126,7 +153,7 @@ def build(results: Path, *, select: tuple[str, ...] = (), quiet: bool = True, wa
             "dbt build failed:\n  " + "\n  ".join(failures[:10]),
             hint=f"dbt's log is in {results / 'dbt' / 'logs'}; fix the data or the model and build again.",
         )
-    return BuildResult(counts, recovered)
+    return BuildResult(counts, recovered, by_type)
 
 
 def _record_unplanned_runs(layout: ResultsLayout) -> None:
