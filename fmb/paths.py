@@ -6,8 +6,25 @@ import re
 from pathlib import Path
 from urllib.parse import quote
 
-# The source tree: fmb is installed in editable mode from a clone (see the README).
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+_PACKAGE = Path(__file__).resolve().parent
+_INSTALLED_PROJECT = _PACKAGE / "_project"
+
+
+def _project_root() -> Path:
+    """The folder holding dbt_project.yml, profiles.yml, dbt_project/ and configs/.
+
+    A wheel ships them as fmb/_project/ (package data laid out as in the repository, see
+    pyproject.toml); in a clone (an editable install) they are the repository root.
+    """
+    if (_INSTALLED_PROJECT / "dbt_project.yml").is_file():
+        return _INSTALLED_PROJECT
+    return _PACKAGE.parent
+
+
+# fmb's own files, read only: dbt writes its target and logs under the results folder.
+PROJECT_ROOT = _project_root()
+DBT_PROJECT_DIR = PROJECT_ROOT  # dbt's --project-dir and --profiles-dir
+METRIC_DOCS = PROJECT_ROOT / "dbt_project" / "models" / "docs.md"  # the metric definitions' docs blocks
 BUNDLED_CONFIGS = PROJECT_ROOT / "configs"
 BUNDLED_PROMPT_TEMPLATES = BUNDLED_CONFIGS / "prompt_template"
 BUNDLED_PRICING = BUNDLED_CONFIGS / "pricing.yml"

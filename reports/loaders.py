@@ -15,9 +15,8 @@ from typing import Any
 import duckdb
 
 from fmb.errors import FmbError
-from fmb.paths import PROJECT_ROOT
+from fmb.paths import METRIC_DOCS
 
-DOCS_FILE = PROJECT_ROOT / "dbt_project" / "models" / "docs.md"
 _DOCS_BLOCK = re.compile(r"{%\s*docs\s+(\w+)\s*%}(.*?){%\s*enddocs\s*%}", re.S)
 
 Row = dict[str, Any]
@@ -83,8 +82,8 @@ def resolve_run_id(con: duckdb.DuckDBPyConnection, run_id: str | None, benchmark
     return run_id
 
 
-def definitions(path: Path = DOCS_FILE) -> list[tuple[str, str]]:
-    """The metric definitions: the dbt docs blocks, name and text."""
+def definitions(path: Path = METRIC_DOCS) -> list[tuple[str, str]]:
+    """The metric definitions: the dbt docs blocks (of the clone or the installed package), name and text."""
     text = path.read_text(encoding="utf-8")
     return [(name, " ".join(body.split())) for name, body in _DOCS_BLOCK.findall(text)]
 

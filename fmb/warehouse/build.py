@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from fmb.collector.recovery import Recovered, recover_abandoned
 
 from fmb.errors import FmbError
-from fmb.paths import PROJECT_ROOT, ResultsLayout
+from fmb.paths import DBT_PROJECT_DIR, ResultsLayout
 from fmb.warehouse.lock import DEFAULT_WAIT_S, build_lock, check_warehouse_free
 from fmb.warehouse.rawcheck import check_raw_readable
 
@@ -119,10 +119,13 @@ def build(results: Path, *, select: tuple[str, ...] = (), quiet: bool = True, wa
             f"there is no run in {results / 'raw'} to build the warehouse from.",
             hint="Run `fmb collect CONFIG` first (or point --results at the folder it wrote).",
         )
+    # The project is only read (from the clone, or from site-packages in a wheel install):
+    # everything dbt writes goes under the results folder, and with no packages.yml and
+    # no `dbt deps` it creates no dbt_packages/ (tests/test_wheel.py checks both).
     args = [
         "build",
-        "--project-dir", str(PROJECT_ROOT),
-        "--profiles-dir", str(PROJECT_ROOT),
+        "--project-dir", str(DBT_PROJECT_DIR),
+        "--profiles-dir", str(DBT_PROJECT_DIR),
         "--target-path", str(results / "dbt" / "target"),
         "--log-path", str(results / "dbt" / "logs"),
     ]
