@@ -51,24 +51,32 @@ def _focus(rows: list[dict], candidates: list[dict]) -> list[dict]:
     return mine or rows
 
 
-def draw_charts(data: ReportData) -> list[tuple[str, str, Callable[[], Figure | None], str]]:
-    """(title, file name, figure maker, why it may be missing) for every chart of the report."""
+ChartMaker = Callable[[], Figure | charts.NotDrawn | None]
+
+
+def draw_charts(data: ReportData) -> list[tuple[str, str, ChartMaker, str]]:
+    """(title, file name, figure maker, why it may be missing) for every chart of the report.
+
+    A maker returns None when it has nothing to draw (the report gives the reason listed
+    here), or :class:`~fmb.reports.charts.NotDrawn` with its own reason.
+    """
     run = data.run
     instance_types = {e["experiment"]: e["instance_type"] for e in data.experiment_runs}
     focus_cells = _focus(data.cells, data.candidates)
+    payload_files = sorted({c["payload_file"] for c in data.cells})
     return [
         ("Price vs performance", "price_performance.png",
          lambda: charts.price_performance(data.candidates, run["latency_budget_s"], run["cost_per_10k_txn_budget_usd"]),
          "no cell of the dataset of interest has both a p95 latency and a price"),
         ("Latency vs prompt size", "latency_vs_prompt_size.png",
-         lambda: charts.latency_vs_prompt_size(data.prompt_size, instance_types),
+         lambda: charts.latency_vs_prompt_size(data.prompt_size, instance_types, payload_files),
          "no successful request"),
         ("TTFT and throughput vs concurrency", "concurrency.png",
          lambda: charts.concurrency_effects(focus_cells), "no cell"),
         ("Error rate vs concurrency", "error_rates.png",
          lambda: charts.error_rates(focus_cells), "no cell"),
         ("Per-request latency distribution", "latency_distribution.png",
-         lambda: charts.latency_distribution(_focus(data.histograms, data.candidates)),
+         lambda: charts.latency_distribution(_focus(data.histograms, data.candidates), focus_cells),
          "no successful request"),
     ]
 
@@ -84,9 +92,9 @@ def render_report(warehouse: Path, out: Path | None, run_id: str | None = None, 
     for title, file, make, missing in draw_charts(data):
         figure = make()
         target = out / file
-        if figure is None:
+        if not isinstance(figure, Figure):
             target.unlink(missing_ok=True)  # never leave a chart of an older report beside this one
-            made.append(Chart(title, None, missing))
+            made.append(Chart(title, None, figure.reason if isinstance(figure, charts.NotDrawn) else missing))
             continue
         figure.savefig(target, dpi=110)
         made.append(Chart(title, file))

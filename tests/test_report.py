@@ -171,7 +171,7 @@ def test_charts_exist_and_plot_the_mart_values(built, tmp_path: Path) -> None:
     fig = charts.concurrency_effects(data.candidates)
     ttft = {line.get_label(): line.get_xydata().tolist() for line in fig.axes[0].lines}
     for c in data.candidates:
-        assert [c["concurrency"], c["ttft_p50_ms"]] in ttft[c["experiment"]]
+        assert [c["concurrency"], c["ttft_p50_ms"] / 1000] in ttft[c["experiment"]]  # seconds, as in the tables
 
     fig = charts.latency_vs_prompt_size(data.prompt_size, {})
     points = {tuple(p) for ax in fig.axes for line in ax.lines for p in line.get_xydata().tolist()}
@@ -203,6 +203,10 @@ NO_PRICES = CONFIG.replace("pricing: pricing.yml", "pricing: nothing.yml")
          ["The best option for this workload is", "### priced"]),
         ("no prices", {"pricing_text": "pricing: {instance_based: {}}\n"},
          ["3 experiments have no price", "_Not drawn: no cell of the dataset of interest has both a p95 latency and a price_"]),
+        ("no failures", {"weights": {"ok": 1}},
+         ["No measured request failed.", "### Error rate vs concurrency\n\n_Not drawn: no measured request failed "
+          "(error rate 0% in every cell, payload file payload_en_1-100.jsonl)_",
+          "![Per-request latency distribution](latency_distribution.png)"]),
     ],
 )
 def test_degenerate_runs_still_render(tmp_path: Path, cli_runner, case: str, kwargs: dict, expect: list[str]) -> None:
