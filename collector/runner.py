@@ -19,6 +19,7 @@ from typing import Any
 
 import aiohttp
 from fmb.prepare.tokens import TokenCounter
+from fmb.collector.schemas import RequestStatus, TokenCountSource
 from fmb.collector.targets.base import EndpointError, Recorder, Request, Target, Usage
 
 from fmb.redact import Redactor
@@ -55,7 +56,7 @@ class Policy:
 
 @dataclass
 class Failure:
-    status: str
+    status: RequestStatus
     error_type: str
     message: str
     http_status: int | None = None
@@ -133,10 +134,11 @@ async def _try_once(
         return None, failure
 
 
-def token_source(usage: Usage) -> str:
+def token_source(usage: Usage) -> TokenCountSource:
     """server: both counts from the server's usage; client: neither; mixed: only one of them."""
     known = (usage.prompt_tokens is not None) + (usage.completion_tokens is not None)
-    return ("client", "mixed", "server")[known]
+    sources: tuple[TokenCountSource, ...] = ("client", "mixed", "server")
+    return sources[known]
 
 
 class RowMaker:

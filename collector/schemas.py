@@ -16,6 +16,8 @@ Layout under the results folder (hive partitions, percent-encoded values)::
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import pyarrow as pa
 
 UTC_TS = pa.timestamp("us", tz="UTC")
@@ -25,9 +27,18 @@ def _f(name: str, type_: pa.DataType, description: str, nullable: bool = True) -
     return pa.field(name, type_, nullable=nullable, metadata={"description": description})
 
 
-# Request statuses: ok, error, timeout, throttled, cancelled. Latency percentiles use only
-# `ok`; error rates count every status except `cancelled` (requests cut off when a run was
-# stopped by the user).
+# How a request ended. Latency percentiles use only `ok`; error rates count every status
+# except `cancelled` (requests cut off when a run was stopped). The dbt staging models
+# accept exactly these values (a test ties the two together).
+RequestStatus = Literal["ok", "error", "timeout", "throttled", "cancelled"]
+REQUEST_STATUSES: tuple[str, ...] = get_args(RequestStatus)
+# How a run ended (or that it is still going).
+RunStatus = Literal["running", "completed", "failed", "interrupted", "abandoned"]
+RUN_STATUSES: tuple[str, ...] = get_args(RunStatus)
+# Where a row's token counts came from.
+TokenCountSource = Literal["server", "client", "mixed"]
+TOKEN_COUNT_SOURCES: tuple[str, ...] = get_args(TokenCountSource)
+
 REQUESTS = pa.schema(
     [
         _f("run_id", pa.string(), "Run that sent the request.", False),

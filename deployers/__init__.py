@@ -4,53 +4,43 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fmb.deployers import local, sagemaker
+from fmb.deployers.base import DeployContext, Deployer
+from fmb.deployers.local import LocalDeployer
 from fmb.deployers.registry import Deployment, Registry
+from fmb.deployers.sagemaker import CONTAINER_SCRIPTS, JUMPSTART_SCRIPT, SageMakerDeployer
 from rich.console import Console
 
 from fmb.config import LoadedConfig, ResolvedExperiment
 from fmb.errors import FmbError
 
-SAGEMAKER_SCRIPTS = {sagemaker.JUMPSTART_SCRIPT, *sagemaker.CONTAINER_SCRIPTS}
+# Every hosting option fmb can deploy to, one class each (see fmb.deployers.base.Deployer).
+DEPLOYERS: tuple[Deployer, ...] = (LocalDeployer(), SageMakerDeployer())
 
 
-def kind_of(exp: ResolvedExperiment) -> str:
+def deployer_for(exp: ResolvedExperiment) -> Deployer:
     """The hosting option of an experiment with `deploy: yes`, from its deployment_script."""
+    for deployer in DEPLOYERS:
+        if deployer.handles(exp):
+            return deployer
     script = (exp.spec.deployment_script or "").strip()
-    if script in local.LOCAL_SCRIPTS or (not script and exp.spec.local is not None):
-        return "local"
-    if script in SAGEMAKER_SCRIPTS:
-        return "sagemaker"
     raise FmbError(
         f"experiment {exp.name!r}: fmb cannot deploy with deployment_script {script or '(none)'!r}.",
         hint="fmb deploys local servers (deployment_script: local.py with a local: section) and SageMaker "
-        f"endpoints ({', '.join(sorted(SAGEMAKER_SCRIPTS))}). For anything else, start the endpoint yourself "
-        "and set deploy: no with its ep_name or endpoint_url.",
+        f"endpoints ({', '.join(sorted({JUMPSTART_SCRIPT, *CONTAINER_SCRIPTS}))}). For anything else, start the "
+        "endpoint yourself and set deploy: no with its ep_name or endpoint_url.",
     )
 
 
-def _start(exp: ResolvedExperiment, loaded: LoadedConfig, registry: Registry, results: Path, attached: bool,
-           console: Console) -> Deployment:
-    if kind_of(exp) == "local":
-        deployment = local.start(exp, results / "deployments" / "logs", attached, console)
-        registry.add(deployment)
-        return deployment
-    return sagemaker.start(exp, loaded, console, record=registry.add, forget=registry.remove)
-
-
-def _stop(deployment: Deployment, loaded: LoadedConfig) -> None:
-    if deployment.kind == "local":
-        if deployment.pid is not None:
-            local.stop_process(deployment.pid)
-    else:
-        sagemaker.remove(deployment, loaded)
+def deployer_of(deployment: Deployment) -> Deployer:
+    """The hosting option that made a recorded deployment."""
+    for deployer in DEPLOYERS:
+        if deployer.kind == deployment.kind:
+            return deployer
+    raise FmbError(f"{deployment.experiment}: the record names an unknown kind of deployment {deployment.kind!r}.")
 
 
 def is_running(deployment: Deployment) -> bool:
-    """A local server is checked; a cloud endpoint is up as long as its record is (cleanup removes both)."""
-    if deployment.kind == "local":
-        return local.is_running(deployment)
-    return True
+    return deployer_of(deployment).is_running(deployment)
 
 
 def deploy(
@@ -75,10 +65,11 @@ def deploy(
             if known is not None and is_running(known):
                 console.print(f"{exp.name}: already deployed at {known.endpoint}", highlight=False, markup=False)
                 continue
-            started.append(_start(exp, loaded, registry, results, attached, console))
+            context = DeployContext(loaded, registry, results, console, attached)
+            started.append(deployer_for(exp).deploy(exp, context))
     except BaseException:
         for deployment in started:
-            _stop(deployment, loaded)
+            deployer_of(deployment).remove(deployment, loaded)
             registry.remove(deployment.experiment)
         raise
     return started
@@ -121,14 +112,15 @@ def cleanup(
         chosen = only is None or name in only or (attached_too and deployment.attached)
         if not chosen:
             continue
+        deployer = deployer_of(deployment)
         try:
-            _stop(deployment, loaded)
+            deployer.remove(deployment, loaded)
         except FmbError as exc:
             problems.append(exc.message)
             continue
         registry.remove(name)
         removed.append(name)
-        console.print(f"{name}: removed ({deployment.kind}, {deployment.endpoint})", highlight=False, markup=False)
+        console.print(f"{name}: removed ({deployer.describe(deployment)})", highlight=False, markup=False)
     if problems:
         raise FmbError("; ".join(problems), hint="Run `fmb cleanup CONFIG` again, or remove them by hand.")
     return removed

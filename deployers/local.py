@@ -21,10 +21,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+from fmb.deployers.base import DeployContext
 from fmb.deployers.registry import Deployment
 from rich.console import Console
 
-from fmb.config import ResolvedExperiment
+from fmb.config import LoadedConfig, ResolvedExperiment
 from fmb.errors import FmbError
 
 LOCAL_SCRIPTS = {"local", "local.py"}
@@ -195,3 +196,28 @@ def stop_process(pid: int, timeout_s: float = 15.0) -> None:
 
 def is_running(deployment: Deployment) -> bool:
     return deployment.pid is not None and _alive(deployment.pid)
+
+
+class LocalDeployer:
+    """A model server run by fmb as a child process (llama.cpp through xllamacpp, or any command)."""
+
+    kind = "local"
+
+    def handles(self, exp: ResolvedExperiment) -> bool:
+        script = (exp.spec.deployment_script or "").strip()
+        return script in LOCAL_SCRIPTS or (not script and exp.spec.local is not None)
+
+    def deploy(self, exp: ResolvedExperiment, context: DeployContext) -> Deployment:
+        deployment = start(exp, context.results / "deployments" / "logs", context.attached, context.console)
+        context.registry.add(deployment)
+        return deployment
+
+    def is_running(self, deployment: Deployment) -> bool:
+        return is_running(deployment)
+
+    def describe(self, deployment: Deployment) -> str:
+        return f"local, server pid {deployment.pid} at {deployment.endpoint}"
+
+    def remove(self, deployment: Deployment, loaded: LoadedConfig) -> None:
+        if deployment.pid is not None:
+            stop_process(deployment.pid)

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+from fmb.deployers.base import DeployContext
 from fmb.deployers.registry import Deployment
 from rich.console import Console
 from rich.markup import escape
@@ -238,3 +239,25 @@ def remove(deployment: Deployment, loaded: LoadedConfig) -> list[str]:
             hint="The record is kept; run `fmb cleanup CONFIG` again, or delete them in the SageMaker console.",
         )
     return [c[0] for c in calls]
+
+
+class SageMakerDeployer:
+    """A SageMaker endpoint: an image (FMBench's container scripts) or a JumpStart model."""
+
+    kind = "sagemaker"
+
+    def handles(self, exp: ResolvedExperiment) -> bool:
+        return (exp.spec.deployment_script or "").strip() in {JUMPSTART_SCRIPT, *CONTAINER_SCRIPTS}
+
+    def deploy(self, exp: ResolvedExperiment, context: DeployContext) -> Deployment:
+        return start(exp, context.loaded, context.console, record=context.registry.add,
+                     forget=context.registry.remove)
+
+    def is_running(self, deployment: Deployment) -> bool:
+        return True  # up as long as its record is: cleanup removes both
+
+    def describe(self, deployment: Deployment) -> str:
+        return f"sagemaker, endpoint {deployment.endpoint} and its config and model"
+
+    def remove(self, deployment: Deployment, loaded: LoadedConfig) -> None:
+        remove(deployment, loaded)

@@ -149,10 +149,12 @@ def collect(config: Path, assignments: tuple[str, ...], results: Path, experimen
     """
     from fmb.collector.collect import collect as run_collect
     from fmb.deployers import still_running
+    from fmb.endpoints import resolve_endpoints
     from fmb.summary import print_collect_summary, print_left_running
 
     loaded = _load(config, assignments, results)
-    outcome = run_collect(loaded, ResultsLayout(results), quiet=quiet, only=experiments, console=console,
+    loaded, endpoints = resolve_endpoints(loaded, ResultsLayout(results), experiments)
+    outcome = run_collect(loaded, ResultsLayout(results), endpoints, quiet=quiet, only=experiments, console=console,
                           resume=resume)
     for found in outcome.recovered:
         console.print(f"Run {found.run_id} was abandoned by a collector that ended without finishing it; "

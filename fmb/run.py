@@ -39,6 +39,7 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 def run(loaded: LoadedConfig, layout: ResultsLayout, console: Console, *, quiet: bool = False,
         config_arg: str = "CONFIG") -> RunOutcome:
     from fmb.collector.collect import collect
+    from fmb.endpoints import resolve_endpoints
     from fmb.prepare.payloads import prepare
     from fmb.reports.render import render_report
     from fmb.summary import print_collect_summary, print_left_running, print_prepare_summary
@@ -61,7 +62,8 @@ def run(loaded: LoadedConfig, layout: ResultsLayout, console: Console, *, quiet:
             started = {d.experiment for d in deployers.deploy(loaded, layout.root, console, attached=True)}
         if "collect" in steps:
             console.rule("collect")
-            result = collect(loaded, layout, quiet=quiet, console=console)
+            ready, endpoints = resolve_endpoints(loaded, layout)
+            result = collect(ready, layout, endpoints, quiet=quiet, console=console)
             print_collect_summary(console, result, layout)
             outcome.run_id = result.run_id
             if result.status == "interrupted":

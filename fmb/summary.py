@@ -37,7 +37,7 @@ def request_mode(exp: ResolvedExperiment) -> str:
 
 
 def print_config_summary(console: Console, loaded: LoadedConfig, layout: ResultsLayout) -> None:
-    from fmb.collector.collect import requests_per_cell
+    from fmb.collector.plan import requests_per_cell
 
     cfg = loaded.config
     redact = loaded.redactor()

@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from textwrap import dedent
 
-from fmb.collector.collect import RunRecorder, make_plan
+from fmb.collector.plan import make_plan
+from fmb.collector.run_tables import RunRecorder
 from fmb.prepare.tokens import WordRule
 from fmb.collector.targets.openai import OpenAITarget
 from fmb.collector.writer import RequestWriter

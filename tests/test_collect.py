@@ -15,7 +15,7 @@ from textwrap import dedent
 import duckdb
 import pyarrow.dataset as ds
 import pytest
-from fmb.collector.collect import requests_per_cell
+from fmb.collector.plan import requests_per_cell
 from fmb.collector.mock.process import mock_server
 from fmb.collector.schemas import REQUESTS, RUNS
 

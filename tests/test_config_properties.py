@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from fmb.collector.collect import load_payload
+from fmb.collector.plan import load_payload
 from fmb.prepare.sources import read_jsonl
 from fmb.config import load_config
 from fmb.errors import FmbError

@@ -2,31 +2,27 @@
 
 from __future__ import annotations
 
+import importlib
+
 from fmb.collector.targets.base import Target
 
 from fmb.config import LoadedConfig, ResolvedExperiment
+from fmb.config.backends import BACKENDS
+from fmb.errors import CollectError
+
+
+def target_class(backend: str) -> type[Target]:
+    """The target class registered for a back-end id (see :data:`fmb.config.backends.BACKENDS`)."""
+    entry = BACKENDS.get(backend)
+    if entry is None:
+        raise CollectError(f"no collector target for back end {backend!r}; fmb knows {', '.join(sorted(BACKENDS))}.")
+    module, _, name = entry.target.partition(":")
+    cls = getattr(importlib.import_module(module), name)
+    if not (isinstance(cls, type) and issubclass(cls, Target)):
+        raise TypeError(f"{entry.target} is not a Target")
+    return cls
 
 
 def make_target(exp: ResolvedExperiment, loaded: LoadedConfig, max_connections: int) -> Target:
-    """The target for an experiment's back end (every back end fmb knows has one)."""
-    from fmb.collector.targets import containers, openai
-
-    http_targets = {
-        "openai-chat": openai.OpenAITarget,
-        "openai-completions": openai.OpenAITarget,
-        "tgi": containers.TGITarget,
-        "triton": containers.TritonTarget,
-        "djl": containers.DJLTarget,
-        "ollama": containers.OllamaTarget,
-        "llama-cpp": containers.LlamaCppTarget,
-        "custom-rest": containers.CustomRestTarget,
-    }
-    if exp.backend in http_targets:
-        return http_targets[exp.backend](exp, max_connections)
-    if exp.backend == "sagemaker":
-        from fmb.collector.targets.sagemaker import SageMakerTarget
-
-        return SageMakerTarget(exp, loaded, max_connections)
-    from fmb.collector.targets.bedrock import BedrockTarget
-
-    return BedrockTarget(exp, loaded, max_connections)
+    """The target for an experiment's back end."""
+    return target_class(exp.backend).for_experiment(exp, loaded, max_connections)

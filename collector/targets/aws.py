@@ -52,6 +52,10 @@ class Boto3Target(Target):
 
     service: str = ""
 
+    @classmethod
+    def for_experiment(cls, exp: ResolvedExperiment, loaded: LoadedConfig, max_connections: int) -> Target:
+        return cls(exp, loaded, max_connections)
+
     def __init__(self, exp: ResolvedExperiment, loaded: LoadedConfig, max_connections: int) -> None:
         from fmb.aws import client, session
 

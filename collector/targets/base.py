@@ -13,7 +13,12 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from fmb.collector.schemas import RequestStatus
+
+if TYPE_CHECKING:
+    from fmb.config import LoadedConfig, ResolvedExperiment
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,7 @@ class EndpointError(Exception):
         message: str,
         *,
         http_status: int | None = None,
-        status: str = "error",
+        status: RequestStatus = "error",
     ) -> None:
         super().__init__(message)
         self.error_type = error_type
@@ -123,6 +128,11 @@ class Target(ABC):
 
     backend: str = ""
     stream: bool = False  # whether responses are streamed (set by each target from the experiment)
+
+    @classmethod
+    def for_experiment(cls, exp: ResolvedExperiment, loaded: LoadedConfig, max_connections: int) -> Target:
+        """The target for an experiment; HTTP targets need only the experiment, AWS ones the config too."""
+        return cls(exp, max_connections)  # type: ignore[call-arg]
 
     async def __aenter__(self) -> Target:
         return self

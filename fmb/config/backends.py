@@ -11,18 +11,30 @@ from dataclasses import dataclass
 
 from fmb.config.schema import Experiment
 
-# The targets fmb knows, with a one-line description for messages and summaries.
-BACKENDS: dict[str, str] = {
-    "openai-chat": "OpenAI-compatible /v1/chat/completions",
-    "openai-completions": "OpenAI-compatible /v1/completions",
-    "sagemaker": "Amazon SageMaker endpoint (InvokeEndpoint / InvokeEndpointWithResponseStream)",
-    "bedrock": "Amazon Bedrock (Converse / ConverseStream / InvokeModel)",
-    "tgi": "Hugging Face TGI /generate and /generate_stream",
-    "triton": "Triton /v2/models/<model>/generate and generate_stream",
-    "djl": "DJL Serving /invocations",
-    "ollama": "Ollama /api/generate",
-    "llama-cpp": "llama.cpp server /completion",
-    "custom-rest": "FMBench's custom REST predictor shape",
+@dataclass(frozen=True)
+class Backend:
+    """A back end fmb can send requests to: what it is, and the collector target that speaks it."""
+
+    description: str
+    target: str  # "module:Class", imported only when a target is made
+
+
+# The one registry of back ends: config resolution maps FMBench's keys onto these ids, and
+# the collector makes its targets from here (an id missing here is an error, never a default).
+BACKENDS: dict[str, Backend] = {
+    "openai-chat": Backend("OpenAI-compatible /v1/chat/completions", "fmb.collector.targets.openai:OpenAITarget"),
+    "openai-completions": Backend("OpenAI-compatible /v1/completions", "fmb.collector.targets.openai:OpenAITarget"),
+    "sagemaker": Backend("Amazon SageMaker endpoint (InvokeEndpoint / InvokeEndpointWithResponseStream)",
+                         "fmb.collector.targets.sagemaker:SageMakerTarget"),
+    "bedrock": Backend("Amazon Bedrock (Converse / ConverseStream / InvokeModel)",
+                       "fmb.collector.targets.bedrock:BedrockTarget"),
+    "tgi": Backend("Hugging Face TGI /generate and /generate_stream", "fmb.collector.targets.containers:TGITarget"),
+    "triton": Backend("Triton /v2/models/<model>/generate and generate_stream",
+                      "fmb.collector.targets.containers:TritonTarget"),
+    "djl": Backend("DJL Serving /invocations", "fmb.collector.targets.containers:DJLTarget"),
+    "ollama": Backend("Ollama /api/generate", "fmb.collector.targets.containers:OllamaTarget"),
+    "llama-cpp": Backend("llama.cpp server /completion", "fmb.collector.targets.containers:LlamaCppTarget"),
+    "custom-rest": Backend("FMBench's custom REST predictor shape", "fmb.collector.targets.containers:CustomRestTarget"),
 }
 
 _PREDICTOR_SCRIPTS = {

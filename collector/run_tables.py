@@ -1,0 +1,143 @@
+"""The run's own tables: runs, experiments, planned cells, pricing and prompts.
+
+One :class:`RunRecorder` per run writes them (each file atomically) and holds the run's
+lock while it is being collected.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import secrets
+import socket
+from datetime import UTC, datetime
+from typing import Any
+
+from fmb.collector.parquet_io import write_atomic
+from fmb.collector.plan import Plan
+from fmb.collector.recovery import RunLock
+from fmb.collector.schemas import CELLS, EXPERIMENTS, PRICING, PROMPTS, RUNS, RunStatus
+from fmb.collector.targets.base import Target
+
+from fmb import __version__
+from fmb.config import LoadedConfig
+from fmb.endpoints import Endpoint
+from fmb.errors import CollectError
+from fmb.paths import ResultsLayout
+from fmb.prepare.payloads import prompt_row
+from fmb.prepare.tokens import TokenCounter
+from fmb.pricing import load_prices, price_key_for
+from fmb.redact import redact_mapping
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+class RunRecorder:
+    """Writes the runs, experiments and pricing rows of one run."""
+
+    def __init__(self, loaded: LoadedConfig, layout: ResultsLayout, run_id: str) -> None:
+        self.loaded = loaded
+        self.layout = layout
+        self.run_id = run_id
+        self.started_at = datetime.now(UTC)
+        self.recorded = False
+        self.prices = load_prices(loaded.pricing_path) if loaded.pricing_path else []
+        self.redact = loaded.redactor()
+        self._lock = RunLock(layout, run_id)
+
+    def lock(self, state: dict[str, Any]) -> None:
+        """Hold the run's lock while collecting (see :mod:`fmb.collector.recovery`)."""
+        if not self._lock.acquire(state):
+            raise CollectError(f"run {self.run_id} is being collected by another fmb process.")
+
+    def unlock(self) -> None:
+        self._lock.release()
+
+    def write_run(self, status: RunStatus, message: str | None = None, ended: bool = False) -> None:
+        cfg = self.loaded.config
+        row = {
+            "run_id": self.run_id,
+            "benchmark": self.loaded.name,
+            "model_name": cfg.general.model_name,
+            "title": self.redact(cfg.report.title),
+            "config_path": str(self.loaded.path),
+            "config_hash": self.loaded.config_hash,
+            "config_json": json.dumps(self.loaded.redacted(), sort_keys=True),
+            "fmb_version": __version__,
+            "host": socket.gethostname(),
+            "python_version": platform.python_version(),
+            "started_at": self.started_at,
+            "ended_at": datetime.now(UTC) if ended else None,
+            "status": status,
+            "status_message": self.redact(message),
+            "dataset_of_interest": cfg.metrics.dataset_of_interest,
+            "latency_budget_s": cfg.report.latency_budget,
+            "cost_per_10k_txn_budget_usd": cfg.report.cost_per_10k_txn_budget,
+            "error_rate_budget": cfg.report.error_rate_budget,
+            "txn_count_for_showing_cost": cfg.report.txn_count_for_showing_cost,
+        }
+        write_atomic([row], RUNS, self.layout.run_table_dir("runs", self.run_id) / "run.parquet")
+        self.recorded = True
+
+    def write_experiments(self, plan: Plan, targets: dict[str, Target], endpoints: dict[str, Endpoint]) -> None:
+        rows = []
+        for exp in plan.experiments:
+            spec = exp.spec
+            endpoint = endpoints.get(exp.name, Endpoint(exp.endpoint))
+            rows.append(
+                {
+                    "run_id": self.run_id,
+                    "experiment": exp.name,
+                    "backend": exp.backend,
+                    "endpoint": self.redact(targets[exp.name].describe()),
+                    "model_id": spec.model_id,
+                    "model_name": spec.model_name,
+                    "instance_type": spec.instance_type,
+                    "price_key": price_key_for(self.prices, spec.instance_type),
+                    "instance_count": exp.instance_count,
+                    "region": spec.region or self.loaded.config.aws.region,
+                    "deployed": endpoint.deployed_by_fmb,
+                    "deployment_script": spec.deployment_script,
+                    "inference_script": spec.inference_script,
+                    "image_uri": spec.image_uri,
+                    "stream": targets[exp.name].stream,
+                    "parameter_set": spec.inference_spec.parameter_set,
+                    "inference_parameters_json": json.dumps(redact_mapping(exp.parameters, self.redact), sort_keys=True,
+                                                            default=str),
+                    "deploy_seconds": endpoint.deploy_seconds,
+                }
+            )
+        write_atomic(rows, EXPERIMENTS, self.layout.run_table_dir("experiments", self.run_id) / "experiments.parquet")
+
+    def write_cells(self, plan: Plan) -> None:
+        """The planned cells and their request counts, so that a cut-short cell can be told apart."""
+        rows = [
+            {"run_id": self.run_id, "experiment": c.experiment, "payload_file": c.payload_file,
+             "concurrency": c.concurrency, "planned_requests": c.requests, "warmup_requests": c.warmup}
+            for cells in plan.cells.values()
+            for c in cells
+        ]
+        write_atomic(rows, CELLS, self.layout.run_table_dir("cells", self.run_id) / "cells.parquet")
+
+    def write_pricing(self) -> None:
+        """The prices in force for the run (an empty table when the config has none)."""
+        path = self.loaded.pricing_path
+        rows = [{"run_id": self.run_id, "source": str(path), **price.__dict__} for price in self.prices]
+        write_atomic(rows, PRICING, self.layout.run_table_dir("pricing", self.run_id) / "pricing.parquet")
+
+    def ensure_prompts(self, plan: Plan, counter: TokenCounter) -> None:
+        """Record the run's prompts when the payload files were not written by `fmb prepare`."""
+        target = self.layout.prompts_dir(self.loaded.name) / "prompts.parquet"
+        if target.is_file():
+            return
+        now = datetime.now(UTC)
+        rows = [
+            prompt_row(self.loaded.name, payload_file, request.prompt, counter.count(request.prompt), counter.name,
+                       source_file=payload_file, record_id=f"{payload_file}:{line}", prepared_at=now)
+            for payload_file, requests in plan.prompts.items()
+            for line, request in enumerate(requests, start=1)
+        ]
+        write_atomic(rows, PROMPTS, target)

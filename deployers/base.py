@@ -1,0 +1,53 @@
+"""The protocol every hosting option implements: stand up, check, describe, remove.
+
+One class per hosting option (a local process, a SageMaker endpoint; containers and EKS
+come next). ``deploy`` stands the endpoint up and waits until it answers, recording
+every resource in the registry the moment it exists, so that ``remove`` (and
+`fmb cleanup`) can take down exactly what was created, even after a crash.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from fmb.deployers.registry import Deployment, Registry
+from rich.console import Console
+
+from fmb.config import LoadedConfig, ResolvedExperiment
+
+
+@dataclass
+class DeployContext:
+    """What a deployment needs beyond its experiment."""
+
+    loaded: LoadedConfig
+    registry: Registry
+    results: Path
+    console: Console
+    attached: bool  # local servers: stop when the fmb process that started them exits
+
+
+class Deployer(Protocol):
+    kind: str  # recorded in Deployment.kind
+
+    def handles(self, exp: ResolvedExperiment) -> bool:
+        """Whether this hosting option deploys the experiment (from its deployment_script)."""
+        ...
+
+    def deploy(self, exp: ResolvedExperiment, context: DeployContext) -> Deployment:
+        """Stand the endpoint up and wait until it answers; everything created is in the registry."""
+        ...
+
+    def is_running(self, deployment: Deployment) -> bool:
+        """Whether a recorded deployment is still up."""
+        ...
+
+    def describe(self, deployment: Deployment) -> str:
+        """One line saying what the deployment is and where (no credentials)."""
+        ...
+
+    def remove(self, deployment: Deployment, loaded: LoadedConfig) -> None:
+        """Take down exactly what the record names; raise FmbError if something could not be removed."""
+        ...

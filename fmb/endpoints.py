@@ -1,0 +1,64 @@
+"""The run layer's answer to "where do an experiment's requests go": a typed endpoint.
+
+An experiment with `deploy: no` names its endpoint in the config (endpoint_url, ep_name);
+one with `deploy: yes` must have a running deployment recorded by `fmb deploy` or
+`fmb run`, which says where it is. The collector is handed the result and never reads the
+deployment records itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from fmb.config import LoadedConfig, ResolvedExperiment
+from fmb.errors import CollectError
+from fmb.paths import ResultsLayout
+from fmb.redact import Redactor
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where an experiment's requests go: a URL, a SageMaker endpoint name or a Bedrock model id."""
+
+    address: str | None
+    deployed_by_fmb: bool = False
+    deploy_seconds: float | None = None
+
+
+def resolve_endpoints(
+    loaded: LoadedConfig, layout: ResultsLayout, only: tuple[str, ...] = ()
+) -> tuple[LoadedConfig, dict[str, Endpoint]]:
+    """The config with every experiment's endpoint filled in, and each endpoint.
+
+    An experiment with `deploy: yes` must have a running deployment; its URL or endpoint
+    name comes from the deployment record.
+    """
+    from fmb import deployers
+
+    deployed = deployers.endpoints(loaded, layout.root)
+    missing = deployers.missing_deployments(loaded, layout.root, only)
+    if missing:
+        raise CollectError(
+            f"experiment(s) {', '.join(missing)} have deploy: yes but nothing fmb deployed for them is running.",
+            hint="Stand them up with `fmb deploy CONFIG` (and remove them later with `fmb cleanup CONFIG`), "
+            "or use `fmb run CONFIG`, which does both; or set deploy: no and give ep_name/endpoint_url.",
+        )
+    endpoints: dict[str, Endpoint] = {}
+    experiments = []
+    for exp in loaded.experiments:
+        record = deployed.get(exp.name) if exp.spec.deploy else None
+        if record is not None:
+            exp = replace(exp, endpoint=_deployed_endpoint(exp, record["endpoint"]))
+            endpoints[exp.name] = Endpoint(exp.endpoint, True, record.get("deploy_seconds"))
+        else:
+            endpoints[exp.name] = Endpoint(exp.endpoint)
+        experiments.append(exp)
+    return replace(loaded, experiments=experiments), endpoints
+
+
+def _deployed_endpoint(exp: ResolvedExperiment, recorded: str) -> str:
+    """The recorded endpoint, or the configured URL when the record holds it with its userinfo masked."""
+    configured = exp.spec.endpoint_url
+    if configured and recorded == Redactor()(configured):
+        return configured
+    return recorded
