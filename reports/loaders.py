@@ -52,13 +52,13 @@ def connect(warehouse: Path) -> duckdb.DuckDBPyConnection:
     if not warehouse.is_file():
         raise FmbError(
             f"no warehouse at {warehouse}.",
-            hint="Build it first: `dbt build` from the repository root (or `fmb build --results DIR`).",
+            hint="Build it first: `fmb build --results DIR` (or `dbt build` from a clone's root).",
         )
     try:
         con = duckdb.connect(str(warehouse), read_only=True)
         con.execute("select 1 from runs limit 1")
     except duckdb.Error as exc:
-        raise FmbError(f"{warehouse} is not a built fmb warehouse ({exc}).", hint="Run `dbt build` again.") from None
+        raise FmbError(f"{warehouse} is not a built fmb warehouse ({exc}).", hint="Run `fmb build` again.") from None
     return con
 
 
@@ -70,14 +70,14 @@ def resolve_run_id(con: duckdb.DuckDBPyConnection, run_id: str | None, benchmark
         if not latest:
             raise FmbError(
                 f"the warehouse holds no run{f' of {benchmark}' if benchmark else ''} yet.",
-                hint="Run `fmb collect CONFIG`, then `dbt build`.",
+                hint="Run `fmb collect CONFIG`, then `fmb build`.",
             )
         return latest[0]["run_id"]
     if not _rows(con, "select run_id from runs where run_id = ?", [run_id]):
         recent = [r["run_id"] for r in _rows(con, "select run_id from runs order by started_at desc limit 5", [])]
         raise FmbError(
             f"run {run_id!r} is not in the warehouse.",
-            hint=f"Recent runs: {', '.join(recent) or 'none'}. Rebuild with `dbt build` after collecting.",
+            hint=f"Recent runs: {', '.join(recent) or 'none'}. Rebuild with `fmb build` after collecting.",
         )
     return run_id
 
