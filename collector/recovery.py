@@ -114,8 +114,6 @@ def compact_journals(directory: Path, counter: TokenCounter) -> list[dict[str, A
     done = [r for r in rows if r.get("status") == "ok" and r.get("completion_tokens_client") is None]
     for row, count in zip(done, counter.count_completions([r["completion_text"] or "" for r in done]), strict=True):
         row["completion_tokens_client"] = count
-        if row["completion_tokens"] is None:
-            row["completion_tokens"] = count
     if rows:
         claim_part(directory, pa.Table.from_pylist(rows, schema=REQUESTS))
     for segment in found:

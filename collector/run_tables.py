@@ -26,7 +26,7 @@ from fmb.errors import CollectError
 from fmb.paths import ResultsLayout
 from fmb.prepare.payloads import prompt_row
 from fmb.prepare.tokens import TokenCounter
-from fmb.pricing import load_prices, price_key_for
+from fmb.pricing import load_prices
 from fmb.redact import redact_mapping
 
 
@@ -96,7 +96,6 @@ class RunRecorder:
                     "model_id": spec.model_id,
                     "model_name": spec.model_name,
                     "instance_type": spec.instance_type,
-                    "price_key": price_key_for(self.prices, spec.instance_type),
                     "instance_count": exp.instance_count,
                     "region": spec.region or self.loaded.config.aws.region,
                     "deployed": endpoint.deployed_by_fmb,

@@ -19,7 +19,7 @@ from typing import Any
 
 import aiohttp
 from fmb.prepare.tokens import TokenCounter
-from fmb.collector.schemas import RequestStatus, TokenCountSource
+from fmb.collector.schemas import RequestStatus
 from fmb.collector.targets.base import EndpointError, Recorder, Request, Target, Usage
 
 from fmb.redact import Redactor
@@ -134,13 +134,6 @@ async def _try_once(
         return None, failure
 
 
-def token_source(usage: Usage) -> TokenCountSource:
-    """server: both counts from the server's usage; client: neither; mixed: only one of them."""
-    known = (usage.prompt_tokens is not None) + (usage.completion_tokens is not None)
-    sources: tuple[TokenCountSource, ...] = ("client", "mixed", "server")
-    return sources[known]
-
-
 class RowMaker:
     """Turns a finished request into a row of the ``requests`` table."""
 
@@ -197,9 +190,6 @@ class RowMaker:
             "completion_tokens_server": usage.completion_tokens,
             "prompt_tokens_client": prompt_client,
             "completion_tokens_client": None,  # counted in batches by complete()
-            "prompt_tokens": usage.prompt_tokens if usage.prompt_tokens is not None else prompt_client,
-            "completion_tokens": usage.completion_tokens,
-            "token_count_source": token_source(usage),
             "stream": self.stream,
             "status": "ok" if ok else failure.status,
             "http_status": rec.http_status if ok else failure.http_status,
@@ -214,8 +204,6 @@ class RowMaker:
         counts = self.counter.count_completions([r["completion_text"] for r in done])
         for row, count in zip(done, counts, strict=True):
             row["completion_tokens_client"] = count
-            if row["completion_tokens"] is None:
-                row["completion_tokens"] = count
 
 
 async def closed_loop(concurrency: int, indices: Sequence[int], job: Callable[[int, int], Awaitable[None]]) -> None:

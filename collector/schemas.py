@@ -35,7 +35,8 @@ REQUEST_STATUSES: tuple[str, ...] = get_args(RequestStatus)
 # How a run ended (or that it is still going).
 RunStatus = Literal["running", "completed", "failed", "interrupted", "abandoned"]
 RUN_STATUSES: tuple[str, ...] = get_args(RunStatus)
-# Where a row's token counts came from.
+# Where a request's token counts came from (decided in SQL, int_requests_classified: the
+# server's count if given, else the client's).
 TokenCountSource = Literal["server", "client", "mixed"]
 TOKEN_COUNT_SOURCES: tuple[str, ...] = get_args(TokenCountSource)
 
@@ -64,10 +65,6 @@ REQUESTS = pa.schema(
         _f("completion_tokens_server", pa.int32(), "Completion tokens from the server's usage."),
         _f("prompt_tokens_client", pa.int32(), "Prompt tokens from the client tokenizer."),
         _f("completion_tokens_client", pa.int32(), "Completion tokens from the client tokenizer."),
-        _f("prompt_tokens", pa.int32(), "Prompt tokens used for metrics (server if given, else client)."),
-        _f("completion_tokens", pa.int32(), "Completion tokens used for metrics (server if given, else client)."),
-        _f("token_count_source", pa.string(), "Where prompt_tokens and completion_tokens came from: server (both from "
-           "the server's usage), client (both from the client tokenizer) or mixed."),
         _f("stream", pa.bool_(), "The response was streamed.", False),
         _f("status", pa.string(), "ok, error, timeout, throttled or cancelled.", False),
         _f("http_status", pa.int32(), "HTTP status code, when a response arrived."),
@@ -110,8 +107,8 @@ EXPERIMENTS = pa.schema(
         _f("endpoint", pa.string(), "URL, endpoint name or model id the requests went to (no credentials)."),
         _f("model_id", pa.string(), "Model id from the config."),
         _f("model_name", pa.string(), "Model name from the config."),
-        _f("instance_type", pa.string(), "Instance type, or the model id for token pricing."),
-        _f("price_key", pa.string(), "The pricing entry the experiment is charged at (null: no price found)."),
+        _f("instance_type", pa.string(), "Instance type, or the model id for token pricing (matched to a "
+           "price in raw/pricing by int_experiments_priced)."),
         _f("instance_count", pa.int32(), "Instances behind the endpoint (1 when unset).", False),
         _f("region", pa.string(), "AWS region, when it applies."),
         _f("deployed", pa.bool_(), "fmb deployed the endpoint (false: brought by the user).", False),

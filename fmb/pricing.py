@@ -65,23 +65,8 @@ _GEO_PREFIX = re.compile(r"^(us|eu|apac|us-gov|global|ca|jp|au)\.")
 
 
 def base_model(model: str) -> str:
-    """`meta.llama3-1-8b-instruct-v1:0` from a Bedrock cross-region inference profile id (`us.meta...`)."""
-    return _GEO_PREFIX.sub("", model)
+    """`meta.llama3-1-8b-instruct-v1:0` from a Bedrock cross-region inference profile id (`us.meta...`).
 
-
-def price_key_for(prices: list[Price], instance_type: str | None) -> str | None:
-    """The pricing entry an experiment is charged at, looked up by its instance type.
-
-    An exact key wins; otherwise a Bedrock cross-region inference profile id (``us.meta...``)
-    and its on-demand model id (``meta...``) stand for each other, since they cost the same.
+    The warehouse matches prices with the same rule (the dbt macro ``base_model``).
     """
-    if not instance_type:
-        return None
-    keys = [p.price_key for p in prices]
-    if instance_type in keys:
-        return instance_type
-    base = base_model(instance_type)
-    for key in keys:
-        if base_model(key) == base:
-            return key
-    return None
+    return _GEO_PREFIX.sub("", model)

@@ -22,6 +22,8 @@ from fmb.collector.schemas import REQUESTS, RUNS
 from fmb.cli import cli
 from tests.conftest import MISTRAL_TOKENIZER
 
+pytestmark = pytest.mark.slow  # servers in subprocesses, dbt builds or a real model
+
 
 def make_config(tmp_path: Path, url: str, *, concurrency=(1, 4, 16), rounds=8, extra="", api="openai-chat",
                 prompts=8, stream=True, timeout=120, warmup=0) -> Path:
@@ -94,8 +96,7 @@ def test_timings_match_the_mock_at_every_concurrency(tmp_path: Path, cli_runner)
         gaps = statistics.median(g for r in cell for g in r["chunk_gaps_ms"])
         assert abs(ttft - 40) <= 3, f"c={c}: median TTFT {ttft:.2f} ms"
         assert abs(gaps - 5) <= 1, f"c={c}: median chunk gap {gaps:.2f} ms"
-        assert {r["completion_tokens"] for r in cell} == {32}
-        assert {r["token_count_source"] for r in cell} == {"server"}
+        assert all(r["prompt_tokens_server"] is not None for r in cell)  # both counts from the server
         assert {r["completion_tokens_server"] for r in cell} == {32}
         assert all(r["completion_tokens_client"] > 0 for r in cell)
         assert all(r["content_chunks"] == 32 and len(r["chunk_gaps_ms"]) == 31 for r in cell)
@@ -143,9 +144,9 @@ def test_faults_are_rows_and_the_run_goes_on(tmp_path: Path, cli_runner) -> None
     for r in timeouts:
         assert r["error_type"] == "TimeoutError"
         assert 990 <= r["e2e_latency_ms"] < 1500  # the 1 s timeout (the clock starts as the body is sent)
-        assert r["completion_tokens"] is None
+        assert r["completion_tokens_server"] is None and r["completion_tokens_client"] is None
     for r in ok:
-        assert r["completion_tokens"] == 16 and r["ttft_ms"] is not None and r["error_type"] is None
+        assert r["completion_tokens_server"] == 16 and r["ttft_ms"] is not None and r["error_type"] is None
     (run,) = run_rows(tmp_path / "results")
     assert run["status"] == "completed"
 

@@ -19,8 +19,10 @@ from tests.conftest import ROOT
 
 
 def accepted_values(model: str, column: str) -> list[str]:
-    doc = yaml.safe_load((ROOT / "dbt_project" / "models" / "staging" / "_staging.yml").read_text())
-    (entry,) = [m for m in doc["models"] if m["name"] == model]
+    models = ROOT / "dbt_project" / "models"
+    entries = [m for layer in ("staging/_staging.yml", "intermediate/_intermediate.yml")
+               for m in yaml.safe_load((models / layer).read_text())["models"]]
+    (entry,) = [m for m in entries if m["name"] == model]
     (col,) = [c for c in entry["columns"] if c["name"] == column]
     (test,) = [t["accepted_values"] for t in col["data_tests"] if isinstance(t, dict) and "accepted_values" in t]
     return test["arguments"]["values"]
@@ -31,7 +33,7 @@ def accepted_values(model: str, column: str) -> list[str]:
     [
         ("stg_raw__requests", "status", REQUEST_STATUSES),
         ("stg_raw__runs", "run_status", RUN_STATUSES),
-        ("stg_raw__requests", "token_count_source", TOKEN_COUNT_SOURCES),
+        ("int_requests_classified", "token_count_source", TOKEN_COUNT_SOURCES),
     ],
 )
 def test_statuses_are_the_same_in_python_and_sql(model: str, column: str, python: tuple[str, ...]) -> None:

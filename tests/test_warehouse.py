@@ -60,8 +60,14 @@ def marts(results: Path, name: str) -> list[dict]:
 
 
 def raw_requests(results: Path) -> list[dict]:
-    return pads.dataset(results / "raw" / "requests", format="parquet", partitioning="hive").to_table(
+    """The raw rows, with the token counts the metrics use: the server's if given, else the client's."""
+    rows = pads.dataset(results / "raw" / "requests", format="parquet", partitioning="hive").to_table(
         columns=REQUESTS.names).to_pylist()
+    for row in rows:
+        for kind in ("prompt", "completion"):
+            server = row[f"{kind}_tokens_server"]
+            row[f"{kind}_tokens"] = server if server is not None else row[f"{kind}_tokens_client"]
+    return rows
 
 
 def close(a: float | None, b: float | None) -> bool:

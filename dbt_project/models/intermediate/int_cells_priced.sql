@@ -4,15 +4,11 @@ with cells as (
 ),
 
 experiments as (
-    select * from {{ ref('stg_raw__experiments') }}
+    select * from {{ ref('int_experiments_priced') }}
 ),
 
 runs as (
     select * from {{ ref('stg_raw__runs') }}
-),
-
-prices as (
-    select * from {{ ref('int_prices_chosen') }}
 ),
 
 joined as (
@@ -22,23 +18,25 @@ joined as (
         experiments.price_key,
         experiments.instance_count,
         runs.txn_count_for_showing_cost,
-        prices.pricing_type,
-        prices.price_per_hour_usd,
-        prices.input_per_1k_tokens_usd,
-        prices.output_per_1k_tokens_usd
+        experiments.pricing_type,
+        experiments.price_per_hour_usd,
+        experiments.input_per_1k_tokens_usd,
+        experiments.output_per_1k_tokens_usd
     from cells
     left join experiments
         on cells.run_id = experiments.run_id and cells.experiment = experiments.experiment
     left join runs
         on cells.run_id = runs.run_id
-    left join prices
-        on cells.run_id = prices.run_id and experiments.price_key = prices.price_key
 ),
 
 costed as (
     select
         *,
-        {{ cost_usd('window_s', 'prompt_tokens_total', 'completion_tokens_total') }} as cell_cost_usd
+        {{ cost_usd(
+            'pricing_type', 'price_per_hour_usd', 'instance_count',
+            'input_per_1k_tokens_usd', 'output_per_1k_tokens_usd',
+            'window_s', 'prompt_tokens_total', 'completion_tokens_total'
+        ) }} as cell_cost_usd
     from joined
 ),
 

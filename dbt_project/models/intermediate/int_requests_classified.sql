@@ -1,6 +1,22 @@
--- One row per request: its outcome class and the per-request metrics derived from it.
+-- One row per request: its outcome class, the token counts its metrics use, and the
+-- per-request metrics derived from them.
 with requests as (
     select * from {{ ref('int_requests_deduplicated') }}
+),
+
+-- The server's count wins when it gave one, else the client tokenizer's; the source says
+-- which: server (both counts from the server), client (neither) or mixed (one of them).
+counted as (
+    select
+        *,
+        coalesce(prompt_tokens_server, prompt_tokens_client) as prompt_tokens,
+        coalesce(completion_tokens_server, completion_tokens_client) as completion_tokens,
+        case
+            when prompt_tokens_server is not null and completion_tokens_server is not null then 'server'
+            when prompt_tokens_server is null and completion_tokens_server is null then 'client'
+            else 'mixed'
+        end as token_count_source
+    from requests
 ),
 
 final as (
@@ -41,7 +57,7 @@ final as (
             when completion_tokens_server is not null and completion_tokens_client is not null
                 then completion_tokens_server <> completion_tokens_client
         end as is_completion_token_mismatch
-    from requests
+    from counted
 )
 
 select * from final

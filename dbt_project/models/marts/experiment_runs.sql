@@ -5,11 +5,7 @@ with requests as (
 ),
 
 experiments as (
-    select * from {{ ref('stg_raw__experiments') }}
-),
-
-prices as (
-    select * from {{ ref('int_prices_chosen') }}
+    select * from {{ ref('int_experiments_priced') }}
 ),
 
 activity as (
@@ -51,23 +47,25 @@ joined as (
         activity.prompt_tokens_total,
         activity.completion_tokens_total,
         {{ duration_s('activity.first_request_at', 'activity.last_response_at') }} as duration_s,
-        prices.pricing_type,
-        prices.price_per_hour_usd,
-        prices.input_per_1k_tokens_usd,
-        prices.output_per_1k_tokens_usd
+        experiments.price_key,
+        experiments.pricing_type,
+        experiments.price_per_hour_usd,
+        experiments.input_per_1k_tokens_usd,
+        experiments.output_per_1k_tokens_usd
     from experiments
     left join activity
         on experiments.run_id = activity.run_id and experiments.experiment = activity.experiment
-    left join prices
-        on experiments.run_id = prices.run_id and experiments.price_key = prices.price_key
 ),
 
 final as (
     select
         *,
         pricing_type is not null as is_priced,
-        {{ cost_usd('coalesce(duration_s, 0)', 'prompt_tokens_total', 'completion_tokens_total') }}
-            as experiment_cost_usd
+        {{ cost_usd(
+            'pricing_type', 'price_per_hour_usd', 'instance_count',
+            'input_per_1k_tokens_usd', 'output_per_1k_tokens_usd',
+            'coalesce(duration_s, 0)', 'prompt_tokens_total', 'completion_tokens_total'
+        ) }} as experiment_cost_usd
     from joined
 )
 

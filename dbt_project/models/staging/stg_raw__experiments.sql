@@ -11,7 +11,6 @@ final as (
         cast(model_id as varchar) as model_id,
         cast(model_name as varchar) as model_name,
         cast(instance_type as varchar) as instance_type,
-        cast(price_key as varchar) as price_key,
         cast(instance_count as integer) as instance_count,
         cast(region as varchar) as region,
         cast(deployed as boolean) as is_deployed_by_fmb,
