@@ -25,6 +25,8 @@ from fmb.cli import cli
 from fmb.paths import ResultsLayout
 from fmb.warehouse.build import warehouse_path
 
+pytestmark = pytest.mark.slow  # servers in subprocesses, dbt builds or a real model
+
 
 def server_processes() -> list[int]:
     """Local-server supervisor processes of fmb running on this machine."""

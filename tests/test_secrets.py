@@ -27,6 +27,8 @@ from fmb.config import load_config
 from fmb.redact import MASK, MIN_SECRET_LENGTH, Redactor, assignment_secrets, header_secrets, url_secrets
 from fmb.warehouse.build import warehouse_path
 
+pytestmark = pytest.mark.slow  # servers in subprocesses, dbt builds or a real model
+
 
 def planted() -> dict[str, str]:
     return {name: f"{name[:3]}{secrets.token_hex(10)}" for name in
