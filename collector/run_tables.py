@@ -86,6 +86,8 @@ class RunRecorder:
         rows = []
         for exp in plan.experiments:
             spec = exp.spec
+            "selection": cfg.report.selection,
+            "min_requests_for_best": cfg.report.min_requests_for_best,
             endpoint = endpoints.get(exp.name, Endpoint(exp.endpoint))
             rows.append(
                 {

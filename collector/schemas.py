@@ -95,6 +95,10 @@ RUNS = pa.schema(
         _f("latency_budget_s", pa.float64(), "report.latency_budget: seconds, against p95 latency."),
         _f("cost_per_10k_txn_budget_usd", pa.float64(), "report.cost_per_10k_txn_budget in USD."),
         _f("error_rate_budget", pa.float64(), "report.error_rate_budget (0 to 1)."),
+        _f("selection", pa.string(), "report.selection: how the best option is chosen, cheapest or fmbench (null "
+           "before fmb recorded it: cheapest)."),
+        _f("min_requests_for_best", pa.int64(), "report.min_requests_for_best: a cell with fewer measured requests "
+           "is never the best option (null before fmb recorded it: 20)."),
         _f("txn_count_for_showing_cost", pa.int64(), "report.txn_count_for_showing_cost.", False),
     ]
 )

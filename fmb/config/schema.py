@@ -302,6 +302,14 @@ class Report(Section):
     per_inference_request_file: str | None = None
     all_metrics_file: str | None = None
     txn_count_for_showing_cost: WholeNumber = Field(10000, gt=0)
+    selection: Literal["cheapest", "fmbench"] = Field(
+        "cheapest",
+        description="fmb: how the best option is chosen among the cells that meet every budget: cheapest (the "
+        "lowest cost per 10k transactions) or fmbench (FMBench's rule: the highest concurrency).",
+    )
+    min_requests_for_best: WholeNumber = Field(
+        20, ge=0, description="fmb: a cell that measured fewer requests is never chosen as the best option."
+    )
     v_shift_w_single_instance: Number | None = None
     v_shift_w_gt_one_instance: Number | None = None
 

@@ -39,6 +39,9 @@ final as (
         planned.planned_requests as count_planned_requests,
         planned.planned_requests - priced.count_requests as count_missing_requests,
         coalesce(priced.count_requests < planned.planned_requests, false) as is_cut_short,
+        -- Percentiles are over successful requests: from only a few of them they are rough.
+        priced.count_successful_requests < {{ var('min_requests_for_percentile') }} as is_percentile_from_few_requests,
+        priced.count_successful_requests < {{ var('min_requests_for_p99') }} as is_p99_from_few_requests,
         priced.error_rate,
         priced.e2e_latency_mean_ms,
         priced.e2e_latency_p50_ms,

@@ -17,6 +17,7 @@ checked as (
         cells.concurrency,
         cells.instance_type,
         cells.instance_count,
+        cells.count_requests,
         cells.error_rate,
         cells.e2e_latency_p95_ms,
         cells.cost_per_10k_txn_usd,
@@ -26,6 +27,8 @@ checked as (
         runs.latency_budget_s,
         runs.cost_per_10k_txn_budget_usd,
         runs.error_rate_budget,
+        coalesce(runs.selection_rule, 'cheapest') as selection_rule,
+        coalesce(runs.min_requests_for_best, {{ var('min_requests_for_best') }}) as min_requests_for_best,
         case
             when runs.latency_budget_s is null then true
             else coalesce(cells.e2e_latency_p95_ms <= 1000 * runs.latency_budget_s, false)
@@ -46,8 +49,14 @@ scored as (
     select
         *,
         meets_latency_budget and meets_cost_budget and meets_error_rate_budget as is_feasible,
-        -- A cut-short cell measured fewer requests than planned: never a best option or a near miss.
-        not is_cut_short as is_eligible,
+        -- A cut-short cell measured fewer requests than planned, a small one too few to trust:
+        -- never a best option or a near miss.
+        count_requests < min_requests_for_best as is_below_min_requests,
+        not is_cut_short and count_requests >= min_requests_for_best as is_eligible,
+        case
+            when is_cut_short then 'cut_short'
+            when count_requests < min_requests_for_best then 'few_requests'
+        end as ineligible_reason,
         (case when meets_latency_budget then 0 else 1 end)
             + (case when meets_cost_budget then 0 else 1 end)
             + (case when meets_error_rate_budget then 0 else 1 end) as count_budgets_broken,
@@ -67,22 +76,31 @@ scored as (
 ranked as (
     select
         *,
+        -- report.selection: cheapest ranks by cost first; fmbench by the highest concurrency first.
         case when is_eligible and is_feasible then row_number() over (
             partition by run_id, is_eligible and is_feasible
-            order by case when cost_per_10k_txn_usd is null then 1 else 0 end, cost_per_10k_txn_usd,
+            order by case when selection_rule = 'fmbench' then -concurrency else 0 end,
+                case when cost_per_10k_txn_usd is null then 1 else 0 end, cost_per_10k_txn_usd,
                 transactions_per_minute desc, e2e_latency_p95_ms, experiment, concurrency, payload_file
         ) end as feasible_rank,
         case when is_eligible and is_feasible then row_number() over (
             partition by run_id, is_eligible and is_feasible, instance_type
-            order by case when cost_per_10k_txn_usd is null then 1 else 0 end, cost_per_10k_txn_usd,
+            order by case when selection_rule = 'fmbench' then -concurrency else 0 end,
+                case when cost_per_10k_txn_usd is null then 1 else 0 end, cost_per_10k_txn_usd,
                 transactions_per_minute desc, e2e_latency_p95_ms, experiment, concurrency, payload_file
         ) end as instance_type_rank,
         case when is_eligible and not is_feasible then row_number() over (
             partition by run_id, is_eligible and not is_feasible
             order by count_budgets_broken, budget_excess, experiment, concurrency, payload_file
         ) end as miss_rank,
+        case when is_eligible and not is_feasible then row_number() over (
+            partition by run_id, is_eligible and not is_feasible, instance_type
+            order by count_budgets_broken, budget_excess, experiment, concurrency, payload_file
+        ) end as instance_type_miss_rank,
         max(case when is_eligible and is_feasible then 1 else 0 end) over (partition by run_id) = 1
-            as run_has_feasible_cell
+            as run_has_feasible_cell,
+        max(case when is_eligible and is_feasible then 1 else 0 end) over (partition by run_id, instance_type) = 1
+            as instance_type_has_feasible_cell
     from scored
 ),
 
@@ -91,7 +109,9 @@ final as (
         *,
         coalesce(feasible_rank = 1, false) as is_best_overall,
         coalesce(instance_type_rank = 1, false) as is_best_for_instance_type,
-        coalesce(not run_has_feasible_cell and miss_rank <= {{ var('nearest_misses') }}, false) as is_nearest_miss
+        coalesce(not run_has_feasible_cell and miss_rank <= {{ var('nearest_misses') }}, false) as is_nearest_miss,
+        coalesce(not instance_type_has_feasible_cell and instance_type_miss_rank = 1, false)
+            as is_nearest_miss_for_instance_type
     from ranked
 )
 

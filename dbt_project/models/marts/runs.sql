@@ -36,11 +36,23 @@ completeness as (
 totals as (
     select
         run_id,
+-- The measured requests (not warm-ups, not cut off), as the cells count them.
+measured as (
+    select
+        run_id,
+        cast(sum(count_requests) as bigint) as count_measured_requests,
+        cast(sum(count_successful_requests) as bigint) as count_measured_successful_requests,
+        cast(sum(count_failed_requests) as bigint) as count_measured_failed_requests
+    from cells
+    group by run_id
+),
+
         count(*) as count_experiments,
         cast(sum(count_requests_sent) as bigint) as count_requests_sent,
         cast(sum(count_successful_requests) as bigint) as count_successful_requests,
         cast(sum(count_failed_requests) as bigint) as count_failed_requests,
         {{ stable_sum("experiment_cost_usd") }} as priced_cost_usd,
+        cast(sum(count_warmup_requests) as bigint) as count_warmup_requests,
         cast(sum(case when is_priced then 0 else 1 end) as bigint) as count_unpriced_experiments
     from experiment_runs
     group by run_id
@@ -68,6 +80,8 @@ final as (
         runs.txn_count_for_showing_cost,
         coalesce(totals.count_experiments, 0) as count_experiments,
         coalesce(totals.count_requests_sent, 0) as count_requests_sent,
+        coalesce(runs.selection_rule, 'cheapest') as selection_rule,
+        coalesce(runs.min_requests_for_best, {{ var('min_requests_for_best') }}) as min_requests_for_best,
         coalesce(totals.count_successful_requests, 0) as count_successful_requests,
         coalesce(totals.count_failed_requests, 0) as count_failed_requests,
         totals.priced_cost_usd as run_cost_usd,
@@ -82,3 +96,10 @@ final as (
 )
 
 select * from final
+        coalesce(totals.count_warmup_requests, 0) as count_warmup_requests,
+        coalesce(measured.count_measured_requests, 0) as count_measured_requests,
+        coalesce(measured.count_measured_successful_requests, 0) as count_measured_successful_requests,
+        coalesce(measured.count_measured_failed_requests, 0) as count_measured_failed_requests,
+        coalesce(totals.count_requests_sent, 0) - coalesce(totals.count_warmup_requests, 0)
+            - coalesce(measured.count_measured_requests, 0) as count_cut_off_requests,
+    left join measured on runs.run_id = measured.run_id

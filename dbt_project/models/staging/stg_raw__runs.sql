@@ -19,6 +19,8 @@ final as (
         cast(status as varchar) as run_status,
         cast(status_message as varchar) as run_status_message,
         cast(dataset_of_interest as varchar) as dataset_of_interest,
+        cast(selection as varchar) as selection_rule,
+        cast(min_requests_for_best as bigint) as min_requests_for_best,
         cast(latency_budget_s as double) as latency_budget_s,
         cast(cost_per_10k_txn_budget_usd as double) as cost_per_10k_txn_budget_usd,
         cast(error_rate_budget as double) as error_rate_budget,
