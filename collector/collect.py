@@ -49,6 +49,7 @@ class RunResult:
     message: str | None = None
     recovered: list[Recovered] = field(default_factory=list)  # abandoned runs found and finished first
     resumed_requests: int | None = None  # with --resume: the missing requests sent
+    client_busy: list[str] = field(default_factory=list)  # why the client machine was busy, if it was
 
 
 def _targets(loaded: LoadedConfig, plan: Plan) -> dict[str, Target]:
@@ -139,20 +140,25 @@ def collect(
     only: tuple[str, ...] = (),
     console: Console | None = None,
     resume: str | None = None,
+    run_group: str | None = None,
+    repeat_index: int = 1,
 ) -> RunResult:
     """Run every cell of the config and record the run; rows already written are never lost.
 
     ``endpoints`` says where each experiment's requests go (see :func:`fmb.endpoints.resolve_endpoints`).
     Runs of earlier collectors that were killed are finished first (see
     :mod:`fmb.collector.recovery`). With ``resume``, only the missing requests of that run's
-    cells are sent, into the same run.
+    cells are sent, into the same run. ``run_group`` and ``repeat_index`` place the run in a
+    group of repeated runs (`fmb run --repeat N`); by default it is a group of its own.
     """
     recovered = recover_abandoned(layout)
     loaded = replace(loaded, experiments=[replace(e, endpoint=endpoints[e.name].address) if e.name in endpoints else e
                                           for e in loaded.experiments])
     plan = make_plan(loaded, layout, only)
     resumption = plan_resumption(loaded, layout, resume, plan.cells) if resume else None
-    recorder = RunRecorder(loaded, layout, resume or new_run_id())
+    if resumption is not None:  # a resumed run stays in its group
+        run_group, repeat_index = resumption.run.get("run_group"), resumption.run.get("repeat_index") or 1
+    recorder = RunRecorder(loaded, layout, resume or new_run_id(), run_group=run_group, repeat_index=repeat_index)
     result = RunResult(recorder.run_id, "running", recovered=recovered)
     if resumption is not None:
         recorder.started_at = resumption.run["started_at"]
@@ -194,4 +200,5 @@ def collect(
         recorder.unlock()  # only once the run's end is recorded: a free lock on a running run means abandoned
         sys.setswitchinterval(switch)
         signal.signal(signal.SIGTERM, sigterm)  # asyncio.run leaves the default handler behind
+    result.client_busy = recorder.busy_reasons()
     return result

@@ -7,12 +7,11 @@ lock while it is being collected.
 from __future__ import annotations
 
 import json
-import platform
 import secrets
-import socket
 from datetime import UTC, datetime
 from typing import Any
 
+from fmb.collector.host import busy_reasons, host_info, load_average_1m, process_cpu_s
 from fmb.collector.parquet_io import write_atomic
 from fmb.collector.plan import Plan
 from fmb.collector.recovery import RunLock
@@ -38,11 +37,18 @@ def new_run_id(now: datetime | None = None) -> str:
 class RunRecorder:
     """Writes the runs, experiments and pricing rows of one run."""
 
-    def __init__(self, loaded: LoadedConfig, layout: ResultsLayout, run_id: str) -> None:
+    def __init__(self, loaded: LoadedConfig, layout: ResultsLayout, run_id: str, *, run_group: str | None = None,
+                 repeat_index: int = 1) -> None:
         self.loaded = loaded
         self.layout = layout
         self.run_id = run_id
+        self.run_group = run_group or run_id
+        self.repeat_index = repeat_index
         self.started_at = datetime.now(UTC)
+        self.host = host_info()
+        self._cpu_s_at_start = process_cpu_s()
+        self._load_before: float | None = None
+        self.last_row: dict[str, Any] | None = None  # the run's row as last written
         self.recorded = False
         self.prices = load_prices(loaded.pricing_path) if loaded.pricing_path else []
         self.redact = loaded.redactor()
@@ -57,7 +63,10 @@ class RunRecorder:
         self._lock.release()
 
     def write_run(self, status: RunStatus, message: str | None = None, ended: bool = False) -> None:
+        """The run's row: the 'before' load average at the first write, the 'after' figures at the end."""
         cfg = self.loaded.config
+        if not self.recorded:
+            self._load_before = load_average_1m()
         row = {
             "run_id": self.run_id,
             "benchmark": self.loaded.name,
@@ -67,8 +76,8 @@ class RunRecorder:
             "config_hash": self.loaded.config_hash,
             "config_json": json.dumps(self.loaded.redacted(), sort_keys=True),
             "fmb_version": __version__,
-            "host": socket.gethostname(),
-            "python_version": platform.python_version(),
+            "host": self.host.host,
+            "python_version": self.host.python_version,
             "started_at": self.started_at,
             "ended_at": datetime.now(UTC) if ended else None,
             "status": status,
@@ -78,9 +87,29 @@ class RunRecorder:
             "cost_per_10k_txn_budget_usd": cfg.report.cost_per_10k_txn_budget,
             "error_rate_budget": cfg.report.error_rate_budget,
             "txn_count_for_showing_cost": cfg.report.txn_count_for_showing_cost,
+            "run_group": self.run_group,
+            "repeat_index": self.repeat_index,
+            "client_cpu_model": self.host.cpu_model,
+            "client_logical_cores": self.host.logical_cores,
+            "client_memory_bytes": self.host.memory_bytes,
+            "client_os": self.host.os,
+            "client_load_1m_before": self._load_before,
+            "client_load_1m_after": load_average_1m() if ended else None,
+            "client_process_cpu_s": process_cpu_s() - self._cpu_s_at_start if ended else None,
         }
         write_atomic([row], RUNS, self.layout.run_table_dir("runs", self.run_id) / "run.parquet")
         self.recorded = True
+        self.last_row = row
+
+    def busy_reasons(self) -> list[str]:
+        """Why the client machine was busy during the run, once its end is recorded (see the runs mart)."""
+        row = self.last_row
+        if row is None or row["ended_at"] is None:
+            return []
+        seconds = (row["ended_at"] - row["started_at"]).total_seconds()
+        share = row["client_process_cpu_s"] / seconds if seconds > 0 else None
+        return busy_reasons(row["client_logical_cores"], row["client_load_1m_before"], row["client_load_1m_after"],
+                            share)
 
     def write_experiments(self, plan: Plan, targets: dict[str, Target], endpoints: dict[str, Endpoint]) -> None:
         rows = []

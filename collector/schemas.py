@@ -100,6 +100,18 @@ RUNS = pa.schema(
         _f("min_requests_for_best", pa.int64(), "report.min_requests_for_best: a cell with fewer measured requests "
            "is never the best option (null before fmb recorded it: 20)."),
         _f("txn_count_for_showing_cost", pa.int64(), "report.txn_count_for_showing_cost.", False),
+        _f("run_group", pa.string(), "Run group: the runs of one `fmb run --repeat N`, named by the first run's id "
+           "(a run on its own is its own group; null in runs collected before fmb recorded groups)."),
+        _f("repeat_index", pa.int32(), "Position of the run in its group: 1, 2, ... (null before fmb recorded it)."),
+        _f("client_cpu_model", pa.string(), "CPU model of the machine that ran the collector."),
+        _f("client_logical_cores", pa.int32(), "Logical CPU cores of the machine that ran the collector."),
+        _f("client_memory_bytes", pa.int64(), "Physical memory of the machine that ran the collector (bytes)."),
+        _f("client_os", pa.string(), "Operating system of the machine that ran the collector."),
+        _f("client_load_1m_before", pa.float64(), "1-minute load average of the client machine when the run started."),
+        _f("client_load_1m_after", pa.float64(), "1-minute load average of the client machine when the run ended; "
+           "null while running or after a crash."),
+        _f("client_process_cpu_s", pa.float64(), "CPU seconds (all threads) the collector process used during the "
+           "run; null while running or after a crash."),
     ]
 )
 

@@ -136,6 +136,10 @@ def print_collect_summary(console: Console, outcome: RunResult, layout: ResultsL
     if outcome.message:
         console.print(f"[yellow]{escape(outcome.message)}[/]", highlight=False)
     console.print(f"{outcome.rows} request rows in {layout.raw / 'requests'}", highlight=False, markup=False)
+    if outcome.client_busy:
+        console.print(f"[yellow]warning:[/] the client machine was busy ({escape('; '.join(outcome.client_busy))}); "
+                      "its timings may be inflated. Collect again on a quieter machine, or with lower concurrency.",
+                      highlight=False, soft_wrap=True)
 
 
 def print_left_running(console: Console, deployments: list[Deployment], config: str, results: Path) -> None:

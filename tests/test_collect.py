@@ -205,6 +205,45 @@ def test_rows_are_queryable_with_duckdb_and_match_the_schema(tmp_path: Path, cli
     assert len(experiments) == 1
 
 
+def test_the_run_records_the_client_host(tmp_path: Path, cli_runner, monkeypatch) -> None:
+    """CPU, cores, memory, OS, Python, fmb version and load before and after; a busy client is warned about."""
+    import os
+    import platform
+
+    from fmb import __version__
+
+    # A load average far above any core count: the client counts as busy and collect says so.
+    monkeypatch.setattr(os, "getloadavg", lambda: (512.0, 0.0, 0.0))
+    with mock_server(ttft_ms=5, itl_ms=1, output_tokens=4) as url:
+        config = make_config(tmp_path, url, concurrency=(1,), rounds=2)
+        result = prepare_and_collect(cli_runner, config, tmp_path / "results")
+    assert result.exit_code == 0, result.output
+    (run,) = run_rows(tmp_path / "results")
+    assert run["client_logical_cores"] == os.cpu_count() and run["client_logical_cores"] > 0
+    assert run["client_memory_bytes"] > 0
+    assert run["client_cpu_model"] and run["client_os"] == platform.platform()
+    assert run["python_version"] == platform.python_version() and run["fmb_version"] == __version__
+    assert run["client_load_1m_before"] == run["client_load_1m_after"] == 512.0
+    assert run["client_process_cpu_s"] >= 0
+    assert run["run_group"] == run["run_id"] and run["repeat_index"] == 1
+    assert "warning: the client machine was busy" in result.output
+    assert "1-minute load average 512.00 before the run" in result.output
+
+
+def test_an_idle_client_is_not_warned_about(tmp_path: Path, cli_runner, monkeypatch) -> None:
+    import os
+
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    with mock_server(ttft_ms=5, itl_ms=1, output_tokens=4) as url:
+        config = make_config(tmp_path, url, concurrency=(1,), rounds=2)
+        result = prepare_and_collect(cli_runner, config, tmp_path / "results")
+    assert result.exit_code == 0, result.output
+    (run,) = run_rows(tmp_path / "results")
+    assert run["client_load_1m_before"] == run["client_load_1m_after"] == 0.0
+    # The collector's own CPU share may still flag a slow machine; the load average alone does not.
+    assert "load average" not in result.output
+
+
 def test_unreachable_endpoint_is_one_paragraph_and_no_run(tmp_path: Path, cli_runner) -> None:
     with mock_server() as url:
         config = make_config(tmp_path, url, concurrency=(1,), rounds=1)

@@ -1,6 +1,9 @@
 -- One row per run: the config it ran, how it ended, how much it sent and what it cost.
 with runs as (
-    select * from {{ ref('stg_raw__runs') }}
+    select
+        *,
+        client_process_cpu_s / nullif({{ duration_s('started_at', 'ended_at') }}, 0) as client_process_cpu_share
+    from {{ ref('stg_raw__runs') }}
 ),
 
 experiment_runs as (
@@ -78,6 +81,26 @@ final as (
         runs.cost_per_10k_txn_budget_usd,
         runs.error_rate_budget,
         runs.txn_count_for_showing_cost,
+        runs.run_group,
+        runs.repeat_index,
+        runs.python_version,
+        runs.client_cpu_model,
+        runs.client_logical_cores,
+        runs.client_memory_bytes,
+        runs.client_os,
+        runs.client_load_1m_before,
+        runs.client_load_1m_after,
+        runs.client_process_cpu_s,
+        runs.client_process_cpu_share,
+        -- Busy: a load average above a share of the cores before or after the run, or the
+        -- collector itself near one full core (its event loop then delays the timings it takes).
+        case
+            when runs.client_load_1m_before is null and runs.client_load_1m_after is null
+                and runs.client_process_cpu_share is null then null
+            else coalesce(runs.client_load_1m_before > {{ var('client_busy_load_per_core') }} * runs.client_logical_cores, false)
+                or coalesce(runs.client_load_1m_after > {{ var('client_busy_load_per_core') }} * runs.client_logical_cores, false)
+                or coalesce(runs.client_process_cpu_share >= {{ var('client_busy_cpu_share') }}, false)
+        end as is_client_busy,
         coalesce(totals.count_experiments, 0) as count_experiments,
         coalesce(totals.count_requests_sent, 0) as count_requests_sent,
         coalesce(runs.selection_rule, 'cheapest') as selection_rule,

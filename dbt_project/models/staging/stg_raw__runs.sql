@@ -24,7 +24,17 @@ final as (
         cast(latency_budget_s as double) as latency_budget_s,
         cast(cost_per_10k_txn_budget_usd as double) as cost_per_10k_txn_budget_usd,
         cast(error_rate_budget as double) as error_rate_budget,
-        cast(txn_count_for_showing_cost as bigint) as txn_count_for_showing_cost
+        cast(txn_count_for_showing_cost as bigint) as txn_count_for_showing_cost,
+        -- A run collected before fmb recorded groups is a group of its own.
+        coalesce(cast(run_group as varchar), cast(run_id as varchar)) as run_group,
+        coalesce(cast(repeat_index as integer), 1) as repeat_index,
+        cast(client_cpu_model as varchar) as client_cpu_model,
+        cast(client_logical_cores as integer) as client_logical_cores,
+        cast(client_memory_bytes as bigint) as client_memory_bytes,
+        cast(client_os as varchar) as client_os,
+        cast(client_load_1m_before as double) as client_load_1m_before,
+        cast(client_load_1m_after as double) as client_load_1m_after,
+        cast(client_process_cpu_s as double) as client_process_cpu_s
     from source
 )
 
