@@ -36,9 +36,6 @@ completeness as (
     group by planned.run_id
 ),
 
-totals as (
-    select
-        run_id,
 -- The measured requests (not warm-ups, not cut off), as the cells count them.
 measured as (
     select
@@ -50,12 +47,15 @@ measured as (
     group by run_id
 ),
 
+totals as (
+    select
+        run_id,
         count(*) as count_experiments,
         cast(sum(count_requests_sent) as bigint) as count_requests_sent,
+        cast(sum(count_warmup_requests) as bigint) as count_warmup_requests,
         cast(sum(count_successful_requests) as bigint) as count_successful_requests,
         cast(sum(count_failed_requests) as bigint) as count_failed_requests,
         {{ stable_sum("experiment_cost_usd") }} as priced_cost_usd,
-        cast(sum(count_warmup_requests) as bigint) as count_warmup_requests,
         cast(sum(case when is_priced then 0 else 1 end) as bigint) as count_unpriced_experiments
     from experiment_runs
     group by run_id
@@ -80,6 +80,8 @@ final as (
         runs.latency_budget_s,
         runs.cost_per_10k_txn_budget_usd,
         runs.error_rate_budget,
+        coalesce(runs.selection_rule, 'cheapest') as selection_rule,
+        coalesce(runs.min_requests_for_best, {{ var('min_requests_for_best') }}) as min_requests_for_best,
         runs.txn_count_for_showing_cost,
         runs.run_group,
         runs.repeat_index,
@@ -103,8 +105,12 @@ final as (
         end as is_client_busy,
         coalesce(totals.count_experiments, 0) as count_experiments,
         coalesce(totals.count_requests_sent, 0) as count_requests_sent,
-        coalesce(runs.selection_rule, 'cheapest') as selection_rule,
-        coalesce(runs.min_requests_for_best, {{ var('min_requests_for_best') }}) as min_requests_for_best,
+        coalesce(totals.count_warmup_requests, 0) as count_warmup_requests,
+        coalesce(measured.count_measured_requests, 0) as count_measured_requests,
+        coalesce(measured.count_measured_successful_requests, 0) as count_measured_successful_requests,
+        coalesce(measured.count_measured_failed_requests, 0) as count_measured_failed_requests,
+        coalesce(totals.count_requests_sent, 0) - coalesce(totals.count_warmup_requests, 0)
+            - coalesce(measured.count_measured_requests, 0) as count_cut_off_requests,
         coalesce(totals.count_successful_requests, 0) as count_successful_requests,
         coalesce(totals.count_failed_requests, 0) as count_failed_requests,
         totals.priced_cost_usd as run_cost_usd,
@@ -115,14 +121,8 @@ final as (
         completeness.count_cut_short_cells
     from runs
     left join totals on runs.run_id = totals.run_id
+    left join measured on runs.run_id = measured.run_id
     left join completeness on runs.run_id = completeness.run_id
 )
 
 select * from final
-        coalesce(totals.count_warmup_requests, 0) as count_warmup_requests,
-        coalesce(measured.count_measured_requests, 0) as count_measured_requests,
-        coalesce(measured.count_measured_successful_requests, 0) as count_measured_successful_requests,
-        coalesce(measured.count_measured_failed_requests, 0) as count_measured_failed_requests,
-        coalesce(totals.count_requests_sent, 0) - coalesce(totals.count_warmup_requests, 0)
-            - coalesce(measured.count_measured_requests, 0) as count_cut_off_requests,
-    left join measured on runs.run_id = measured.run_id
