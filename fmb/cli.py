@@ -205,17 +205,21 @@ def cleanup(config: Path, assignments: tuple[str, ...], results: Path) -> None:
 @cli.command("run")
 @config_options
 @click.option("--quiet", is_flag=True, help="No progress display while collecting.")
-def run_command(config: Path, assignments: tuple[str, ...], results: Path, quiet: bool) -> None:
+@click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
+              help="Run the collect step N times into one run group; the report shows the spread of each cell.")
+def run_command(config: Path, assignments: tuple[str, ...], results: Path, quiet: bool, repeat: int) -> None:
     """Run the whole benchmark: prepare, deploy, collect, dbt build, report, cleanup.
 
     Honours the config's run_steps (FMBench's old and new step names). What this run
     deployed is removed again even when a later step fails or the run is interrupted.
+    With --repeat N the collect step runs N times against the same endpoints, into one
+    run group, so that the report can tell a change from noise.
     """
     from fmb.run import run
 
     loaded = _load(config, assignments, results)
     try:
-        outcome = run(loaded, ResultsLayout(results), console, quiet=quiet, config_arg=str(config))
+        outcome = run(loaded, ResultsLayout(results), console, quiet=quiet, config_arg=str(config), repeat=repeat)
     except KeyboardInterrupt:
         err_console.print("Interrupted; what was measured is kept, and what this run deployed was removed.")
         sys.exit(130)

@@ -27,7 +27,8 @@ from fmb.paths import ResultsLayout
 @dataclass
 class RunOutcome:
     steps: list[str]
-    run_id: str | None = None
+    run_id: str | None = None  # the last collected run (the one the report shows)
+    run_ids: list[str] = field(default_factory=list)  # every run collected, in order (one run group)
     report: Path | None = None
     left_running: list[str] = field(default_factory=list)
 
@@ -37,7 +38,8 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def run(loaded: LoadedConfig, layout: ResultsLayout, console: Console, *, quiet: bool = False,
-        config_arg: str = "CONFIG") -> RunOutcome:
+        config_arg: str = "CONFIG", repeat: int = 1) -> RunOutcome:
+    """Run the config's steps; with ``repeat`` > 1 the collect step runs that many times into one run group."""
     from fmb.collector.collect import collect
     from fmb.endpoints import resolve_endpoints
     from fmb.prepare.payloads import prepare
@@ -63,11 +65,17 @@ def run(loaded: LoadedConfig, layout: ResultsLayout, console: Console, *, quiet:
         if "collect" in steps:
             console.rule("collect")
             ready, endpoints = resolve_endpoints(loaded, layout)
-            result = collect(ready, layout, endpoints, quiet=quiet, console=console)
-            print_collect_summary(console, result, layout)
-            outcome.run_id = result.run_id
-            if result.status == "interrupted":
-                raise KeyboardInterrupt
+            for index in range(1, repeat + 1):
+                if repeat > 1:
+                    console.print(f"Run {index} of {repeat}" + (f" (run group {outcome.run_ids[0]})" if outcome.run_ids
+                                                                else ""), highlight=False, markup=False)
+                result = collect(ready, layout, endpoints, quiet=quiet, console=console,
+                                 run_group=outcome.run_ids[0] if outcome.run_ids else None, repeat_index=index)
+                print_collect_summary(console, result, layout)
+                outcome.run_id = result.run_id
+                outcome.run_ids.append(result.run_id)
+                if result.status == "interrupted":
+                    raise KeyboardInterrupt
         if "build" in steps:
             console.rule("build")
             built = build(layout.root, on_wait=lambda message: console.print(message, highlight=False, markup=False))

@@ -49,6 +49,11 @@ def points(fraction_change: float | None) -> str:
     return MISSING if fraction_change is None else f"{100 * fraction_change:+.1f} points"
 
 
+def gib(size_bytes: int | None) -> str:
+    """A size in bytes as GiB."""
+    return MISSING if size_bytes is None else f"{size_bytes / 2**30:,.1f} GiB"
+
+
 def timestamp(value: datetime | None) -> str:
     return MISSING if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
@@ -111,6 +116,7 @@ FILTERS = {
     "signed_percent": signed_percent,
     "points": points,
     "timestamp": timestamp,
+    "gib": gib,
     "text": text,
     "cell": text,  # the older name of `text`
     "code": code,

@@ -244,6 +244,34 @@ def test_an_idle_client_is_not_warned_about(tmp_path: Path, cli_runner, monkeypa
     assert "load average" not in result.output
 
 
+def test_run_repeat_collects_one_run_group_and_reports_its_spread(tmp_path: Path, cli_runner) -> None:
+    from fmb.warehouse.build import warehouse_path
+    from tests.rawdata import query
+
+    results = tmp_path / "results"
+    with mock_server(ttft_ms=5, itl_ms=1, output_tokens=4) as url:
+        config = make_config(tmp_path, url, concurrency=(1, 2), rounds=4,
+                             extra="run_steps: {prepare: true, collect: true, build: true, report: true}\n")
+        result = run_cli(cli_runner, "run", str(config), "--results", str(results), "--quiet", "--repeat", "2")
+    assert result.exit_code == 0, result.output
+    assert "Run 2 of 2" in result.output
+    runs = sorted(run_rows(results), key=lambda r: r["repeat_index"])
+    assert [r["repeat_index"] for r in runs] == [1, 2]
+    assert {r["run_group"] for r in runs} == {runs[0]["run_id"]} and runs[0]["run_id"] != runs[1]["run_id"]
+    spreads = query(warehouse_path(results), "select * from cell_spreads order by concurrency")
+    assert [(s["run_group"], s["concurrency"], s["count_runs"]) for s in spreads] == [
+        (runs[0]["run_id"], 1, 2), (runs[0]["run_id"], 2, 2)]
+    assert all(s["min_e2e_latency_p95_ms"] <= s["mean_e2e_latency_p95_ms"] <= s["max_e2e_latency_p95_ms"]
+               for s in spreads)
+    # The second run against the first: the same group, so every change is within its spread.
+    compared = query(warehouse_path(results), "select * from run_comparisons where run_id = ?", [runs[1]["run_id"]])
+    assert len(compared) == 2 and all(c["is_change_noise"] is True for c in compared)
+    report = next((results / "reports").rglob("report.md")).read_text(encoding="utf-8")
+    assert "## Spread over the run group" in report and "This run is one of 2 runs of group" in report
+    assert "| Within the noise |" in report and report.count("| yes |") == 2
+    assert "| Client |" in report and "| Client load (1 min) |" in report
+
+
 def test_unreachable_endpoint_is_one_paragraph_and_no_run(tmp_path: Path, cli_runner) -> None:
     with mock_server() as url:
         config = make_config(tmp_path, url, concurrency=(1,), rounds=1)

@@ -23,7 +23,7 @@ from fmb.warehouse.build import build, warehouse_path
 from tests.rawdata import query, write_run
 
 MARTS = ["cells", "recommendations", "latency_by_prompt_size", "latency_histograms", "run_comparisons",
-         "experiment_runs", "runs", "request_errors"]
+         "experiment_runs", "runs", "request_errors", "cell_spreads"]
 
 
 def test_sources_declare_exactly_the_collector_schemas() -> None:
