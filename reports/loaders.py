@@ -91,7 +91,9 @@ def definitions(path: Path = METRIC_DOCS) -> list[tuple[str, str]]:
 _CANDIDATE_COLUMNS = """
     r.experiment, r.payload_file, r.concurrency, r.instance_type, r.instance_count,
     r.is_feasible, r.budgets_broken, r.count_budgets_broken, r.feasible_rank, r.instance_type_rank, r.miss_rank,
-    r.is_best_overall, r.is_best_for_instance_type, r.is_nearest_miss,
+    r.is_best_overall, r.is_best_for_instance_type, r.is_nearest_miss, r.is_nearest_miss_for_instance_type,
+    r.is_eligible, r.ineligible_reason, r.selection_rule, r.min_requests_for_best, c.is_cut_short,
+    c.is_percentile_from_few_requests, c.is_p99_from_few_requests,
     r.meets_latency_budget, r.meets_cost_budget, r.meets_error_rate_budget,
     c.error_rate, c.count_requests, c.count_successful_requests,
     c.prompt_tokens_mean, c.completion_tokens_mean, c.input_tokens_per_s, c.output_tokens_per_s,
@@ -123,7 +125,10 @@ def load(warehouse: Path, run_id: str | None = None, benchmark: str | None = Non
             candidates=candidates,
             best=best[0] if best else None,
             best_per_instance_type=_rows(
-                con, candidates_sql + "and r.is_best_for_instance_type order by r.feasible_rank", [run_id]
+                con,
+                candidates_sql + "and (r.is_best_for_instance_type or r.is_nearest_miss_for_instance_type)"
+                " order by r.is_best_for_instance_type desc, r.feasible_rank, r.instance_type_miss_rank, r.instance_type",
+                [run_id],
             ),
             nearest_misses=_rows(con, candidates_sql + "and r.is_nearest_miss order by r.miss_rank", [run_id]),
             errors=_rows(

@@ -62,8 +62,8 @@ def number(text: str) -> float | None:
 
 
 def near(shown: str, value: float | None, scale: float = 1.0) -> bool:
-    """The shown text is the value (times scale) rounded to the shown precision."""
-    shown = shown.strip().strip("*")
+    """The shown text is the value (times scale) rounded to the shown precision (a few-requests mark dropped)."""
+    shown = shown.strip().strip("*").rstrip("†‡")
     if value is None:
         return shown == "n/a"
     parsed = number(shown)
@@ -79,6 +79,14 @@ def test_report_numbers_equal_the_marts(built, tmp_path: Path) -> None:
 
     (run,) = mart(results, "select * from runs where run_id = ?", [second])
     assert f"`{second}`" in text and run["config_hash"] in text and run["fmb_version"] in text
+    # Warm-ups and measured requests are counted apart and add up to what was sent.
+    assert run["count_warmup_requests"] > 0 and run["count_measured_requests"] > 0
+    assert (f"| Requests | {run['count_requests_sent']} sent = {run['count_warmup_requests']} warm-ups (not measured)"
+            f" + {run['count_measured_requests']} measured ({run['count_measured_successful_requests']} succeeded,"
+            f" {run['count_measured_failed_requests']} failed)") in text
+    assert run["count_requests_sent"] == (run["count_warmup_requests"] + run["count_measured_requests"]
+                                          + run["count_cut_off_requests"])
+    assert "Selection rule (`report.selection: cheapest`): the cheapest cell that meets every budget" in text
 
     best = mart(results, "select c.* from recommendations r join cells c using (run_id, experiment, payload_file,"
                          " concurrency) where r.run_id = ? and r.is_best_overall", [second])
@@ -99,6 +107,16 @@ def test_report_numbers_equal_the_marts(built, tmp_path: Path) -> None:
     else:
         assert "No option meets every budget" in summary
 
+    # Every instance type of the dataset of interest has a row: its best option or its nearest miss.
+    flagged = mart(results, "select instance_type, is_best_for_instance_type, is_nearest_miss_for_instance_type"
+                            " from recommendations where run_id = ?", [second])
+    per_type = table(section(text, "### Best option per instance type"))
+    assert sorted(row[0].split(" x ", 1)[1] for row in per_type) == sorted({r["instance_type"] for r in flagged})
+    for row in per_type:
+        (r,) = [f for f in flagged if f["instance_type"] == row[0].split(" x ", 1)[1]
+                and (f["is_best_for_instance_type"] or f["is_nearest_miss_for_instance_type"])]
+        assert row[1].startswith("yes" if r["is_best_for_instance_type"] else "no, nearest miss: breaks ")
+
     cells = {(c["experiment"], c["payload_file"], c["concurrency"]): c
              for c in mart(results, "select * from cells where run_id = ?", [second])}
     all_cells = section(text, "## All cells")
@@ -112,6 +130,8 @@ def test_report_numbers_equal_the_marts(built, tmp_path: Path) -> None:
                 assert int(row[1]) == cell["count_requests"]
                 assert near(row[2], cell["error_rate"], 100)
                 p50, p95, p99 = row[3].split(" / ")
+                assert p50.endswith("†") == cell["is_percentile_from_few_requests"]
+                assert p99.endswith("‡") == cell["is_p99_from_few_requests"]
                 assert near(p50, cell["e2e_latency_p50_ms"], 1e-3) and near(p99, cell["e2e_latency_p99_ms"], 1e-3)
                 assert near(row[4].split(" / ")[0], cell["ttft_p50_ms"], 1e-3)
                 assert near(row[5].split(" / ")[1], cell["tpot_p95_ms"])
@@ -203,6 +223,11 @@ NO_PRICES = CONFIG.replace("pricing: pricing.yml", "pricing: nothing.yml")
          ["The best option for this workload is", "### priced"]),
         ("no prices", {"pricing_text": "pricing: {instance_based: {}}\n"},
          ["3 experiments have no price", "_Not drawn: no cell of the dataset of interest has both a p95 latency and a price_"]),
+        ("few requests", {"rows_per_cell": 12},
+         ["No cell can be ranked", "cells were left out of the ranking", "fewer than 20 requests)",
+          "† from fewer than 20 successful requests", "‡ p99 from fewer than 100"]),
+        ("fmbench rule", {"config_text": CONFIG.replace("latency_budget: 1.5,", "latency_budget: 1.5, selection: fmbench,")},
+         ["Selection rule (`report.selection: fmbench`): FMBench's, the highest concurrency that meets every budget"]),
         ("no failures", {"weights": {"ok": 1}},
          ["No measured request failed.", "### Error rate vs concurrency\n\n_Not drawn: no measured request failed "
           "(error rate 0% in every cell, payload file payload_en_1-100.jsonl)_",
@@ -211,7 +236,7 @@ NO_PRICES = CONFIG.replace("pricing: pricing.yml", "pricing: nothing.yml")
 )
 def test_degenerate_runs_still_render(tmp_path: Path, cli_runner, case: str, kwargs: dict, expect: list[str]) -> None:
     results = tmp_path / "results"
-    write_run(tmp_path, results, 7, datetime(2026, 3, 1, tzinfo=UTC), rows_per_cell=30, **kwargs)
+    write_run(tmp_path, results, 7, datetime(2026, 3, 1, tzinfo=UTC), **{"rows_per_cell": 30, **kwargs})
     build(results)
     result = cli_runner.invoke(cli, ["report", "--results", str(results)], terminal_width=200)
     assert result.exit_code == 0, result.output
