@@ -35,6 +35,7 @@ class ReportData:
     prompt_size: list[Row]
     histograms: list[Row]
     comparisons: list[Row]
+    spreads: list[Row] = field(default_factory=list)  # cells of the run's group, when it has several runs
     definitions: list[tuple[str, str]] = field(default_factory=list)
 
     @property
@@ -158,6 +159,12 @@ def load(warehouse: Path, run_id: str | None = None, benchmark: str | None = Non
                 "select * from run_comparisons where run_id = ? and previous_run_id is not null"
                 " order by experiment, payload_file, concurrency",
                 [run_id],
+            ),
+            spreads=_rows(
+                con,
+                "select * from cell_spreads where run_group = ? and count_runs > 1"
+                " order by experiment, payload_file, concurrency",
+                [run["run_group"]],
             ),
             definitions=definitions(),
         )
