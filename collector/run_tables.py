@@ -86,6 +86,8 @@ class RunRecorder:
             "latency_budget_s": cfg.report.latency_budget,
             "cost_per_10k_txn_budget_usd": cfg.report.cost_per_10k_txn_budget,
             "error_rate_budget": cfg.report.error_rate_budget,
+            "selection": cfg.report.selection,
+            "min_requests_for_best": cfg.report.min_requests_for_best,
             "txn_count_for_showing_cost": cfg.report.txn_count_for_showing_cost,
             "run_group": self.run_group,
             "repeat_index": self.repeat_index,
@@ -115,8 +117,6 @@ class RunRecorder:
         rows = []
         for exp in plan.experiments:
             spec = exp.spec
-            "selection": cfg.report.selection,
-            "min_requests_for_best": cfg.report.min_requests_for_best,
             endpoint = endpoints.get(exp.name, Endpoint(exp.endpoint))
             rows.append(
                 {
