@@ -28,6 +28,7 @@ def test_the_summary_counts_node_types(by_type: dict, said: str) -> None:
     assert BuildResult(by_type=by_type).summary() == said
 
 
+@pytest.mark.slow
 def test_fmb_build_says_models_built_and_tests_passed(tmp_path: Path, cli_runner) -> None:
     results = tmp_path / "results"
     write_run(tmp_path, results, 3, datetime(2026, 2, 3, tzinfo=UTC))

@@ -226,7 +226,7 @@ def tiny_real_config(tmp_path: Path, concurrency: str = "[1, 2]", rounds: int = 
     text = text.replace("pricing: pricing.yml", f"pricing: {Path(__file__).resolve().parent.parent / 'configs' / 'pricing.yml'}")
     text = text.replace("max_tokens: 24", "max_tokens: 8")
     # One experiment and the small prompts only.
-    text = text.split("- name: gemma-270m-2-threads")[0] + "\nreport:\n  latency_budget: 30\n"
+    text = text.split("- name: gemma-270m-2-threads")[0] + "\nreport:\n  latency_budget: 30\n  min_requests_for_best: 1\n"
     text = text.replace("  - payload_en_150-450.jsonl\n", "").replace("en_150-450", "en_1-150")
     path = tmp_path / "demo.yml"
     path.write_text(text)

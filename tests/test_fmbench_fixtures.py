@@ -20,6 +20,8 @@ from fmb.config import load_config
 from tests.aws_servers import CREDENTIALS, bring_endpoint, created_resources, moto_server, seed_jumpstart
 from tests.test_aws import no_real_aws  # noqa: F401 - the same isolation from the machine's AWS settings
 
+pytestmark = pytest.mark.slow  # servers in subprocesses, dbt builds or a real model
+
 LONGBENCH_FILES = ["2wikimqa_e", "2wikimqa", "hotpotqa_e", "hotpotqa", "narrativeqa", "triviaqa_e", "triviaqa"]
 # Prompt lengths (by FMBench's 750 words = 1000 tokens rule) inside every filter the sample configs use.
 TARGET_TOKENS = [120, 300, 700, 920, 1500, 2500, 3200, 3500, 3700, 3900, 4500, 5500]

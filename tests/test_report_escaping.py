@@ -17,6 +17,8 @@ from fmb.paths import ResultsLayout, slug
 from fmb.warehouse.build import build, warehouse_path
 from tests import rawdata
 
+pytestmark = pytest.mark.slow  # servers in subprocesses, dbt builds or a real model
+
 BENCHMARK = "wh <script>alert(1)</script> | [x](http://evil.example)"
 MODEL = "m ``` <img src=x onerror=alert(2)> </code> _em_ *b*"
 TITLE = "T [link](http://evil.example) ![i](http://evil.example/i.png) <b>bold</b> | pipe ~~s~~ #"

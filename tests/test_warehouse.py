@@ -22,6 +22,8 @@ from fmb.paths import PROJECT_ROOT
 from fmb.warehouse.build import build, warehouse_path
 from tests.rawdata import query, write_run
 
+pytestmark = pytest.mark.slow  # servers in subprocesses, dbt builds or a real model
+
 MARTS = ["cells", "recommendations", "latency_by_prompt_size", "latency_histograms", "run_comparisons",
          "experiment_runs", "runs", "request_errors", "cell_spreads"]
 

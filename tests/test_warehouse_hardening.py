@@ -24,6 +24,8 @@ from fmb.warehouse.lock import lock_path
 from tests.rawdata import query, write_run
 from tests.test_warehouse import MARTS
 
+pytestmark = pytest.mark.slow  # servers in subprocesses, dbt builds or a real model
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
