@@ -21,6 +21,7 @@ import time
 
 import aiohttp
 import httpx
+
 from fmb.collector.mock.process import mock_server
 
 BODY = {"model": "m", "messages": [{"role": "user", "content": "hello " * 50}], "stream": True, "max_tokens": 32}

@@ -18,9 +18,9 @@ from textwrap import dedent
 
 import pyarrow.dataset as ds
 from click.testing import CliRunner
-from fmb.collector.mock.process import mock_server
 
 from fmb.cli import cli
+from fmb.collector.mock.process import mock_server
 
 CONFIG = """
 general: {name: calibration}
@@ -55,13 +55,21 @@ def one_run() -> list[tuple[int, float, float]]:
             result = runner.invoke(cli, [*args, str(config), "--results", str(folder / "results")])
             if result.exit_code:
                 raise SystemExit(result.output)
-    rows = [r for r in ds.dataset(folder / "results" / "raw" / "requests", partitioning="hive").to_table().to_pylist()
-            if not r["is_warmup"] and r["status"] == "ok"]
+    rows = [
+        r
+        for r in ds.dataset(folder / "results" / "raw" / "requests", partitioning="hive").to_table().to_pylist()
+        if not r["is_warmup"] and r["status"] == "ok"
+    ]
     out = []
     for c in (1, 4, 16):
         cell = [r for r in rows if r["concurrency"] == c]
-        out.append((c, statistics.median(r["ttft_ms"] for r in cell),
-                    statistics.median(g for r in cell for g in r["chunk_gaps_ms"])))
+        out.append(
+            (
+                c,
+                statistics.median(r["ttft_ms"] for r in cell),
+                statistics.median(g for r in cell for g in r["chunk_gaps_ms"]),
+            )
+        )
     return out
 
 

@@ -28,15 +28,21 @@ def main() -> None:
     results = Path(tempfile.mkdtemp(prefix="fmb-bench-")) / "results"
     try:
         rows = write_raw(results, args.rows_per_run, args.runs)
-        subprocess.run([sys.executable, "-m", "fmb", "build", "--results", str(results)], check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "fmb", "build", "--results", str(results)], check=True, stdout=subprocess.DEVNULL
+        )
         print(f"warehouse of {args.runs} runs, {rows:,} request rows", flush=True)
         for attempt in (1, 2):
             started = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "fmb", "report", "--results", str(results)], check=True,
-                           stdout=subprocess.DEVNULL)
-            print(f"fmb report (latest run, process start included), attempt {attempt}: "
-                  f"{time.perf_counter() - started:.1f} s")
+            subprocess.run(
+                [sys.executable, "-m", "fmb", "report", "--results", str(results)],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+            print(
+                f"fmb report (latest run, process start included), attempt {attempt}: "
+                f"{time.perf_counter() - started:.1f} s"
+            )
     finally:
         shutil.rmtree(results.parent, ignore_errors=True)
 

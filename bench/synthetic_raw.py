@@ -10,13 +10,17 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+
 from fmb.collector.parquet_io import write_atomic
 from fmb.collector.schemas import CELLS, EXPERIMENTS, PRICING, PROMPTS, REQUESTS, RUNS
-
 from fmb.paths import ResultsLayout
 
-EXPERIMENTS_ = [("g5-xl", "ml.g5.xlarge", 1.4084), ("g5-2xl", "ml.g5.2xlarge", 1.515),
-                ("g6-2xl", "ml.g6.2xlarge", 1.222), ("p4d", "ml.p4d.24xlarge", 37.688)]
+EXPERIMENTS_ = [
+    ("g5-xl", "ml.g5.xlarge", 1.4084),
+    ("g5-2xl", "ml.g5.2xlarge", 1.515),
+    ("g6-2xl", "ml.g6.2xlarge", 1.222),
+    ("p4d", "ml.p4d.24xlarge", 37.688),
+]
 PAYLOADS = [f"payload_en_{a}-{b}.jsonl" for a, b in ((1, 500), (500, 1000), (1000, 2000), (2000, 3000), (3000, 4000))]
 CONCURRENCY = [1, 2, 4, 8, 16, 32]
 
@@ -68,8 +72,13 @@ def write_raw(results: Path, rows: int, runs: int = 1) -> int:
     """``runs`` runs of ``rows`` request rows each; returns the rows written."""
     written = 0
     for i in range(runs):
-        written += write_run(results, f"bench-run-{i:04d}", rows, np.random.default_rng(i),
-                             datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=i))
+        written += write_run(
+            results,
+            f"bench-run-{i:04d}",
+            rows,
+            np.random.default_rng(i),
+            datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=i),
+        )
     return written
 
 
@@ -84,23 +93,63 @@ def write_run(results: Path, run_id: str, rows: int, rng: np.random.Generator, n
             write_atomic(table.slice(start, 250_000), REQUESTS, directory / f"part-{i:05d}.parquet")
         written += table.num_rows
         planned = table.group_by(["payload_file", "concurrency"]).aggregate([("request_index", "count")]).to_pylist()
-        cells.extend({"run_id": run_id, "experiment": name, "payload_file": c["payload_file"],
-                      "concurrency": c["concurrency"], "planned_requests": c["request_index_count"],
-                      "warmup_requests": 0} for c in planned)
+        cells.extend(
+            {
+                "run_id": run_id,
+                "experiment": name,
+                "payload_file": c["payload_file"],
+                "concurrency": c["concurrency"],
+                "planned_requests": c["request_index_count"],
+                "warmup_requests": 0,
+            }
+            for c in planned
+        )
     write_atomic(cells, CELLS, layout.run_table_dir("cells", run_id) / "cells.parquet")
     run = {f.name: None for f in RUNS} | {
-        "run_id": run_id, "benchmark": "bench", "config_path": "bench", "config_hash": "0", "config_json": "{}",
-        "fmb_version": "bench", "host": "bench", "python_version": "3", "started_at": now, "ended_at": now,
-        "status": "completed", "dataset_of_interest": "en_1000-2000", "latency_budget_s": 2.0,
-        "cost_per_10k_txn_budget_usd": 50.0, "error_rate_budget": 0.05, "txn_count_for_showing_cost": 10000}
+        "run_id": run_id,
+        "benchmark": "bench",
+        "config_path": "bench",
+        "config_hash": "0",
+        "config_json": "{}",
+        "fmb_version": "bench",
+        "host": "bench",
+        "python_version": "3",
+        "started_at": now,
+        "ended_at": now,
+        "status": "completed",
+        "dataset_of_interest": "en_1000-2000",
+        "latency_budget_s": 2.0,
+        "cost_per_10k_txn_budget_usd": 50.0,
+        "error_rate_budget": 0.05,
+        "txn_count_for_showing_cost": 10000,
+    }
     write_atomic([run], RUNS, layout.run_table_dir("runs", run_id) / "run.parquet")
-    experiments = [{f.name: None for f in EXPERIMENTS} | {
-        "run_id": run_id, "experiment": name, "backend": "sagemaker", "instance_type": instance, "instance_count": 1,
-        "deployed": False, "stream": True} for name, instance, _ in EXPERIMENTS_]
+    experiments = [
+        {f.name: None for f in EXPERIMENTS}
+        | {
+            "run_id": run_id,
+            "experiment": name,
+            "backend": "sagemaker",
+            "instance_type": instance,
+            "instance_count": 1,
+            "deployed": False,
+            "stream": True,
+        }
+        for name, instance, _ in EXPERIMENTS_
+    ]
     write_atomic(experiments, EXPERIMENTS, layout.run_table_dir("experiments", run_id) / "experiments.parquet")
-    prices = [{"run_id": run_id, "pricing_type": "instance", "price_key": instance, "price_per_hour_usd": price,
-               "input_per_1k_tokens_usd": None, "output_per_1k_tokens_usd": None, "source": "bench"}
-              for _, instance, price in EXPERIMENTS_]
+    prices = [
+        {
+            "run_id": run_id,
+            "pricing_type": "instance",
+            "price_key": instance,
+            "price_per_hour_usd": price,
+            "input_per_1k_tokens_usd": None,
+            "output_per_1k_tokens_usd": None,
+            "source": "bench",
+        }
+        for _, instance, price in EXPERIMENTS_
+    ]
     write_atomic(prices, PRICING, layout.run_table_dir("pricing", run_id) / "pricing.parquet")
     write_atomic([], PROMPTS, layout.prompts_dir("bench") / "prompts.parquet")
     return written

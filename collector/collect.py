@@ -13,6 +13,8 @@ import sys
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from rich.console import Console
+
 from fmb.collector.plan import Plan, make_plan
 from fmb.collector.progress import CellProgress
 from fmb.collector.recovery import Recovered, recover_abandoned
@@ -22,8 +24,6 @@ from fmb.collector.runner import Cell, CellStats, Policy, RowMaker, run_cell
 from fmb.collector.targets import make_target
 from fmb.collector.targets.base import Target
 from fmb.collector.writer import RequestWriter
-from rich.console import Console
-
 from fmb.config import LoadedConfig
 from fmb.endpoints import Endpoint
 from fmb.errors import CollectError, FmbError
@@ -117,8 +117,17 @@ async def _run_experiments(
 
                     warmup = resumption is None or cell not in resumption.warmed_up
                     try:
-                        await run_cell(targets[exp.name], cell, plan.prompts[cell.payload_file], rows, sink,
-                                       policy, stats, missing, warmup)
+                        await run_cell(
+                            targets[exp.name],
+                            cell,
+                            plan.prompts[cell.payload_file],
+                            rows,
+                            sink,
+                            policy,
+                            stats,
+                            missing,
+                            warmup,
+                        )
                     finally:
                         progress.update(stats)
                         result.cells.append(CellResult(cell, stats.done, stats.errors, stats.p50_ms()))
@@ -152,8 +161,12 @@ def collect(
     group of repeated runs (`fmb run --repeat N`); by default it is a group of its own.
     """
     recovered = recover_abandoned(layout)
-    loaded = replace(loaded, experiments=[replace(e, endpoint=endpoints[e.name].address) if e.name in endpoints else e
-                                          for e in loaded.experiments])
+    loaded = replace(
+        loaded,
+        experiments=[
+            replace(e, endpoint=endpoints[e.name].address) if e.name in endpoints else e for e in loaded.experiments
+        ],
+    )
     plan = make_plan(loaded, layout, only)
     resumption = plan_resumption(loaded, layout, resume, plan.cells) if resume else None
     if resumption is not None:  # a resumed run stays in its group

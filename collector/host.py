@@ -79,15 +79,18 @@ def busy_thresholds() -> tuple[float, float]:
     return float(found["client_busy_load_per_core"]), float(found["client_busy_cpu_share"])
 
 
-def busy_reasons(cores: int | None, load_before: float | None, load_after: float | None,
-                 cpu_share: float | None) -> list[str]:
+def busy_reasons(
+    cores: int | None, load_before: float | None, load_after: float | None, cpu_share: float | None
+) -> list[str]:
     """Why the client machine counts as busy (the rule of the runs mart's is_client_busy); empty when it was not."""
     load_per_core, cpu_limit = busy_thresholds()
     reasons = []
     for when, load in (("before", load_before), ("after", load_after)):
         if load is not None and cores and load > load_per_core * cores:
-            reasons.append(f"1-minute load average {load:.2f} {when} the run on {cores} logical cores "
-                           f"(above {load_per_core:g} per core)")
+            reasons.append(
+                f"1-minute load average {load:.2f} {when} the run on {cores} logical cores "
+                f"(above {load_per_core:g} per core)"
+            )
     if cpu_share is not None and cpu_share >= cpu_limit:
         reasons.append(f"fmb itself used {cpu_share:.0%} of one core over the run (at least {cpu_limit:.0%})")
     return reasons

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+
 from fmb.collector.schemas import REQUESTS
 
 SEGMENT_GLOB = ".journal-*.jsonl"

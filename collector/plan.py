@@ -16,7 +16,6 @@ from pathlib import Path
 
 from fmb.collector.runner import Cell
 from fmb.collector.targets.base import Request
-
 from fmb.config import LoadedConfig, ResolvedExperiment
 from fmb.errors import CollectError, PrepareError
 from fmb.paths import ResultsLayout
@@ -42,7 +41,7 @@ def load_payload(path: Path) -> list[Request]:
             raise CollectError(
                 f"bad payload file: {path} line {number} has no text under 'inputs' "
                 f"(keys: {', '.join(sorted(line)) or 'none'}).",
-                hint="Payload files hold one {\"inputs\": \"<prompt>\"} object a line; `fmb prepare` writes them.",
+                hint='Payload files hold one {"inputs": "<prompt>"} object a line; `fmb prepare` writes them.',
             )
         requests.append(Request(prompt_id(prompt), prompt, line))
     if not requests:

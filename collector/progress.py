@@ -12,7 +12,6 @@ import time
 from contextlib import AbstractContextManager
 from typing import Any
 
-from fmb.collector.runner import Cell, CellStats
 from rich import get_console
 from rich.console import Console, Group
 from rich.live import Live
@@ -28,6 +27,8 @@ from rich.progress import (
 )
 from rich.table import Column
 from rich.text import Text
+
+from fmb.collector.runner import Cell, CellStats
 
 
 def _p50_text(stats: CellStats) -> str:
@@ -63,8 +64,14 @@ class CellProgress(AbstractContextManager["CellProgress"]):
     overall bar; without them only the per-cell rows (or lines) are shown.
     """
 
-    def __init__(self, quiet: bool, console: Console | None = None, *, total_cells: int | None = None,
-                 total_requests: int | None = None) -> None:
+    def __init__(
+        self,
+        quiet: bool,
+        console: Console | None = None,
+        *,
+        total_cells: int | None = None,
+        total_requests: int | None = None,
+    ) -> None:
         self.quiet = quiet
         self.console = console or get_console()
         self.total_cells = total_cells
@@ -103,7 +110,8 @@ class CellProgress(AbstractContextManager["CellProgress"]):
                     console=self.console,
                 )
                 self._overall_task = self._overall.add_task(
-                    "all cells", total=total_requests, cells_done=0, total_cells=total_cells)
+                    "all cells", total=total_requests, cells_done=0, total_cells=total_cells
+                )
                 renderables.insert(0, self._overall)
             self._display = Live(Group(*renderables), console=self.console, refresh_per_second=4)
 
@@ -150,8 +158,9 @@ class CellProgress(AbstractContextManager["CellProgress"]):
         self.requests_done += stats.done
         self._update_overall(self.requests_done)
         if not self.quiet and not self.live:
-            self.console.print(self.line(cell, stats, time.monotonic() - self._started),
-                               soft_wrap=True, highlight=False, markup=False)
+            self.console.print(
+                self.line(cell, stats, time.monotonic() - self._started), soft_wrap=True, highlight=False, markup=False
+            )
 
     def line(self, cell: Cell, stats: CellStats, elapsed_s: float) -> str:
         """The log line of a finished cell."""
@@ -159,5 +168,7 @@ class CellProgress(AbstractContextManager["CellProgress"]):
         if self.total_requests is not None:
             where += f", requests {self.requests_done}/{self.total_requests}"
         sent = f"{stats.done} requests" if stats.done == cell.requests else f"{stats.done} of {cell.requests} requests"
-        return (f"[{where}] {cell.label}: {sent}, {stats.errors} error{'s' if stats.errors != 1 else ''}, "
-                f"{_p50_text(stats)}, {elapsed_s:.1f} s")
+        return (
+            f"[{where}] {cell.label}: {sent}, {stats.errors} error{'s' if stats.errors != 1 else ''}, "
+            f"{_p50_text(stats)}, {elapsed_s:.1f} s"
+        )

@@ -21,13 +21,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+
 from fmb.collector.journal import read_segment, segments
 from fmb.collector.parquet_io import write_atomic
-from fmb.prepare.tokens import TokenCounter, WordRule, load_counter
 from fmb.collector.schemas import REQUESTS, RUNS
 from fmb.collector.writer import claim_part
-
 from fmb.paths import ResultsLayout
+from fmb.prepare.tokens import TokenCounter, WordRule, load_counter
 
 LOCK_NAME = ".collector.lock"
 ROW_KEY = ("payload_file", "concurrency", "request_index", "session")

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow.dataset as ds
+
 from fmb.collector.recovery import read_run
 from fmb.collector.runner import Cell
 from fmb.collector.schemas import REQUESTS
-
 from fmb.config import LoadedConfig
 from fmb.errors import CollectError
 from fmb.paths import ResultsLayout
@@ -44,7 +44,9 @@ def _rows(layout: ResultsLayout, run_id: str) -> list[dict[str, Any]]:
     return ds.dataset(parts, format="parquet", schema=REQUESTS).to_table(columns=columns).to_pylist()
 
 
-def plan_resumption(loaded: LoadedConfig, layout: ResultsLayout, run_id: str, cells: dict[str, list[Cell]]) -> Resumption:
+def plan_resumption(
+    loaded: LoadedConfig, layout: ResultsLayout, run_id: str, cells: dict[str, list[Cell]]
+) -> Resumption:
     """The missing requests of run ``run_id``, which must be a run of this very config."""
     run = read_run(layout, run_id)
     if run is None:
@@ -66,8 +68,10 @@ def plan_resumption(loaded: LoadedConfig, layout: ResultsLayout, run_id: str, ce
         )
     recorded = layout.run_table_dir("cells", run_id) / "cells.parquet"
     if recorded.is_file():
-        planned = {(r["experiment"], r["payload_file"], r["concurrency"], r["planned_requests"], r["warmup_requests"])
-                   for r in ds.dataset(recorded, format="parquet").to_table().to_pylist()}
+        planned = {
+            (r["experiment"], r["payload_file"], r["concurrency"], r["planned_requests"], r["warmup_requests"])
+            for r in ds.dataset(recorded, format="parquet").to_table().to_pylist()
+        }
         now = {(c.experiment, c.payload_file, c.concurrency, c.requests, c.warmup) for cs in cells.values() for c in cs}
         if not now <= planned:
             raise CollectError(

@@ -11,14 +11,13 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
+from fmb import __version__
 from fmb.collector.host import busy_reasons, host_info, load_average_1m, process_cpu_s
 from fmb.collector.parquet_io import write_atomic
 from fmb.collector.plan import Plan
 from fmb.collector.recovery import RunLock
 from fmb.collector.schemas import CELLS, EXPERIMENTS, PRICING, PROMPTS, RUNS, RunStatus
 from fmb.collector.targets.base import Target
-
-from fmb import __version__
 from fmb.config import LoadedConfig
 from fmb.endpoints import Endpoint
 from fmb.errors import CollectError
@@ -37,8 +36,15 @@ def new_run_id(now: datetime | None = None) -> str:
 class RunRecorder:
     """Writes the runs, experiments and pricing rows of one run."""
 
-    def __init__(self, loaded: LoadedConfig, layout: ResultsLayout, run_id: str, *, run_group: str | None = None,
-                 repeat_index: int = 1) -> None:
+    def __init__(
+        self,
+        loaded: LoadedConfig,
+        layout: ResultsLayout,
+        run_id: str,
+        *,
+        run_group: str | None = None,
+        repeat_index: int = 1,
+    ) -> None:
         self.loaded = loaded
         self.layout = layout
         self.run_id = run_id
@@ -110,8 +116,9 @@ class RunRecorder:
             return []
         seconds = (row["ended_at"] - row["started_at"]).total_seconds()
         share = row["client_process_cpu_s"] / seconds if seconds > 0 else None
-        return busy_reasons(row["client_logical_cores"], row["client_load_1m_before"], row["client_load_1m_after"],
-                            share)
+        return busy_reasons(
+            row["client_logical_cores"], row["client_load_1m_before"], row["client_load_1m_after"], share
+        )
 
     def write_experiments(self, plan: Plan, targets: dict[str, Target], endpoints: dict[str, Endpoint]) -> None:
         rows = []
@@ -135,8 +142,9 @@ class RunRecorder:
                     "image_uri": spec.image_uri,
                     "stream": targets[exp.name].stream,
                     "parameter_set": spec.inference_spec.parameter_set,
-                    "inference_parameters_json": json.dumps(redact_mapping(exp.parameters, self.redact), sort_keys=True,
-                                                            default=str),
+                    "inference_parameters_json": json.dumps(
+                        redact_mapping(exp.parameters, self.redact), sort_keys=True, default=str
+                    ),
                     "deploy_seconds": endpoint.deploy_seconds,
                 }
             )
@@ -145,8 +153,14 @@ class RunRecorder:
     def write_cells(self, plan: Plan) -> None:
         """The planned cells and their request counts, so that a cut-short cell can be told apart."""
         rows = [
-            {"run_id": self.run_id, "experiment": c.experiment, "payload_file": c.payload_file,
-             "concurrency": c.concurrency, "planned_requests": c.requests, "warmup_requests": c.warmup}
+            {
+                "run_id": self.run_id,
+                "experiment": c.experiment,
+                "payload_file": c.payload_file,
+                "concurrency": c.concurrency,
+                "planned_requests": c.requests,
+                "warmup_requests": c.warmup,
+            }
             for cells in plan.cells.values()
             for c in cells
         ]
@@ -165,8 +179,16 @@ class RunRecorder:
             return
         now = datetime.now(UTC)
         rows = [
-            prompt_row(self.loaded.name, payload_file, request.prompt, counter.count(request.prompt), counter.name,
-                       source_file=payload_file, record_id=f"{payload_file}:{line}", prepared_at=now)
+            prompt_row(
+                self.loaded.name,
+                payload_file,
+                request.prompt,
+                counter.count(request.prompt),
+                counter.name,
+                source_file=payload_file,
+                record_id=f"{payload_file}:{line}",
+                prepared_at=now,
+            )
             for payload_file, requests in plan.prompts.items()
             for line, request in enumerate(requests, start=1)
         ]

@@ -18,10 +18,10 @@ from itertools import pairwise
 from typing import Any
 
 import aiohttp
-from fmb.prepare.tokens import TokenCounter
+
 from fmb.collector.schemas import RequestStatus
 from fmb.collector.targets.base import EndpointError, Recorder, Request, Target, Usage
-
+from fmb.prepare.tokens import TokenCounter
 from fmb.redact import Redactor
 
 
@@ -119,8 +119,9 @@ async def _try_once(
         rec.finish()
         if target.stream and not rec.chunk_ns:
             # Nothing was generated, or nothing fmb could read: no TTFT, and never an `ok`.
-            return None, Failure("error", "empty_stream", "the streamed response carried no generated content",
-                                 rec.http_status)
+            return None, Failure(
+                "error", "empty_stream", "the streamed response carried no generated content", rec.http_status
+            )
         return usage, None
     except asyncio.CancelledError:
         raise
@@ -191,10 +192,10 @@ class RowMaker:
             "prompt_tokens_client": prompt_client,
             "completion_tokens_client": None,  # counted in batches by complete()
             "stream": self.stream,
-            "status": "ok" if ok else failure.status,
-            "http_status": rec.http_status if ok else failure.http_status,
-            "error_type": None if ok else failure.error_type,
-            "error_message": None if ok else self.redact.shortened(failure.message, 300),
+            "status": "ok" if failure is None else failure.status,
+            "http_status": rec.http_status if failure is None else failure.http_status,
+            "error_type": None if failure is None else failure.error_type,
+            "error_message": None if failure is None else self.redact.shortened(failure.message, 300),
             "completion_text": self.redact.known(rec.text) if ok else None,
         }
 
@@ -255,7 +256,7 @@ async def run_cell(
             if not is_warmup:
                 stats.done += 1
                 if failure is None:
-                    stats.add_latency((rec.end_ns - rec.start_ns) / 1e6)  # type: ignore[operator]
+                    stats.add_latency((rec.end_ns - rec.start_ns) / 1e6)
                 else:
                     stats.errors += 1
 

@@ -50,10 +50,20 @@ REQUESTS = pa.schema(
         _f("worker", pa.int32(), "Concurrency slot that sent the request (0-based).", False),
         _f("prompt_id", pa.string(), "sha256 of the prompt text, first 16 hex digits.", False),
         _f("is_warmup", pa.bool_(), "Warm-up request: sent before the cell, never measured.", False),
-        _f("session", pa.int32(), "Collection session that sent the request: 0 for `fmb collect`, 1, 2, ... for "
-           "each `fmb collect --resume` of the run.", False),
-        _f("attempts", pa.int32(), "Times the request was sent (1 without retries, also 2 when a kept-alive "
-           "connection was found closed); latency covers the last attempt only.", False),
+        _f(
+            "session",
+            pa.int32(),
+            "Collection session that sent the request: 0 for `fmb collect`, 1, 2, ... for "
+            "each `fmb collect --resume` of the run.",
+            False,
+        ),
+        _f(
+            "attempts",
+            pa.int32(),
+            "Times the request was sent (1 without retries, also 2 when a kept-alive "
+            "connection was found closed); latency covers the last attempt only.",
+            False,
+        ),
         _f("started_at", UTC_TS, "UTC wall-clock time the request was sent.", False),
         _f("ended_at", UTC_TS, "UTC wall-clock time the response ended or the request failed.", False),
         _f("ttft_ms", pa.float64(), "Request sent to the first chunk carrying generated content (ms)."),
@@ -88,30 +98,53 @@ RUNS = pa.schema(
         _f("python_version", pa.string(), "Python version of the collector.", False),
         _f("started_at", UTC_TS, "UTC time the run started.", False),
         _f("ended_at", UTC_TS, "UTC time the run ended; null while running or after a crash."),
-        _f("status", pa.string(), "running, completed, failed, interrupted, or abandoned (the collector process "
-           "ended without recording the end of the run, e.g. killed).", False),
+        _f(
+            "status",
+            pa.string(),
+            "running, completed, failed, interrupted, or abandoned (the collector process "
+            "ended without recording the end of the run, e.g. killed).",
+            False,
+        ),
         _f("status_message", pa.string(), "Why a run failed or was interrupted."),
         _f("dataset_of_interest", pa.string(), "metrics.dataset_of_interest: substring of payload file names."),
         _f("latency_budget_s", pa.float64(), "report.latency_budget: seconds, against p95 latency."),
         _f("cost_per_10k_txn_budget_usd", pa.float64(), "report.cost_per_10k_txn_budget in USD."),
         _f("error_rate_budget", pa.float64(), "report.error_rate_budget (0 to 1)."),
-        _f("selection", pa.string(), "report.selection: how the best option is chosen, cheapest or fmbench (null "
-           "before fmb recorded it: cheapest)."),
-        _f("min_requests_for_best", pa.int64(), "report.min_requests_for_best: a cell with fewer measured requests "
-           "is never the best option (null before fmb recorded it: 20)."),
+        _f(
+            "selection",
+            pa.string(),
+            "report.selection: how the best option is chosen, cheapest or fmbench (null "
+            "before fmb recorded it: cheapest).",
+        ),
+        _f(
+            "min_requests_for_best",
+            pa.int64(),
+            "report.min_requests_for_best: a cell with fewer measured requests "
+            "is never the best option (null before fmb recorded it: 20).",
+        ),
         _f("txn_count_for_showing_cost", pa.int64(), "report.txn_count_for_showing_cost.", False),
-        _f("run_group", pa.string(), "Run group: the runs of one `fmb run --repeat N`, named by the first run's id "
-           "(a run on its own is its own group; null in runs collected before fmb recorded groups)."),
+        _f(
+            "run_group",
+            pa.string(),
+            "Run group: the runs of one `fmb run --repeat N`, named by the first run's id "
+            "(a run on its own is its own group; null in runs collected before fmb recorded groups).",
+        ),
         _f("repeat_index", pa.int32(), "Position of the run in its group: 1, 2, ... (null before fmb recorded it)."),
         _f("client_cpu_model", pa.string(), "CPU model of the machine that ran the collector."),
         _f("client_logical_cores", pa.int32(), "Logical CPU cores of the machine that ran the collector."),
         _f("client_memory_bytes", pa.int64(), "Physical memory of the machine that ran the collector (bytes)."),
         _f("client_os", pa.string(), "Operating system of the machine that ran the collector."),
         _f("client_load_1m_before", pa.float64(), "1-minute load average of the client machine when the run started."),
-        _f("client_load_1m_after", pa.float64(), "1-minute load average of the client machine when the run ended; "
-           "null while running or after a crash."),
-        _f("client_process_cpu_s", pa.float64(), "CPU seconds (all threads) the collector process used during the "
-           "run; null while running or after a crash."),
+        _f(
+            "client_load_1m_after",
+            pa.float64(),
+            "1-minute load average of the client machine when the run ended; null while running or after a crash.",
+        ),
+        _f(
+            "client_process_cpu_s",
+            pa.float64(),
+            "CPU seconds (all threads) the collector process used during the run; null while running or after a crash.",
+        ),
     ]
 )
 
@@ -123,8 +156,12 @@ EXPERIMENTS = pa.schema(
         _f("endpoint", pa.string(), "URL, endpoint name or model id the requests went to (no credentials)."),
         _f("model_id", pa.string(), "Model id from the config."),
         _f("model_name", pa.string(), "Model name from the config."),
-        _f("instance_type", pa.string(), "Instance type, or the model id for token pricing (matched to a "
-           "price in raw/pricing by int_experiments_priced)."),
+        _f(
+            "instance_type",
+            pa.string(),
+            "Instance type, or the model id for token pricing (matched to a "
+            "price in raw/pricing by int_experiments_priced).",
+        ),
         _f("instance_count", pa.int32(), "Instances behind the endpoint (1 when unset).", False),
         _f("region", pa.string(), "AWS region, when it applies."),
         _f("deployed", pa.bool_(), "fmb deployed the endpoint (false: brought by the user).", False),

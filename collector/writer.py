@@ -21,6 +21,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from fmb.collector.journal import Journal
 from fmb.collector.schemas import REQUESTS
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.console import Console
+
+from fmb.config import LoadedConfig, ResolvedExperiment
 from fmb.deployers.base import DeployContext, Deployer
 from fmb.deployers.local import LocalDeployer
 from fmb.deployers.registry import Deployment, Registry
 from fmb.deployers.sagemaker import CONTAINER_SCRIPTS, JUMPSTART_SCRIPT, SageMakerDeployer
-from rich.console import Console
-
-from fmb.config import LoadedConfig, ResolvedExperiment
 from fmb.errors import FmbError
 
 # Every hosting option fmb can deploy to, one class each (see fmb.deployers.base.Deployer).

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from fmb.deployers.registry import Deployment, Registry
 from rich.console import Console
 
 from fmb.config import LoadedConfig, ResolvedExperiment
+from fmb.deployers.registry import Deployment, Registry
 
 
 @dataclass

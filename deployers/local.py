@@ -21,11 +21,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-from fmb.deployers.base import DeployContext
-from fmb.deployers.registry import Deployment
 from rich.console import Console
 
 from fmb.config import LoadedConfig, ResolvedExperiment
+from fmb.deployers.base import DeployContext
+from fmb.deployers.registry import Deployment
 from fmb.errors import FmbError
 
 LOCAL_SCRIPTS = {"local", "local.py"}
@@ -100,8 +100,17 @@ def start(exp: ResolvedExperiment, log_dir: Path, attached: bool, console: Conso
         model = Path(spec.model_path).expanduser() if spec.model_path else bundled_model(console)
         if not model.is_file():
             raise FmbError(f"experiment {exp.name!r}: local.model_path {model} does not exist.")
-        args += ["llamacpp", "--model", str(model), "--parallel", str(spec.parallel),
-                 "--context-size", str(spec.context_size), "--ready-file", str(ready_file)]
+        args += [
+            "llamacpp",
+            "--model",
+            str(model),
+            "--parallel",
+            str(spec.parallel),
+            "--context-size",
+            str(spec.context_size),
+            "--ready-file",
+            str(ready_file),
+        ]
         if spec.threads:
             args += ["--threads", str(spec.threads)]
     else:
@@ -115,8 +124,9 @@ def start(exp: ResolvedExperiment, log_dir: Path, attached: bool, console: Conso
         ready_url = spec.ready_url.replace("{port}", port)
     started = time.monotonic()
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
     if attached:
         _adopt(proc)
     console.print(f"Starting local server for {exp.name} (log: {log_path})...", highlight=False, markup=False)
@@ -127,7 +137,9 @@ def start(exp: ResolvedExperiment, log_dir: Path, attached: bool, console: Conso
         raise
     endpoint = exp.spec.endpoint_url or f"{base}/v1"
     seconds = time.monotonic() - started
-    console.print(f"Local server for {exp.name} answers at {endpoint} ({seconds:.1f} s).", highlight=False, markup=False)
+    console.print(
+        f"Local server for {exp.name} answers at {endpoint} ({seconds:.1f} s).", highlight=False, markup=False
+    )
     return Deployment(
         experiment=exp.name,
         kind="local",
@@ -140,8 +152,14 @@ def start(exp: ResolvedExperiment, log_dir: Path, attached: bool, console: Conso
     )
 
 
-def _wait_until_ready(exp: ResolvedExperiment, proc: subprocess.Popen[bytes], log_path: Path, ready_file: Path,
-                      ready_url: str | None, deadline: float) -> str:
+def _wait_until_ready(
+    exp: ResolvedExperiment,
+    proc: subprocess.Popen[bytes],
+    log_path: Path,
+    ready_file: Path,
+    ready_url: str | None,
+    deadline: float,
+) -> str:
     """The server's base URL once it answers; FmbError with the end of its log if it exits or never answers."""
     timeout = exp.spec.local.startup_timeout_s if exp.spec.local else 0
     while time.monotonic() < deadline:

@@ -10,6 +10,7 @@ created, so a crash while waiting still leaves a record that ``fmb cleanup`` can
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import time
@@ -18,12 +19,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from fmb.deployers.base import DeployContext
-from fmb.deployers.registry import Deployment
 from rich.console import Console
 from rich.markup import escape
 
 from fmb.config import LoadedConfig, ResolvedExperiment
+from fmb.deployers.base import DeployContext
+from fmb.deployers.registry import Deployment
 from fmb.errors import FmbError
 
 CONTAINER_SCRIPTS = {"deploy_w_hf_tgi.py", "deploy_w_djl_serving.py", "sagemaker_deploy.py"}
@@ -51,8 +52,9 @@ def _control(loaded: LoadedConfig, exp: ResolvedExperiment) -> Any:
     return client("sagemaker", loaded, exp.spec.region)
 
 
-def _create_from_image(sm: Any, loaded: LoadedConfig, exp: ResolvedExperiment, name: str,
-                       record: Callable[[dict[str, str]], None]) -> None:
+def _create_from_image(
+    sm: Any, loaded: LoadedConfig, exp: ResolvedExperiment, name: str, record: Callable[[dict[str, str]], None]
+) -> None:
     spec = exp.spec
     if not spec.image_uri or spec.image_uri == "None":
         raise FmbError(f"experiment {exp.name!r}: {spec.deployment_script} needs image_uri (the container image).")
@@ -82,8 +84,9 @@ def _create_from_image(sm: Any, loaded: LoadedConfig, exp: ResolvedExperiment, n
     record(resources)
 
 
-def _create_jumpstart(loaded: LoadedConfig, exp: ResolvedExperiment, name: str,
-                      record: Callable[[dict[str, str]], None]) -> None:
+def _create_jumpstart(
+    loaded: LoadedConfig, exp: ResolvedExperiment, name: str, record: Callable[[dict[str, str]], None]
+) -> None:
     os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
     try:
         from sagemaker.jumpstart.model import JumpStartModel
@@ -105,8 +108,10 @@ def _create_jumpstart(loaded: LoadedConfig, exp: ResolvedExperiment, name: str,
             sagemaker_client=client("sagemaker", loaded, spec.region, boto_session=boto_session),
             sagemaker_runtime_client=client("sagemaker-runtime", loaded, spec.region, boto_session=boto_session),
             # The SDK's documented opt-out: no usage data leaves this machine.
-            sagemaker_config={"SchemaVersion": "1.0",
-                              "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}},
+            sagemaker_config={
+                "SchemaVersion": "1.0",
+                "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}},
+            },
         )
         # JumpStart reads its model specs from S3 through this client (so -A s3_endpoint_url applies).
         sess.s3_client = client("s3", loaded, spec.region, boto_session=boto_session)
@@ -161,8 +166,14 @@ def wait_in_service(sm: Any, name: str, timeout_s: float, console: Console, poll
             time.sleep(poll_s)
 
 
-def start(exp: ResolvedExperiment, loaded: LoadedConfig, console: Console,
-          record: Callable[[Deployment], None], forget: Callable[[str], None], poll_s: float = POLL_S) -> Deployment:
+def start(
+    exp: ResolvedExperiment,
+    loaded: LoadedConfig,
+    console: Console,
+    record: Callable[[Deployment], None],
+    forget: Callable[[str], None],
+    poll_s: float = POLL_S,
+) -> Deployment:
     """Stand the endpoint up, recording every resource as it is created.
 
     On failure what was created is removed and its record forgotten; if removing fails,
@@ -170,8 +181,13 @@ def start(exp: ResolvedExperiment, loaded: LoadedConfig, console: Console,
     """
     started = time.monotonic()
     name = resource_name(exp.spec.ep_name or exp.name)
-    deployment = Deployment(experiment=exp.name, kind="sagemaker", endpoint=name,
-                            created_at=datetime.now(UTC).isoformat(), deploy_seconds=0.0)
+    deployment = Deployment(
+        experiment=exp.name,
+        kind="sagemaker",
+        endpoint=name,
+        created_at=datetime.now(UTC).isoformat(),
+        deploy_seconds=0.0,
+    )
 
     region = exp.spec.region or loaded.config.aws.region or ""
 
@@ -179,8 +195,11 @@ def start(exp: ResolvedExperiment, loaded: LoadedConfig, console: Console,
         deployment.resources = dict(resources) | {"region": region}
         record(deployment)
 
-    console.print(f"Deploying {exp.name} to SageMaker as {name} ({exp.instance_count} x {exp.spec.instance_type})...",
-                  highlight=False, markup=False)
+    console.print(
+        f"Deploying {exp.name} to SageMaker as {name} ({exp.instance_count} x {exp.spec.instance_type})...",
+        highlight=False,
+        markup=False,
+    )
     try:
         sm = _control(loaded, exp)
         if exp.spec.deployment_script == JUMPSTART_SCRIPT:
@@ -191,16 +210,19 @@ def start(exp: ResolvedExperiment, loaded: LoadedConfig, console: Console,
     except (ClientError, BotoCoreError) as exc:
         remove(deployment, loaded)
         forget(exp.name)
-        raise FmbError(f"experiment {exp.name!r}: SageMaker deployment failed ({_message(exc)}).",
-                       hint="fmb removed what it had created.") from None
+        raise FmbError(
+            f"experiment {exp.name!r}: SageMaker deployment failed ({_message(exc)}).",
+            hint="fmb removed what it had created.",
+        ) from None
     except BaseException:
         remove(deployment, loaded)
         forget(exp.name)
         raise
     deployment.deploy_seconds = time.monotonic() - started
     record(deployment)
-    console.print(f"SageMaker endpoint {name} is InService ({deployment.deploy_seconds:.0f} s).", highlight=False,
-                  markup=False)
+    console.print(
+        f"SageMaker endpoint {name} is InService ({deployment.deploy_seconds:.0f} s).", highlight=False, markup=False
+    )
     return deployment
 
 
@@ -212,18 +234,21 @@ def remove(deployment: Deployment, loaded: LoadedConfig) -> list[str]:
     try:
         sm = client("sagemaker", loaded, resources.get("region") or None)
     except BotoCoreError as exc:
-        raise FmbError(f"cannot remove {deployment.experiment}'s SageMaker endpoint {deployment.endpoint}: {exc}.",
-                       hint="The record is kept; fix the AWS settings and run `fmb cleanup CONFIG` again.") from None
+        raise FmbError(
+            f"cannot remove {deployment.experiment}'s SageMaker endpoint {deployment.endpoint}: {exc}.",
+            hint="The record is kept; fix the AWS settings and run `fmb cleanup CONFIG` again.",
+        ) from None
     problems = []
-    calls = []
+    calls: list[tuple[str, Callable[[], Any]]] = []
     if resources.get("endpoint"):
         calls.append(("endpoint", lambda: sm.delete_endpoint(EndpointName=resources["endpoint"])))
     if resources.get("endpoint_config"):
-        calls.append(("endpoint config", lambda: sm.delete_endpoint_config(
-            EndpointConfigName=resources["endpoint_config"])))
+        calls.append(
+            ("endpoint config", lambda: sm.delete_endpoint_config(EndpointConfigName=resources["endpoint_config"]))
+        )
     models = [m for m in (resources.get("models") or resources.get("model") or "").split(",") if m]
     for model in models:
-        calls.append(("model", lambda m=model: sm.delete_model(ModelName=m)))
+        calls.append(("model", functools.partial(sm.delete_model, ModelName=model)))
     for what, call in calls:
         try:
             call()
@@ -250,8 +275,7 @@ class SageMakerDeployer:
         return (exp.spec.deployment_script or "").strip() in {JUMPSTART_SCRIPT, *CONTAINER_SCRIPTS}
 
     def deploy(self, exp: ResolvedExperiment, context: DeployContext) -> Deployment:
-        return start(exp, context.loaded, context.console, record=context.registry.add,
-                     forget=context.registry.remove)
+        return start(exp, context.loaded, context.console, record=context.registry.add, forget=context.registry.remove)
 
     def is_running(self, deployment: Deployment) -> bool:
         return True  # up as long as its record is: cleanup removes both

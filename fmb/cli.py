@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 import click
 from rich.console import Console
@@ -23,8 +24,8 @@ if TYPE_CHECKING:
 # Everything the commands print goes through these streams, which mask the secrets that
 # -A and the loaded config make known (see fmb.redact).
 _out, _err = RedactingStream(), RedactingStream(stderr=True)
-console = Console(file=_out)
-err_console = Console(file=_err, stderr=True)
+console = Console(file=cast(IO[str], _out))
+err_console = Console(file=cast(IO[str], _err), stderr=True)
 
 
 def _mask_in_output(redactor: Redactor) -> None:
@@ -80,7 +81,11 @@ class FmbGroup(click.Group):
             ctx.exit(1)
         except OSError as exc:
             where = f" ({exc.filename})" if exc.filename else ""
-            err_console.print(f"[bold red]Error:[/] {escape(str(exc.strerror or exc))}{escape(where)}", highlight=False, soft_wrap=True)
+            err_console.print(
+                f"[bold red]Error:[/] {escape(str(exc.strerror or exc))}{escape(where)}",
+                highlight=False,
+                soft_wrap=True,
+            )
             ctx.exit(1)
 
 
@@ -132,13 +137,26 @@ def prepare(config: Path, assignments: tuple[str, ...], results: Path) -> None:
 
 @cli.command()
 @config_options
-@click.option("--experiment", "experiments", multiple=True, metavar="NAME", help="Run only this experiment (repeatable).")
+@click.option(
+    "--experiment", "experiments", multiple=True, metavar="NAME", help="Run only this experiment (repeatable)."
+)
 @click.option("--quiet", is_flag=True, help="No progress display.")
-@click.option("--resume", "resume", metavar="RUN_ID", default=None,
-              help="Send only the missing requests of this cut-short run (interrupted, failed or abandoned), "
-              "into the same run; the config must be the one the run was started with.")
-def collect(config: Path, assignments: tuple[str, ...], results: Path, experiments: tuple[str, ...], quiet: bool,
-            resume: str | None) -> None:
+@click.option(
+    "--resume",
+    "resume",
+    metavar="RUN_ID",
+    default=None,
+    help="Send only the missing requests of this cut-short run (interrupted, failed or abandoned), "
+    "into the same run; the config must be the one the run was started with.",
+)
+def collect(
+    config: Path,
+    assignments: tuple[str, ...],
+    results: Path,
+    experiments: tuple[str, ...],
+    quiet: bool,
+    resume: str | None,
+) -> None:
     """Send CONFIG's requests and write one Parquet row per request.
 
     Every (experiment, payload file, concurrency) cell runs with continuous concurrency;
@@ -154,25 +172,40 @@ def collect(config: Path, assignments: tuple[str, ...], results: Path, experimen
 
     loaded = _load(config, assignments, results)
     loaded, endpoints = resolve_endpoints(loaded, ResultsLayout(results), experiments)
-    outcome = run_collect(loaded, ResultsLayout(results), endpoints, quiet=quiet, only=experiments, console=console,
-                          resume=resume)
+    outcome = run_collect(
+        loaded, ResultsLayout(results), endpoints, quiet=quiet, only=experiments, console=console, resume=resume
+    )
     for found in outcome.recovered:
-        console.print(f"Run {found.run_id} was abandoned by a collector that ended without finishing it; "
-                      f"{found.rows} request row(s) recovered from its journal.", highlight=False, markup=False)
+        console.print(
+            f"Run {found.run_id} was abandoned by a collector that ended without finishing it; "
+            f"{found.rows} request row(s) recovered from its journal.",
+            highlight=False,
+            markup=False,
+        )
     if outcome.resumed_requests is not None:
-        console.print(f"Resuming run {outcome.run_id}: {outcome.resumed_requests} missing request(s).",
-                      highlight=False, markup=False)
+        console.print(
+            f"Resuming run {outcome.run_id}: {outcome.resumed_requests} missing request(s).",
+            highlight=False,
+            markup=False,
+        )
     print_collect_summary(console, outcome, ResultsLayout(results))
     print_left_running(console, still_running(loaded, results), str(config), results)
     if outcome.status == "interrupted":
-        console.print(f"To send the requests this run did not: fmb collect {config} --results {results} "
-                      f"--resume {outcome.run_id}", highlight=False, markup=False, soft_wrap=True)
+        console.print(
+            f"To send the requests this run did not: fmb collect {config} --results {results} "
+            f"--resume {outcome.run_id}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
         sys.exit(130)
 
 
 @cli.command()
 @config_options
-@click.option("--experiment", "experiments", multiple=True, metavar="NAME", help="Deploy only this experiment (repeatable).")
+@click.option(
+    "--experiment", "experiments", multiple=True, metavar="NAME", help="Deploy only this experiment (repeatable)."
+)
 def deploy(config: Path, assignments: tuple[str, ...], results: Path, experiments: tuple[str, ...]) -> None:
     """Stand up every experiment of CONFIG with `deploy: yes` and record what was created.
 
@@ -205,8 +238,14 @@ def cleanup(config: Path, assignments: tuple[str, ...], results: Path) -> None:
 @cli.command("run")
 @config_options
 @click.option("--quiet", is_flag=True, help="No progress display while collecting.")
-@click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
-              help="Run the collect step N times into one run group; the report shows the spread of each cell.")
+@click.option(
+    "--repeat",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    metavar="N",
+    help="Run the collect step N times into one run group; the report shows the spread of each cell.",
+)
 def run_command(config: Path, assignments: tuple[str, ...], results: Path, quiet: bool, repeat: int) -> None:
     """Run the whole benchmark: prepare, deploy, collect, dbt build, report, cleanup.
 
@@ -249,14 +288,23 @@ def build_command(results: Path, select: tuple[str, ...], wait_s: float) -> None
     """
     from fmb.warehouse.build import build
 
-    outcome = build(results, select=select, wait_s=wait_s,
-                    on_wait=lambda message: err_console.print(message, highlight=False, markup=False, soft_wrap=True))
+    outcome = build(
+        results,
+        select=select,
+        wait_s=wait_s,
+        on_wait=lambda message: err_console.print(message, highlight=False, markup=False, soft_wrap=True),
+    )
     for found in outcome.recovered:
-        console.print(f"Run {found.run_id} was abandoned by a collector that ended without finishing it; recorded "
-                      f"as abandoned, {found.rows} request row(s) recovered from its journal.",
-                      highlight=False, markup=False)
-    console.print(f"dbt build: {outcome.summary()}; warehouse {results / 'warehouse.duckdb'}, "
-                  f"marts in {results / 'marts'}", highlight=False)
+        console.print(
+            f"Run {found.run_id} was abandoned by a collector that ended without finishing it; recorded "
+            f"as abandoned, {found.rows} request row(s) recovered from its journal.",
+            highlight=False,
+            markup=False,
+        )
+    console.print(
+        f"dbt build: {outcome.summary()}; warehouse {results / 'warehouse.duckdb'}, marts in {results / 'marts'}",
+        highlight=False,
+    )
 
 
 @cli.command()
@@ -284,7 +332,9 @@ def report(results: Path, run_id: str | None, benchmark: str | None, out: Path |
     console.print(f"report for run {made.run_id}: {made.path}", highlight=False, markup=False)
     for chart in made.charts:
         if chart.file is None:
-            console.print(f"  [yellow]{escape(chart.title)}: not drawn ({escape(chart.missing or '')})[/]", highlight=False)
+            console.print(
+                f"  [yellow]{escape(chart.title)}: not drawn ({escape(chart.missing or '')})[/]", highlight=False
+            )
 
 
 @cli.command("mock-server")
@@ -300,11 +350,20 @@ def report(results: Path, run_id: str | None, benchmark: str | None, out: Path |
 @click.option("--stall-rate", default=0.0, show_default=True, help="Share of requests that stall for --stall-s.")
 @click.option("--stall-s", default=30.0, show_default=True)
 @click.option("--stall-at", type=click.Choice(["first", "middle"]), default="first", show_default=True)
-@click.option("--stream-error-rate", default=0.0, show_default=True,
-              help="Share of streamed responses that break off halfway with an error event.")
+@click.option(
+    "--stream-error-rate",
+    default=0.0,
+    show_default=True,
+    help="Share of streamed responses that break off halfway with an error event.",
+)
 @click.option("--seed", default=0, show_default=True, help="Seed of the fault draws.")
-@click.option("--echo-headers", type=bool, default=False, show_default=True,
-              help="yes: put the request's headers into the completion text and into error bodies.")
+@click.option(
+    "--echo-headers",
+    type=bool,
+    default=False,
+    show_default=True,
+    help="yes: put the request's headers into the completion text and into error bodies.",
+)
 def mock_server(host: str, port: int, **settings: Any) -> None:
     """Serve a mock endpoint with exact timings and injected faults.
 
@@ -319,10 +378,8 @@ def mock_server(host: str, port: int, **settings: Any) -> None:
     from fmb.collector.mock.behaviour import MockSettings
     from fmb.collector.mock.server import serve
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(MockSettings(**settings), host, port))
-    except KeyboardInterrupt:
-        pass
 
 
 def main() -> None:

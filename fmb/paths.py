@@ -58,12 +58,7 @@ class ResultsLayout:
         return self.root / "payloads" / slug(benchmark)
 
     def requests_dir(self, experiment: str, run_id: str) -> Path:
-        return (
-            self.raw
-            / "requests"
-            / f"experiment={partition_value(experiment)}"
-            / f"run_id={partition_value(run_id)}"
-        )
+        return self.raw / "requests" / f"experiment={partition_value(experiment)}" / f"run_id={partition_value(run_id)}"
 
     def run_table_dir(self, table: str, run_id: str) -> Path:
         return self.raw / table / f"run_id={partition_value(run_id)}"

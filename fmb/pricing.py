@@ -45,7 +45,9 @@ def load_prices(path: Path) -> list[Price]:
         raise ConfigError(str(path), "a pricing file needs a top-level 'pricing:' mapping.", key="pricing")
     prices: list[Price] = []
     for key, value in (section.get("instance_based") or {}).items():
-        prices.append(Price("instance", str(key), price_per_hour_usd=_number(path, f"pricing.instance_based.{key}", value)))
+        prices.append(
+            Price("instance", str(key), price_per_hour_usd=_number(path, f"pricing.instance_based.{key}", value))
+        )
     for key, value in (section.get("token_based") or {}).items():
         where = f"pricing.token_based.{key}"
         if not isinstance(value, dict):
@@ -55,7 +57,9 @@ def load_prices(path: Path) -> list[Price]:
                 "token",
                 str(key),
                 input_per_1k_tokens_usd=_number(path, f"{where}.input-per-1k-tokens", value.get("input-per-1k-tokens")),
-                output_per_1k_tokens_usd=_number(path, f"{where}.output-per-1k-tokens", value.get("output-per-1k-tokens")),
+                output_per_1k_tokens_usd=_number(
+                    path, f"{where}.output-per-1k-tokens", value.get("output-per-1k-tokens")
+                ),
             )
         )
     return prices

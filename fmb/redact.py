@@ -35,17 +35,46 @@ MASK = "***"
 MIN_SECRET_LENGTH = 4
 
 # Headers whose values say nothing secret; every other header value is secret.
-HARMLESS_HEADERS = frozenset({
-    "accept", "accept-charset", "accept-encoding", "accept-language", "cache-control", "connection",
-    "content-encoding", "content-type", "keep-alive", "pragma", "user-agent",
-})
+HARMLESS_HEADERS = frozenset(
+    {
+        "accept",
+        "accept-charset",
+        "accept-encoding",
+        "accept-language",
+        "cache-control",
+        "connection",
+        "content-encoding",
+        "content-type",
+        "keep-alive",
+        "pragma",
+        "user-agent",
+    }
+)
 # FMBench's -A names for regions, buckets, roles, local folders and what is benchmarked:
 # their values are names and paths that the report must be able to show.
-HARMLESS_ASSIGNMENTS = frozenset({
-    "region", "write_bucket", "read_bucket", "role_arn", "write_tmpdir", "read_tmpdir", "results_dir",
-    "tmp_dir", "model_id", "hf_model_id", "hf_tokenizer_model_id", "model_name", "instance_type",
-    "image_uri", "container_type", "backend", "tp_degree", "model_copies", "batch_size",
-})
+HARMLESS_ASSIGNMENTS = frozenset(
+    {
+        "region",
+        "write_bucket",
+        "read_bucket",
+        "role_arn",
+        "write_tmpdir",
+        "read_tmpdir",
+        "results_dir",
+        "tmp_dir",
+        "model_id",
+        "hf_model_id",
+        "hf_tokenizer_model_id",
+        "model_name",
+        "instance_type",
+        "image_uri",
+        "container_type",
+        "backend",
+        "tp_degree",
+        "model_copies",
+        "batch_size",
+    }
+)
 # -A values that cannot be secrets: numbers and booleans.
 _PLAIN_VALUE = re.compile(r"^(?:[+-]?\d+(?:\.\d+)?|true|false|yes|no|on|off|none|null)$", re.I)
 # A part of a header value ("Bearer <token>", "Basic <b64>") at least this long is secret on its own.
@@ -69,7 +98,8 @@ _SECRET_SHAPES = [
 _URL_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
 _URL_WITH_USERINFO = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://([^/?#@\s]+)@")
 _URL_SECRET_PARAM = re.compile(
-    r"(?i)([?&](?:api[_-]?key|key|[a-z_]*token|secret|password|sig|signature|x-amz-[a-z-]+)=)[^&\s#]+")
+    r"(?i)([?&](?:api[_-]?key|key|[a-z_]*token|secret|password|sig|signature|x-amz-[a-z-]+)=)[^&\s#]+"
+)
 # ... and inside a command line written as one string ("--api-key KEY", "--token=T").
 _INLINE_SECRET_FLAG = re.compile(r"(?i)(--?[a-z-]*(?:api[-_]?key|token|password|secret)(?:=|\s+))[^\s]+")
 # A command-line flag whose next argument is a secret (--api-key KEY, --token T, ...).
@@ -152,13 +182,15 @@ def redact_mapping(value: Any, redact: Redactor | None = None) -> Any:
     flag, and (through ``redact``) known secret values and secret-shaped strings anywhere."""
     redact = redact or Redactor()
     if isinstance(value, dict):
-        out = {}
+        out: dict[Any, Any] = {}
         for k, v in value.items():
             if is_secret_key(str(k)) and v not in (None, ""):
                 out[k] = MASK
             elif str(k) == "headers" and isinstance(v, dict):
-                out[k] = {h: (redact_mapping(hv, redact) if is_harmless_header(str(h)) or hv is None else MASK)
-                          for h, hv in v.items()}
+                out[k] = {
+                    h: (redact_mapping(hv, redact) if is_harmless_header(str(h)) or hv is None else MASK)
+                    for h, hv in v.items()
+                }
             else:
                 out[k] = redact_mapping(v, redact)
         return out
@@ -189,7 +221,8 @@ class Redactor:
         self.words = [w for w in _longest_first(words) if w not in known]
         self._words = (
             re.compile(r"(?<![A-Za-z0-9])(?:" + "|".join(map(re.escape, self.words)) + r")(?![A-Za-z0-9])")
-            if self.words else None
+            if self.words
+            else None
         )
 
     def known(self, text: str | None) -> str | None:
@@ -211,8 +244,9 @@ class Redactor:
         masked = self(text) or ""
         if len(text) >= limit:
             for secret in self.secrets + self.words:
-                cut = next((k for k in range(len(secret) - 1, MIN_SECRET_LENGTH - 1, -1)
-                            if masked.endswith(secret[:k])), None)
+                cut = next(
+                    (k for k in range(len(secret) - 1, MIN_SECRET_LENGTH - 1, -1) if masked.endswith(secret[:k])), None
+                )
                 if cut is not None:
                     masked = masked[:-cut] + MASK
                     break

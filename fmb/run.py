@@ -37,8 +37,15 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def run(loaded: LoadedConfig, layout: ResultsLayout, console: Console, *, quiet: bool = False,
-        config_arg: str = "CONFIG", repeat: int = 1) -> RunOutcome:
+def run(
+    loaded: LoadedConfig,
+    layout: ResultsLayout,
+    console: Console,
+    *,
+    quiet: bool = False,
+    config_arg: str = "CONFIG",
+    repeat: int = 1,
+) -> RunOutcome:
     """Run the config's steps; with ``repeat`` > 1 the collect step runs that many times into one run group."""
     from fmb.collector.collect import collect
     from fmb.endpoints import resolve_endpoints
@@ -67,10 +74,20 @@ def run(loaded: LoadedConfig, layout: ResultsLayout, console: Console, *, quiet:
             ready, endpoints = resolve_endpoints(loaded, layout)
             for index in range(1, repeat + 1):
                 if repeat > 1:
-                    console.print(f"Run {index} of {repeat}" + (f" (run group {outcome.run_ids[0]})" if outcome.run_ids
-                                                                else ""), highlight=False, markup=False)
-                result = collect(ready, layout, endpoints, quiet=quiet, console=console,
-                                 run_group=outcome.run_ids[0] if outcome.run_ids else None, repeat_index=index)
+                    console.print(
+                        f"Run {index} of {repeat}" + (f" (run group {outcome.run_ids[0]})" if outcome.run_ids else ""),
+                        highlight=False,
+                        markup=False,
+                    )
+                result = collect(
+                    ready,
+                    layout,
+                    endpoints,
+                    quiet=quiet,
+                    console=console,
+                    run_group=outcome.run_ids[0] if outcome.run_ids else None,
+                    repeat_index=index,
+                )
                 print_collect_summary(console, result, layout)
                 outcome.run_id = result.run_id
                 outcome.run_ids.append(result.run_id)
@@ -82,8 +99,9 @@ def run(loaded: LoadedConfig, layout: ResultsLayout, console: Console, *, quiet:
             console.print(f"dbt build: {built.summary()}", highlight=False)
         if "report" in steps:
             console.rule("report")
-            outcome.report = render_report(warehouse_path(layout.root), None, outcome.run_id, layout.root,
-                                           benchmark=loaded.name).path
+            outcome.report = render_report(
+                warehouse_path(layout.root), None, outcome.run_id, layout.root, benchmark=loaded.name
+            ).path
             console.print(f"Report: {outcome.report}", highlight=False, markup=False)
         finished = True
     finally:

@@ -15,8 +15,8 @@ from fmb.paths import ResultsLayout
 
 if TYPE_CHECKING:
     from fmb.collector.collect import RunResult
-    from fmb.prepare.payloads import PrepareResult
     from fmb.deployers.registry import Deployment
+    from fmb.prepare.payloads import PrepareResult
 
 
 def _count_lines(path: Path) -> int:
@@ -42,14 +42,22 @@ def print_config_summary(console: Console, loaded: LoadedConfig, layout: Results
     cfg = loaded.config
     redact = loaded.redactor()
     steps, _ = enabled_steps(cfg.run_steps)
-    console.print(f"[bold]{escape(str(loaded.path))}[/]: loads. benchmark [bold]{escape(loaded.name)}[/], "
-                  f"model {escape(cfg.general.model_name or '-')}", highlight=False)
-    console.print(f"steps: {', '.join(steps) or 'none'}; pricing: {loaded.pricing_path or 'none'}; "
-                  f"dataset of interest: {cfg.metrics.dataset_of_interest or '-'}", highlight=False, markup=False)
+    console.print(
+        f"[bold]{escape(str(loaded.path))}[/]: loads. benchmark [bold]{escape(loaded.name)}[/], "
+        f"model {escape(cfg.general.model_name or '-')}",
+        highlight=False,
+    )
+    console.print(
+        f"steps: {', '.join(steps) or 'none'}; pricing: {loaded.pricing_path or 'none'}; "
+        f"dataset of interest: {cfg.metrics.dataset_of_interest or '-'}",
+        highlight=False,
+        markup=False,
+    )
     budgets = cfg.report
     console.print(
         f"budgets: p95 latency <= {budgets.latency_budget if budgets.latency_budget is not None else '-'} s, "
-        f"cost <= {budgets.cost_per_10k_txn_budget if budgets.cost_per_10k_txn_budget is not None else '-'} USD/10k txn, "
+        f"cost <= {'-' if budgets.cost_per_10k_txn_budget is None else budgets.cost_per_10k_txn_budget} "
+        "USD/10k txn, "
         f"error rate <= {budgets.error_rate_budget if budgets.error_rate_budget is not None else '-'}",
         highlight=False,
         markup=False,
@@ -60,7 +68,8 @@ def print_config_summary(console: Console, loaded: LoadedConfig, layout: Results
     for exp in loaded.experiments:
         spec = exp.spec
         console.print(
-            f"[bold]experiment {escape(spec.name)}[/]: back end {exp.backend}, instance {escape(spec.instance_type or '-')} "
+            f"[bold]experiment {escape(spec.name)}[/]: back end {exp.backend}, "
+            f"instance {escape(spec.instance_type or '-')} "
             f"x {exp.instance_count}, deploy {'yes' if spec.deploy else 'no'}",
             highlight=False,
             soft_wrap=True,
@@ -78,7 +87,9 @@ def print_config_summary(console: Console, loaded: LoadedConfig, layout: Results
                 ]
                 total += sum(counts)
                 cells = ", ".join(f"c={c}: {k}" for c, k in zip(spec.concurrency_levels, counts, strict=True))
-                console.print(f"  {pf} ({n} prompts) requests per cell: {cells}", highlight=False, soft_wrap=True, markup=False)
+                console.print(
+                    f"  {pf} ({n} prompts) requests per cell: {cells}", highlight=False, soft_wrap=True, markup=False
+                )
             else:
                 console.print(
                     f"  {escape(pf)}: not prepared yet; each cell gets concurrency x "
@@ -120,6 +131,18 @@ def print_prepare_summary(console: Console, outcome: PrepareResult) -> None:
 
 
 def print_collect_summary(console: Console, outcome: RunResult, layout: ResultsLayout) -> None:
+    if not console.is_terminal:  # a log: one unwrapped line per cell, not a table folded at 80 columns
+        console.print(f"run {outcome.run_id}: {outcome.status}", highlight=False, markup=False)
+        for c in outcome.cells:
+            p50 = f"{c.p50_ms / 1000:.3f} s" if c.p50_ms is not None else "-"
+            console.print(
+                f"  {c.cell.label}: {c.requests} requests, {c.errors} errors, p50 latency {p50}",
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
+            )
+        _print_collect_footer(console, outcome, layout)
+        return
     table = Table(title=f"run {outcome.run_id}: {outcome.status}")
     for col in ("experiment", "payload file", "concurrency", "requests", "errors", "p50 latency (s)"):
         table.add_column(col, overflow="fold")
@@ -133,13 +156,20 @@ def print_collect_summary(console: Console, outcome: RunResult, layout: ResultsL
             f"{c.p50_ms / 1000:.3f}" if c.p50_ms is not None else "-",
         )
     console.print(table)
+    _print_collect_footer(console, outcome, layout)
+
+
+def _print_collect_footer(console: Console, outcome: RunResult, layout: ResultsLayout) -> None:
     if outcome.message:
         console.print(f"[yellow]{escape(outcome.message)}[/]", highlight=False)
     console.print(f"{outcome.rows} request rows in {layout.raw / 'requests'}", highlight=False, markup=False)
     if outcome.client_busy:
-        console.print(f"[yellow]warning:[/] the client machine was busy ({escape('; '.join(outcome.client_busy))}); "
-                      "its timings may be inflated. Collect again on a quieter machine, or with lower concurrency.",
-                      highlight=False, soft_wrap=True)
+        console.print(
+            f"[yellow]warning:[/] the client machine was busy ({escape('; '.join(outcome.client_busy))}); "
+            "its timings may be inflated. Collect again on a quieter machine, or with lower concurrency.",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def print_left_running(console: Console, deployments: list[Deployment], config: str, results: Path) -> None:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import textwrap
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -101,8 +101,9 @@ def _grid(n: int, width: float = 4.2, height: float = 3.4) -> tuple[Figure, list
     return fig, axes[:n]
 
 
-def price_performance(candidates: list[Row], latency_budget_s: float | None,
-                      cost_budget_usd: float | None) -> Figure | None:
+def price_performance(
+    candidates: list[Row], latency_budget_s: float | None, cost_budget_usd: float | None
+) -> Figure | None:
     """p95 latency against cost per 10k transactions; size by transactions per minute; colour by concurrency.
 
     Each point is labelled with its experiment and concurrency. The axes fit the points; a budget
@@ -143,26 +144,49 @@ def price_performance(candidates: list[Row], latency_budget_s: float | None,
         label = f"{r['experiment']} c={r['concurrency']}" + (f"\n{r['payload_file']}" if several else "")
         x = r["e2e_latency_p95_ms"] / 1000
         right = x > x_low + 0.7 * (x_high - x_low)  # a label near the right edge goes on the point's left
-        ax.annotate(label, (x, r["cost_per_10k_txn_usd"]), xytext=(-10 if right else 10, 6), textcoords="offset points",
-                    ha="right" if right else "left", fontsize="x-small", gid="point-label")
+        ax.annotate(
+            label,
+            (x, r["cost_per_10k_txn_usd"]),
+            xytext=(-10 if right else 10, 6),
+            textcoords="offset points",
+            ha="right" if right else "left",
+            fontsize="x-small",
+            gid="point-label",
+        )
     if latency_budget_s is not None and show_latency:
-        ax.axvline(latency_budget_s, color="grey", linestyle="--", linewidth=1,
-                   label=f"latency budget {latency_budget_s:g} s")
+        ax.axvline(
+            latency_budget_s, color="grey", linestyle="--", linewidth=1, label=f"latency budget {latency_budget_s:g} s"
+        )
     elif latency_budget_s is not None:
         above = latency_budget_s > x_high
-        ax.text(0.99 if above else 0.01, 0.02,
-                f"latency budget {latency_budget_s:g} s {'→' if above else '←'} (off the chart)",
-                transform=ax.transAxes, ha="right" if above else "left", va="bottom", fontsize="small",
-                color="dimgrey", gid="budget-off-chart")
+        ax.text(
+            0.99 if above else 0.01,
+            0.02,
+            f"latency budget {latency_budget_s:g} s {'→' if above else '←'} (off the chart)",
+            transform=ax.transAxes,
+            ha="right" if above else "left",
+            va="bottom",
+            fontsize="small",
+            color="dimgrey",
+            gid="budget-off-chart",
+        )
     if cost_budget_usd is not None and show_cost:
-        ax.axhline(cost_budget_usd, color="grey", linestyle=":", linewidth=1,
-                   label=f"cost budget {cost_budget_usd:g} USD")
+        ax.axhline(
+            cost_budget_usd, color="grey", linestyle=":", linewidth=1, label=f"cost budget {cost_budget_usd:g} USD"
+        )
     elif cost_budget_usd is not None:
         above = cost_budget_usd > y_high
-        ax.text(0.01, 0.98 if above else 0.02,
-                f"cost budget {cost_budget_usd:g} USD {'↑' if above else '↓'} (off the chart)",
-                transform=ax.transAxes, ha="left", va="top" if above else "bottom", fontsize="small",
-                color="dimgrey", gid="budget-off-chart")
+        ax.text(
+            0.01,
+            0.98 if above else 0.02,
+            f"cost budget {cost_budget_usd:g} USD {'↑' if above else '↓'} (off the chart)",
+            transform=ax.transAxes,
+            ha="left",
+            va="top" if above else "bottom",
+            fontsize="small",
+            color="dimgrey",
+            gid="budget-off-chart",
+        )
     # The region that meets both budgets (clipped to the axes, which are set already).
     ax.fill_between(
         [min(x_low, 0.0), latency_budget_s if latency_budget_s is not None else x_high],
@@ -177,17 +201,26 @@ def price_performance(candidates: list[Row], latency_budget_s: float | None,
     ax.set_title(_title("Price vs performance (marker size: transactions per minute)", _payload_note(points), fig))
     ax.grid(True, alpha=0.3)
     # One legend entry per concurrency (colour) and per instance type (marker), not per combination.
-    handles = [Line2D([], [], marker="o", linestyle="", color=PALETTE[i % len(PALETTE)], label=f"concurrency {c}")
-               for i, c in enumerate(concurrencies)]
-    handles += [Line2D([], [], marker=MARKERS[j % len(MARKERS)], linestyle="", color="grey", label=t)
-                for j, t in enumerate(instance_types)]
-    ax.legend(handles=handles + ax.get_legend_handles_labels()[0], fontsize="small", loc="upper left",
-              bbox_to_anchor=(1.01, 1))
+    handles = [
+        Line2D([], [], marker="o", linestyle="", color=PALETTE[i % len(PALETTE)], label=f"concurrency {c}")
+        for i, c in enumerate(concurrencies)
+    ]
+    handles += [
+        Line2D([], [], marker=MARKERS[j % len(MARKERS)], linestyle="", color="grey", label=t)
+        for j, t in enumerate(instance_types)
+    ]
+    ax.legend(
+        handles=handles + ax.get_legend_handles_labels()[0],
+        fontsize="small",
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1),
+    )
     return fig
 
 
-def latency_vs_prompt_size(prompt_size: list[Row], instance_types: dict[str, str],
-                           payload_files: list[str] | None = None) -> Figure | None:
+def latency_vs_prompt_size(
+    prompt_size: list[Row], instance_types: dict[str, str], payload_files: list[str] | None = None
+) -> Figure | None:
     """Median latency against prompt tokens, a panel per concurrency, a line per experiment.
 
     Each point is a prompt-size bucket, labelled with its count of successful requests;
@@ -211,9 +244,15 @@ def latency_vs_prompt_size(prompt_size: list[Row], instance_types: dict[str, str
                     label=f"{exp} ({instance_types.get(exp) or '-'})",
                 )
                 for r in mine:
-                    ax.annotate(f"n={r['count_successful_requests']}",
-                                (r["prompt_tokens_mean"], r["e2e_latency_p50_ms"] / 1000), xytext=(4, 5),
-                                textcoords="offset points", fontsize="x-small", color=color, gid="count")
+                    ax.annotate(
+                        f"n={r['count_successful_requests']}",
+                        (r["prompt_tokens_mean"], r["e2e_latency_p50_ms"] / 1000),
+                        xytext=(4, 5),
+                        textcoords="offset points",
+                        fontsize="x-small",
+                        color=color,
+                        gid="count",
+                    )
         ax.set_title(f"concurrency {conc}")
         ax.set_xlabel("prompt tokens (bucket mean)")
         ax.set_ylabel("p50 end-to-end latency (s)")
@@ -245,12 +284,22 @@ def concurrency_effects(cells: list[Row]) -> Figure | None:
         color = PALETTE[i % len(PALETTE)]
         with_ttft = [r for r in rows if r["ttft_p50_ms"] is not None]
         if ttft_ax is not None and with_ttft:
-            ttft_ax.plot([r["concurrency"] for r in with_ttft], [r["ttft_p50_ms"] / 1000 for r in with_ttft],
-                         marker="o", color=color, label=label)
+            ttft_ax.plot(
+                [r["concurrency"] for r in with_ttft],
+                [r["ttft_p50_ms"] / 1000 for r in with_ttft],
+                marker="o",
+                color=color,
+                label=label,
+            )
         with_tput = [r for r in rows if r["output_tokens_per_s"] is not None]
         if with_tput:
-            tput_ax.plot([r["concurrency"] for r in with_tput], [r["output_tokens_per_s"] for r in with_tput],
-                         marker="o", color=color, label=label)
+            tput_ax.plot(
+                [r["concurrency"] for r in with_tput],
+                [r["output_tokens_per_s"] for r in with_tput],
+                marker="o",
+                color=color,
+                label=label,
+            )
     if ttft_ax is not None:
         ttft_ax.set_title("Time to first token")
         ttft_ax.set_ylabel("p50 TTFT (s)")
@@ -259,7 +308,7 @@ def concurrency_effects(cells: list[Row]) -> Figure | None:
     levels = sorted({r["concurrency"] for r in cells})
     for ax in (a for a in (ttft_ax, tput_ax) if a is not None):
         _concurrency_axis(ax, levels)
-        values = [y for line in ax.lines for y in line.get_ydata()]
+        values = [float(y) for line in ax.lines for y in cast(Sequence[float], line.get_ydata())]
         if values:
             ax.set_ylim(*_span(values))
         ax.grid(True, alpha=0.3)
@@ -280,8 +329,13 @@ def error_rates(cells: list[Row]) -> Figure | NotDrawn | None:
     ax = fig.subplots()
     for i, (label, rows) in enumerate(sorted(_series(cells, lambda r: _line_label(r, several)).items())):
         rows = sorted((r for r in rows if r["error_rate"] is not None), key=lambda r: r["concurrency"])
-        ax.plot([r["concurrency"] for r in rows], [100 * r["error_rate"] for r in rows], marker="o",
-                color=PALETTE[i % len(PALETTE)], label=label)
+        ax.plot(
+            [r["concurrency"] for r in rows],
+            [100 * r["error_rate"] for r in rows],
+            marker="o",
+            color=PALETTE[i % len(PALETTE)],
+            label=label,
+        )
     _concurrency_axis(ax, sorted({r["concurrency"] for r in cells}))
     ax.set_ylabel("error rate (%)")
     ax.set_ylim(0, max(5.0, _span([100 * r["error_rate"] for r in cells if r["error_rate"] is not None])[1]))
@@ -301,8 +355,9 @@ def latency_distribution(histograms: list[Row], cells: list[Row] | None = None) 
     if not histograms:
         return None
     several = len({r["payload_file"] for r in histograms}) > 1
-    counts = {(c["experiment"], c["payload_file"], c["concurrency"]): c["count_successful_requests"]
-              for c in cells or []}
+    counts = {
+        (c["experiment"], c["payload_file"], c["concurrency"]): c["count_successful_requests"] for c in cells or []
+    }
     by_conc = _series(histograms, lambda r: r["concurrency"])
     fig, axes = _grid(len(by_conc))
     labels = sorted({_line_label(r, several) for r in histograms})
@@ -334,9 +389,13 @@ def _histograms(ax: Any, rows: list[Row], labels: list[str], several: bool) -> N
         color = PALETTE[i % len(PALETTE)]
         mine = [r for r in rows if _line_label(r, several) == label]
         for r in mine:  # the mart holds only bins with requests: one step per bin
-            ax.stairs([100 * r["share_of_cell_requests"]],
-                      [r["latency_bin_lower_ms"] / 1000, r["latency_bin_upper_ms"] / 1000],
-                      color=color, fill=True, alpha=0.35)
+            ax.stairs(
+                [100 * r["share_of_cell_requests"]],
+                [r["latency_bin_lower_ms"] / 1000, r["latency_bin_upper_ms"] / 1000],
+                color=color,
+                fill=True,
+                alpha=0.35,
+            )
         if mine:
             ax.plot([], [], color=color, linewidth=6, alpha=0.5, label=label)
     ax.set_ylabel("share of successful requests (%)")

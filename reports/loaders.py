@@ -29,6 +29,7 @@ class ReportData:
     candidates: list[Row]
     best: Row | None
     best_per_instance_type: list[Row]
+    unranked_instance_types: list[Row]  # instance types none of whose cells could be ranked
     nearest_misses: list[Row]
     errors: list[Row]
     experiment_runs: list[Row]
@@ -128,7 +129,17 @@ def load(warehouse: Path, run_id: str | None = None, benchmark: str | None = Non
             best_per_instance_type=_rows(
                 con,
                 candidates_sql + "and (r.is_best_for_instance_type or r.is_nearest_miss_for_instance_type)"
-                " order by r.is_best_for_instance_type desc, r.feasible_rank, r.instance_type_miss_rank, r.instance_type",
+                " order by r.is_best_for_instance_type desc, r.feasible_rank, r.instance_type_miss_rank,"
+                " r.instance_type",
+                [run_id],
+            ),
+            unranked_instance_types=_rows(
+                con,
+                "select instance_type, min(instance_count) as instance_count,"
+                " min(min_requests_for_best) as min_requests_for_best from recommendations where run_id = ?"
+                " group by instance_type"
+                " having not bool_or(is_best_for_instance_type or is_nearest_miss_for_instance_type)"
+                " order by instance_type nulls last",
                 [run_id],
             ),
             nearest_misses=_rows(con, candidates_sql + "and r.is_nearest_miss order by r.miss_rank", [run_id]),
@@ -139,9 +150,7 @@ def load(warehouse: Path, run_id: str | None = None, benchmark: str | None = Non
                 " order by experiment, payload_file, concurrency, count_failed_requests desc",
                 [run_id],
             ),
-            experiment_runs=_rows(
-                con, "select * from experiment_runs where run_id = ? order by experiment", [run_id]
-            ),
+            experiment_runs=_rows(con, "select * from experiment_runs where run_id = ? order by experiment", [run_id]),
             prompt_size=_rows(
                 con,
                 "select * from latency_by_prompt_size where run_id = ?"

@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from fmb.reports import charts
-from fmb.reports.format import FILTERS, fence_for
-from fmb.reports.loaders import ReportData, load
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from matplotlib.figure import Figure
 
 from fmb.paths import slug
+from fmb.reports import charts
+from fmb.reports.format import FILTERS, fence_for
+from fmb.reports.loaders import ReportData, load
 
 
 @dataclass
@@ -65,24 +65,43 @@ def draw_charts(data: ReportData) -> list[tuple[str, str, ChartMaker, str]]:
     focus_cells = _focus(data.cells, data.candidates)
     payload_files = sorted({c["payload_file"] for c in data.cells})
     return [
-        ("Price vs performance", "price_performance.png",
-         lambda: charts.price_performance(data.candidates, run["latency_budget_s"], run["cost_per_10k_txn_budget_usd"]),
-         "no cell of the dataset of interest has both a p95 latency and a price"),
-        ("Latency vs prompt size", "latency_vs_prompt_size.png",
-         lambda: charts.latency_vs_prompt_size(data.prompt_size, instance_types, payload_files),
-         "no successful request"),
-        ("TTFT and throughput vs concurrency", "concurrency.png",
-         lambda: charts.concurrency_effects(focus_cells), "no cell"),
-        ("Error rate vs concurrency", "error_rates.png",
-         lambda: charts.error_rates(focus_cells), "no cell"),
-        ("Per-request latency distribution", "latency_distribution.png",
-         lambda: charts.latency_distribution(_focus(data.histograms, data.candidates), focus_cells),
-         "no successful request"),
+        (
+            "Price vs performance",
+            "price_performance.png",
+            lambda: charts.price_performance(
+                data.candidates, run["latency_budget_s"], run["cost_per_10k_txn_budget_usd"]
+            ),
+            "no cell of the dataset of interest has both a p95 latency and a price",
+        ),
+        (
+            "Latency vs prompt size",
+            "latency_vs_prompt_size.png",
+            lambda: charts.latency_vs_prompt_size(data.prompt_size, instance_types, payload_files),
+            "no successful request",
+        ),
+        (
+            "TTFT and throughput vs concurrency",
+            "concurrency.png",
+            lambda: charts.concurrency_effects(focus_cells),
+            "no cell",
+        ),
+        ("Error rate vs concurrency", "error_rates.png", lambda: charts.error_rates(focus_cells), "no cell"),
+        (
+            "Per-request latency distribution",
+            "latency_distribution.png",
+            lambda: charts.latency_distribution(_focus(data.histograms, data.candidates), focus_cells),
+            "no successful request",
+        ),
     ]
 
 
-def render_report(warehouse: Path, out: Path | None, run_id: str | None = None, results: Path | None = None,
-                  benchmark: str | None = None) -> Report:
+def render_report(
+    warehouse: Path,
+    out: Path | None,
+    run_id: str | None = None,
+    results: Path | None = None,
+    benchmark: str | None = None,
+) -> Report:
     """Render the report of ``run_id`` (default: the latest run, of ``benchmark`` if given)."""
     data = load(warehouse, run_id, benchmark)
     if out is None:
@@ -99,8 +118,11 @@ def render_report(warehouse: Path, out: Path | None, run_id: str | None = None, 
         figure.savefig(target, dpi=110)
         made.append(Chart(title, file))
     config_yaml = yaml.safe_dump(json.loads(data.run["config_json"] or "{}"), sort_keys=False, allow_unicode=True)
-    text = _environment().get_template("report.md.j2").render(data=data, charts=made, config_yaml=config_yaml,
-                                                              config_fence=fence_for(config_yaml))
+    text = (
+        _environment()
+        .get_template("report.md.j2")
+        .render(data=data, charts=made, config_yaml=config_yaml, config_fence=fence_for(config_yaml))
+    )
     path = out / "report.md"
     path.write_text(text, encoding="utf-8")
     return Report(path, data.run["run_id"], made)

@@ -10,12 +10,11 @@ from textwrap import dedent
 
 from fmb.collector.plan import make_plan
 from fmb.collector.run_tables import RunRecorder
-from fmb.prepare.tokens import WordRule
 from fmb.collector.targets.openai import OpenAITarget
 from fmb.collector.writer import RequestWriter
-
 from fmb.config import load_config
 from fmb.paths import ResultsLayout
+from fmb.prepare.tokens import WordRule
 
 CONFIG = """
 general: {name: wh-test}
@@ -59,8 +58,16 @@ STATUS_WEIGHTS = {"ok": 80, "error": 8, "timeout": 4, "throttled": 4, "cancelled
 ALL_FAIL = {"error": 3, "timeout": 1}
 
 
-def fake_rows(run_id: str, experiment: str, payload: str, concurrency: int, n: int, rng: random.Random,
-              t0: datetime, weights: dict[str, int] = STATUS_WEIGHTS) -> list[dict]:
+def fake_rows(
+    run_id: str,
+    experiment: str,
+    payload: str,
+    concurrency: int,
+    n: int,
+    rng: random.Random,
+    t0: datetime,
+    weights: dict[str, int] = STATUS_WEIGHTS,
+) -> list[dict]:
     rows = []
     clock = t0
     for i in range(n):
@@ -73,24 +80,51 @@ def fake_rows(run_id: str, experiment: str, payload: str, concurrency: int, n: i
         started = clock + timedelta(milliseconds=rng.uniform(0, 300))
         clock = started
         prompt_tokens = rng.randint(1, 199)
-        rows.append({
-            "run_id": run_id, "experiment": experiment, "payload_file": payload, "concurrency": concurrency,
-            "request_index": i, "worker": i % concurrency, "prompt_id": f"p{i}", "is_warmup": is_warmup, "session": 0,
-            "attempts": 1, "started_at": started, "ended_at": started + timedelta(milliseconds=e2e),
-            "ttft_ms": ttft, "ttlt_ms": ttlt, "e2e_latency_ms": e2e,
-            "chunk_gaps_ms": [1.0] * max((completion or 1) - 1, 0) if status == "ok" else None,
-            "content_chunks": completion, "prompt_tokens_server": prompt_tokens if rng.random() < 0.7 else None,
-            "completion_tokens_server": completion, "prompt_tokens_client": prompt_tokens + rng.choice([0, 0, 1]),
-            "completion_tokens_client": completion, "stream": True, "status": status,
-            "http_status": {"ok": 200, "error": 500, "throttled": 429}.get(status),
-            "error_type": None if status == "ok" else f"kind_{status}", "error_message": None if status == "ok" else "x",
-            "completion_text": None,
-        })
+        rows.append(
+            {
+                "run_id": run_id,
+                "experiment": experiment,
+                "payload_file": payload,
+                "concurrency": concurrency,
+                "request_index": i,
+                "worker": i % concurrency,
+                "prompt_id": f"p{i}",
+                "is_warmup": is_warmup,
+                "session": 0,
+                "attempts": 1,
+                "started_at": started,
+                "ended_at": started + timedelta(milliseconds=e2e),
+                "ttft_ms": ttft,
+                "ttlt_ms": ttlt,
+                "e2e_latency_ms": e2e,
+                "chunk_gaps_ms": [1.0] * max((completion or 1) - 1, 0) if status == "ok" else None,
+                "content_chunks": completion,
+                "prompt_tokens_server": prompt_tokens if rng.random() < 0.7 else None,
+                "completion_tokens_server": completion,
+                "prompt_tokens_client": prompt_tokens + rng.choice([0, 0, 1]),
+                "completion_tokens_client": completion,
+                "stream": True,
+                "status": status,
+                "http_status": {"ok": 200, "error": 500, "throttled": 429}.get(status),
+                "error_type": None if status == "ok" else f"kind_{status}",
+                "error_message": None if status == "ok" else "x",
+                "completion_text": None,
+            }
+        )
     return rows
 
 
-def write_run(tmp_path: Path, results: Path, seed: int, start: datetime, *, config_text: str = CONFIG,
-              pricing_text: str = PRICING, weights: dict[str, int] = STATUS_WEIGHTS, rows_per_cell: int = 120) -> str:
+def write_run(
+    tmp_path: Path,
+    results: Path,
+    seed: int,
+    start: datetime,
+    *,
+    config_text: str = CONFIG,
+    pricing_text: str = PRICING,
+    weights: dict[str, int] = STATUS_WEIGHTS,
+    rows_per_cell: int = 120,
+) -> str:
     """One run of `config_text` with random rows, written as `fmb collect` writes them."""
     (tmp_path / "pricing.yml").write_text(pricing_text)
     config = tmp_path / "config.yml"
@@ -113,21 +147,28 @@ def write_run(tmp_path: Path, results: Path, seed: int, start: datetime, *, conf
     for exp in plan.experiments:
         writer = RequestWriter(layout.requests_dir(exp.name, recorder.run_id), max_rows=37)
         for cell in plan.cells[exp.name]:
-            rows = fake_rows(recorder.run_id, exp.name, cell.payload_file, cell.concurrency, rows_per_cell, rng,
-                             start, weights)
+            rows = fake_rows(
+                recorder.run_id, exp.name, cell.payload_file, cell.concurrency, rows_per_cell, rng, start, weights
+            )
             for row in rows:
                 writer.add(row)
             # The plan a complete cell had: its measured rows (a cancelled one is one it did not finish).
             measured = [r for r in rows if not r["is_warmup"] and r["status"] != "cancelled"]
             planned[exp.name, cell.payload_file, cell.concurrency] = len(measured)
         writer.close()
-    recorder.write_cells(replace(plan, cells={
-        name: [replace(c, requests=planned[c.experiment, c.payload_file, c.concurrency], warmup=2) for c in cells]
-        for name, cells in plan.cells.items()}))
+    recorder.write_cells(
+        replace(
+            plan,
+            cells={
+                name: [
+                    replace(c, requests=planned[c.experiment, c.payload_file, c.concurrency], warmup=2) for c in cells
+                ]
+                for name, cells in plan.cells.items()
+            },
+        )
+    )
     recorder.write_run("completed", ended=True)
     return recorder.run_id
-
-
 
 
 def query(warehouse: Path, sql: str, params: list | None = None) -> list[dict]:

@@ -6,6 +6,7 @@ against moto's SageMaker control plane and fmb's mock SageMaker and Bedrock runt
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from textwrap import dedent
@@ -13,9 +14,9 @@ from textwrap import dedent
 import duckdb
 import pyarrow.dataset as ds
 import pytest
-from fmb.collector.mock.process import mock_server
 
 from fmb.cli import cli
+from fmb.collector.mock.process import mock_server
 from tests.aws_servers import (
     CREDENTIALS,
     FAILURE_REASON,
@@ -32,8 +33,15 @@ pytestmark = pytest.mark.slow  # servers in subprocesses, dbt builds or a real m
 @pytest.fixture(autouse=True)
 def no_real_aws(monkeypatch, tmp_path: Path) -> None:
     """No credentials, config or endpoint from the machine: only what a test gives with -A."""
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL",
-                 "AWS_DEFAULT_REGION", "AWS_REGION"):
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_ENDPOINT_URL",
+        "AWS_DEFAULT_REGION",
+        "AWS_REGION",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
@@ -106,9 +114,18 @@ def test_sagemaker_deploy_collect_and_cleanup(tmp_path: Path, cli_runner, moto: 
     config = write(tmp_path, "sm-deploy", SAGEMAKER.replace("EP_NAME", "fmb-test-tgi"))
     results = tmp_path / "results"
     with mock_server(ttft_ms=30, itl_ms=3, output_tokens=40) as runtime:
-        result = cli_runner.invoke(cli, ["run", str(config), "--results", str(results), "--quiet",
-                                         *aws_args(sagemaker_endpoint_url=moto, sagemaker_runtime_endpoint_url=runtime)],
-                                   terminal_width=200)
+        result = cli_runner.invoke(
+            cli,
+            [
+                "run",
+                str(config),
+                "--results",
+                str(results),
+                "--quiet",
+                *aws_args(sagemaker_endpoint_url=moto, sagemaker_runtime_endpoint_url=runtime),
+            ],
+            terminal_width=200,
+        )
     assert result.exit_code == 0, result.output
     assert "is InService" in result.output and "tgi-on-g4dn: removed (sagemaker" in result.output
     rows = requests(results)
@@ -118,10 +135,13 @@ def test_sagemaker_deploy_collect_and_cleanup(tmp_path: Path, cli_runner, moto: 
         assert row["completion_tokens_server"] == 16 and row["content_chunks"] == 16
         assert 25 <= row["ttft_ms"] <= 60
         assert row["completion_text"] == "".join(f" w{i}" for i in range(16))
-    (experiment,) = duckdb.sql(f"select endpoint, deployed, deploy_seconds, price_key from read_parquet("
-                                f"'{results}/raw/experiments/*/*.parquet')").fetchall()
+    (experiment,) = duckdb.sql(
+        f"select endpoint, deployed, deploy_seconds from read_parquet('{results}/raw/experiments/*/*.parquet')"
+    ).fetchall()
     assert experiment[0].startswith("fmb-test-tgi-") and experiment[1] is True and experiment[2] >= 0
-    assert experiment[3] == "ml.g4dn.xlarge"
+    con = duckdb.connect(str(results / "warehouse.duckdb"), read_only=True)
+    assert con.execute("select price_key from experiment_runs").fetchall() == [("ml.g4dn.xlarge",)]  # priced in SQL
+    con.close()
     assert (results / "reports" / "sm-deploy" / "report.md").is_file()
     # Everything fmb created is gone again.
     assert created_resources(moto) == before
@@ -154,9 +174,18 @@ def test_jumpstart_deploy_through_the_sagemaker_sdk(tmp_path: Path, cli_runner, 
     config = write(tmp_path, "jumpstart", JUMPSTART)
     results = tmp_path / "results"
     with mock_server(ttft_ms=10, itl_ms=1, output_tokens=8) as runtime:
-        result = cli_runner.invoke(cli, ["run", str(config), "--results", str(results), "--quiet",
-                                         *aws_args(sagemaker_endpoint_url=moto, s3_endpoint_url=moto,
-                                                   sagemaker_runtime_endpoint_url=runtime)], terminal_width=200)
+        result = cli_runner.invoke(
+            cli,
+            [
+                "run",
+                str(config),
+                "--results",
+                str(results),
+                "--quiet",
+                *aws_args(sagemaker_endpoint_url=moto, s3_endpoint_url=moto, sagemaker_runtime_endpoint_url=runtime),
+            ],
+            terminal_width=200,
+        )
     assert result.exit_code == 0, result.output
     assert "is InService" in result.output and "jumpstart-model: removed (sagemaker" in result.output
     assert all(r["status"] == "ok" and r["completion_tokens_server"] == 8 for r in requests(results))
@@ -167,8 +196,9 @@ def test_a_failed_endpoint_reports_its_failure_reason(tmp_path: Path, cli_runner
     before = created_resources(moto)
     config = write(tmp_path, "sm-fail", SAGEMAKER.replace("EP_NAME", "will-fail"))
     with failing_sagemaker(moto) as control:
-        result = cli_runner.invoke(cli, ["deploy", str(config), "--results", str(tmp_path / "r"),
-                                         *aws_args(sagemaker_endpoint_url=control)])
+        result = cli_runner.invoke(
+            cli, ["deploy", str(config), "--results", str(tmp_path / "r"), *aws_args(sagemaker_endpoint_url=control)]
+        )
     assert result.exit_code == 1
     assert "is Failed" in result.output and FAILURE_REASON in result.output
     assert created_resources(moto) == before
@@ -178,15 +208,17 @@ def test_a_failed_endpoint_reports_its_failure_reason(tmp_path: Path, cli_runner
 def test_a_rejected_instance_type_is_a_clear_error(tmp_path: Path, cli_runner, moto: str) -> None:
     before = created_resources(moto)
     config = write(tmp_path, "sm-g5", SAGEMAKER.replace("EP_NAME", "g5-ep").replace("ml.g4dn.xlarge", "ml.g5.12xlarge"))
-    result = cli_runner.invoke(cli, ["deploy", str(config), "--results", str(tmp_path / "r"),
-                                     *aws_args(sagemaker_endpoint_url=moto)])
+    result = cli_runner.invoke(
+        cli, ["deploy", str(config), "--results", str(tmp_path / "r"), *aws_args(sagemaker_endpoint_url=moto)]
+    )
     assert result.exit_code == 1
     assert "SageMaker deployment failed (ValidationException" in result.output and "ml.g5.12xlarge" in result.output
     assert created_resources(moto) == before
 
 
-def test_cleanup_after_a_failed_run_and_never_a_brought_endpoint(tmp_path: Path, cli_runner, moto: str,
-                                                                  monkeypatch) -> None:
+def test_cleanup_after_a_failed_run_and_never_a_brought_endpoint(
+    tmp_path: Path, cli_runner, moto: str, monkeypatch
+) -> None:
     bring_endpoint(moto, "brought-by-the-user")
     before = created_resources(moto)
     monkeypatch.delenv("FMB_MISSING_KEY", raising=False)
@@ -208,8 +240,17 @@ def test_cleanup_after_a_failed_run_and_never_a_brought_endpoint(tmp_path: Path,
     """)
     config = write(tmp_path, "sm-cleanup", body)
     with mock_server(ttft_ms=5, itl_ms=1, output_tokens=4) as runtime:
-        result = cli_runner.invoke(cli, ["run", str(config), "--results", str(tmp_path / "r"), "--quiet",
-                                         *aws_args(sagemaker_endpoint_url=moto, sagemaker_runtime_endpoint_url=runtime)])
+        result = cli_runner.invoke(
+            cli,
+            [
+                "run",
+                str(config),
+                "--results",
+                str(tmp_path / "r"),
+                "--quiet",
+                *aws_args(sagemaker_endpoint_url=moto, sagemaker_runtime_endpoint_url=runtime),
+            ],
+        )
     assert result.exit_code == 1 and "FMB_MISSING_KEY" in result.output
     assert "tgi-on-g4dn: removed (sagemaker" in result.output
     after = created_resources(moto)
@@ -237,13 +278,20 @@ experiments:
 
 def test_bedrock_converse_stream_with_throttling_and_broken_streams(tmp_path: Path, cli_runner) -> None:
     config = write(tmp_path, "bedrock", BEDROCK.replace("min_iters", "min_iters"))
-    config.write_text(config.read_text().replace("min_iters_per_combination: 3", "min_iters_per_combination: 20")
-                      .replace("max_iters_per_combination: 3", "max_iters_per_combination: 20"))
+    config.write_text(
+        config.read_text()
+        .replace("min_iters_per_combination: 3", "min_iters_per_combination: 20")
+        .replace("max_iters_per_combination: 3", "max_iters_per_combination: 20")
+    )
     results = tmp_path / "results"
-    with mock_server(ttft_ms=25, itl_ms=2, output_tokens=30, throttle_rate=0.35, stream_error_rate=0.15,
-                     seed=4) as runtime:
-        result = cli_runner.invoke(cli, ["run", str(config), "--results", str(results), "--quiet",
-                                         *aws_args(bedrock_runtime_endpoint_url=runtime)], terminal_width=200)
+    with mock_server(
+        ttft_ms=25, itl_ms=2, output_tokens=30, throttle_rate=0.35, stream_error_rate=0.15, seed=4
+    ) as runtime:
+        result = cli_runner.invoke(
+            cli,
+            ["run", str(config), "--results", str(results), "--quiet", *aws_args(bedrock_runtime_endpoint_url=runtime)],
+            terminal_width=200,
+        )
     assert result.exit_code == 0, result.output
     rows = requests(results)
     assert len(rows) == 20 + 40
@@ -276,15 +324,27 @@ def test_bedrock_converse_stream_with_throttling_and_broken_streams(tmp_path: Pa
     ],
 )
 def test_bedrock_model_families(tmp_path: Path, cli_runner, model: str, extra: str, stream: bool) -> None:
-    body = BEDROCK.replace("us.meta.llama3-1-8b-instruct-v1:0", model).replace(
-        "meta.llama3-1-8b-instruct-v1:0", model).replace("stream: true", f"stream: {str(stream).lower()}")
+    body = (
+        BEDROCK.replace("us.meta.llama3-1-8b-instruct-v1:0", model)
+        .replace("meta.llama3-1-8b-instruct-v1:0", model)
+        .replace("stream: true", f"stream: {str(stream).lower()}")
+    )
     body = body.replace("  max_attempts: 3\n", f"  {extra}\n" if extra else "")
     config = write(tmp_path, "families", body)
     results = tmp_path / "results"
     with mock_server(ttft_ms=10, itl_ms=1, output_tokens=12) as runtime:
         assert cli_runner.invoke(cli, ["prepare", str(config), "--results", str(results)]).exit_code == 0
-        result = cli_runner.invoke(cli, ["collect", str(config), "--results", str(results), "--quiet",
-                                         *aws_args(bedrock_runtime_endpoint_url=runtime)])
+        result = cli_runner.invoke(
+            cli,
+            [
+                "collect",
+                str(config),
+                "--results",
+                str(results),
+                "--quiet",
+                *aws_args(bedrock_runtime_endpoint_url=runtime),
+            ],
+        )
     assert result.exit_code == 0, result.output
     rows = requests(results)
     assert rows and all(r["status"] == "ok" for r in rows), rows[0]["error_message"]
@@ -334,8 +394,17 @@ def test_sagemaker_payload_formats(tmp_path: Path, cli_runner, moto: str, stream
     results = tmp_path / "results"
     with mock_server(ttft_ms=10, itl_ms=1, output_tokens=10) as runtime:
         assert cli_runner.invoke(cli, ["prepare", str(config), "--results", str(results)]).exit_code == 0
-        result = cli_runner.invoke(cli, ["collect", str(config), "--results", str(results), "--quiet",
-                                         *aws_args(sagemaker_endpoint_url=moto, sagemaker_runtime_endpoint_url=runtime)])
+        result = cli_runner.invoke(
+            cli,
+            [
+                "collect",
+                str(config),
+                "--results",
+                str(results),
+                "--quiet",
+                *aws_args(sagemaker_endpoint_url=moto, sagemaker_runtime_endpoint_url=runtime),
+            ],
+        )
     assert result.exit_code == 0, result.output
     by_experiment: dict[str, list[dict]] = {}
     for row in requests(results):
@@ -359,16 +428,31 @@ def test_sagemaker_model_errors_and_unknown_endpoints(tmp_path: Path, cli_runner
         assert cli_runner.invoke(cli, ["prepare", str(config), "--results", str(results)]).exit_code == 0
         missing = config.read_text().replace("ep_name: brought-ep", "ep_name: nobody-made-this")
         (tmp_path / "missing.yml").write_text(missing)
-        result = cli_runner.invoke(cli, ["collect", str(tmp_path / "missing.yml"), "--results", str(results),
-                                         "--quiet", *aws_args(sagemaker_endpoint_url=moto,
-                                                               sagemaker_runtime_endpoint_url=runtime)])
+        result = cli_runner.invoke(
+            cli,
+            [
+                "collect",
+                str(tmp_path / "missing.yml"),
+                "--results",
+                str(results),
+                "--quiet",
+                *aws_args(sagemaker_endpoint_url=moto, sagemaker_runtime_endpoint_url=runtime),
+            ],
+        )
         assert result.exit_code == 1 and "'nobody-made-this' cannot be used" in result.output
-        try:
+        with contextlib.suppress(Exception):
             bring_endpoint(moto, "brought-ep")
-        except Exception:
-            pass
-        result = cli_runner.invoke(cli, ["collect", str(config), "--results", str(results), "--quiet",
-                                         *aws_args(sagemaker_endpoint_url=moto, sagemaker_runtime_endpoint_url=runtime)])
+        result = cli_runner.invoke(
+            cli,
+            [
+                "collect",
+                str(config),
+                "--results",
+                str(results),
+                "--quiet",
+                *aws_args(sagemaker_endpoint_url=moto, sagemaker_runtime_endpoint_url=runtime),
+            ],
+        )
     assert result.exit_code == 0, result.output
     errors = [r for r in requests(results) if r["status"] == "error"]
     assert errors and all(r["error_type"] == "ModelError" and r["http_status"] == 424 for r in errors)
@@ -379,8 +463,18 @@ def test_no_credentials_is_a_clear_error(tmp_path: Path, cli_runner) -> None:
     config = write(tmp_path, "nocreds", BEDROCK)
     results = tmp_path / "results"
     assert cli_runner.invoke(cli, ["prepare", str(config), "--results", str(results)]).exit_code == 0
-    result = cli_runner.invoke(cli, ["collect", str(config), "--results", str(results), "--quiet",
-                                     "-A", "bedrock_runtime_endpoint_url=http://127.0.0.1:9"])
+    result = cli_runner.invoke(
+        cli,
+        [
+            "collect",
+            str(config),
+            "--results",
+            str(results),
+            "--quiet",
+            "-A",
+            "bedrock_runtime_endpoint_url=http://127.0.0.1:9",
+        ],
+    )
     assert result.exit_code == 1 and "no AWS credentials were found" in result.output
 
 
@@ -388,8 +482,10 @@ def test_credentials_given_with_A_are_never_written(tmp_path: Path, cli_runner) 
     config = write(tmp_path, "secret", BEDROCK)
     results = tmp_path / "results"
     with mock_server(ttft_ms=5, itl_ms=1, output_tokens=4) as runtime:
-        result = cli_runner.invoke(cli, ["run", str(config), "--results", str(results), "--quiet",
-                                         *aws_args(bedrock_runtime_endpoint_url=runtime)])
+        result = cli_runner.invoke(
+            cli,
+            ["run", str(config), "--results", str(results), "--quiet", *aws_args(bedrock_runtime_endpoint_url=runtime)],
+        )
     assert result.exit_code == 0, result.output
     secret = CREDENTIALS["aws_secret_access_key"].encode()
     for path in results.rglob("*"):
@@ -406,17 +502,34 @@ def test_ctrl_c_during_collect_removes_the_sagemaker_endpoint(tmp_path: Path, mo
 
     before = created_resources(moto)
     config = write(tmp_path, "sm-sigint", SAGEMAKER.replace("EP_NAME", "fmb-test-sigint"))
-    config.write_text(config.read_text().replace("max_iters_per_combination: 3", "max_iters_per_combination: 200")
-                      .replace("min_iters_per_combination: 3", "min_iters_per_combination: 200"))
+    config.write_text(
+        config.read_text()
+        .replace("max_iters_per_combination: 3", "max_iters_per_combination: 200")
+        .replace("min_iters_per_combination: 3", "min_iters_per_combination: 200")
+    )
     results = tmp_path / "results"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | {
-        "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": str(tmp_path / "none"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")}
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+    }
     with mock_server(ttft_ms=50, itl_ms=10, output_tokens=16) as runtime:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "fmb", "run", str(config), "--results", str(results), "--quiet",
-             *aws_args(sagemaker_endpoint_url=moto, sagemaker_runtime_endpoint_url=runtime)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+            [
+                sys.executable,
+                "-m",
+                "fmb",
+                "run",
+                str(config),
+                "--results",
+                str(results),
+                "--quiet",
+                *aws_args(sagemaker_endpoint_url=moto, sagemaker_runtime_endpoint_url=runtime),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not list((results / "raw" / "requests").rglob(".journal-*.jsonl")):
             time.sleep(0.2)

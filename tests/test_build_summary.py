@@ -16,11 +16,23 @@ from tests.rawdata import write_run
 @pytest.mark.parametrize(
     ("by_type", "said"),
     [
-        ({("model", "success"): 17, ("test", "pass"): 92, ("unit_test", "pass"): 7}, "17 models built, 99 tests passed"),
+        (
+            {("model", "success"): 17, ("test", "pass"): 92, ("unit_test", "pass"): 7},
+            "17 models built, 99 tests passed",
+        ),
         ({("model", "success"): 1, ("test", "pass"): 1}, "1 model built, 1 test passed"),
-        ({("seed", "success"): 2, ("snapshot", "success"): 1, ("model", "success"): 3, ("test", "pass"): 4,
-          ("test", "warn"): 2, ("unit_test", "skipped"): 1, ("model", "skipped"): 2},
-         "3 models built, 2 seeds loaded, 1 snapshot taken, 4 tests passed, 2 tests warned, 3 nodes skipped"),
+        (
+            {
+                ("seed", "success"): 2,
+                ("snapshot", "success"): 1,
+                ("model", "success"): 3,
+                ("test", "pass"): 4,
+                ("test", "warn"): 2,
+                ("unit_test", "skipped"): 1,
+                ("model", "skipped"): 2,
+            },
+            "3 models built, 2 seeds loaded, 1 snapshot taken, 4 tests passed, 2 tests warned, 3 nodes skipped",
+        ),
         ({}, "nothing to build"),
     ],
 )

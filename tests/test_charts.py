@@ -6,17 +6,33 @@ import re
 from pathlib import Path
 
 import pytest
-from fmb.reports import charts
 from matplotlib.collections import PathCollection
 from matplotlib.figure import Figure
 
+from fmb.reports import charts
 
-def cell(experiment: str, concurrency: int, p95_ms: float, cost: float, payload: str = "payload_en_1-100.jsonl",
-         **more: object) -> dict:
-    row = {"experiment": experiment, "payload_file": payload, "concurrency": concurrency,
-           "instance_type": "ml.g5.xlarge", "e2e_latency_p95_ms": p95_ms, "cost_per_10k_txn_usd": cost,
-           "transactions_per_minute": 60.0, "ttft_p50_ms": 80.0 * concurrency, "output_tokens_per_s": 100.0 * concurrency,
-           "error_rate": 0.0, "count_successful_requests": 100}
+
+def cell(
+    experiment: str,
+    concurrency: int,
+    p95_ms: float,
+    cost: float,
+    payload: str = "payload_en_1-100.jsonl",
+    **more: object,
+) -> dict:
+    row = {
+        "experiment": experiment,
+        "payload_file": payload,
+        "concurrency": concurrency,
+        "instance_type": "ml.g5.xlarge",
+        "e2e_latency_p95_ms": p95_ms,
+        "cost_per_10k_txn_usd": cost,
+        "transactions_per_minute": 60.0,
+        "ttft_p50_ms": 80.0 * concurrency,
+        "output_tokens_per_s": 100.0 * concurrency,
+        "error_rate": 0.0,
+        "count_successful_requests": 100,
+    }
     row.update(more)
     return row
 
@@ -38,8 +54,10 @@ def test_a_far_budget_is_written_at_the_edge_not_drawn_into_the_axis() -> None:
     ax = fig.axes[0]
     assert contains(ax.get_xlim(), [0.9, 1.1, 1.4]) and contains(ax.get_ylim(), [0.6, 0.9, 1.2])
     assert ax.get_xlim()[1] < 2 and ax.get_ylim()[1] < 2  # the data fill the chart, not 1/40th of it
-    assert sorted(texts(ax, "budget-off-chart")) == ["cost budget 500 USD ↑ (off the chart)",
-                                                     "latency budget 60 s → (off the chart)"]
+    assert sorted(texts(ax, "budget-off-chart")) == [
+        "cost budget 500 USD ↑ (off the chart)",
+        "latency budget 60 s → (off the chart)",
+    ]
     assert not [line for line in ax.lines if line.get_label().startswith(("latency budget", "cost budget"))]
 
 
@@ -66,12 +84,29 @@ def test_price_points_are_labelled_with_experiment_and_concurrency_and_the_paylo
 
 
 def test_latency_vs_prompt_size_shows_the_request_count_of_every_point() -> None:
-    rows = [{"experiment": "llama", "concurrency": 1, "prompt_tokens_mean": 120.0, "e2e_latency_p50_ms": 800.0,
-             "count_successful_requests": 37},
-            {"experiment": "llama", "concurrency": 1, "prompt_tokens_mean": 610.0, "e2e_latency_p50_ms": 1900.0,
-             "count_successful_requests": 4},
-            {"experiment": "llama", "concurrency": 8, "prompt_tokens_mean": 300.0, "e2e_latency_p50_ms": 2500.0,
-             "count_successful_requests": 211}]
+    rows = [
+        {
+            "experiment": "llama",
+            "concurrency": 1,
+            "prompt_tokens_mean": 120.0,
+            "e2e_latency_p50_ms": 800.0,
+            "count_successful_requests": 37,
+        },
+        {
+            "experiment": "llama",
+            "concurrency": 1,
+            "prompt_tokens_mean": 610.0,
+            "e2e_latency_p50_ms": 1900.0,
+            "count_successful_requests": 4,
+        },
+        {
+            "experiment": "llama",
+            "concurrency": 8,
+            "prompt_tokens_mean": 300.0,
+            "e2e_latency_p50_ms": 2500.0,
+            "count_successful_requests": 211,
+        },
+    ]
     fig = charts.latency_vs_prompt_size(rows, {"llama": "ml.g5.xlarge"}, ["a.jsonl", "b.jsonl"])
     counts = {(t.get_text(), t.xy) for ax in fig.axes for t in ax.texts if t.get_gid() == "count"}
     assert counts == {("n=37", (120.0, 0.8)), ("n=4", (610.0, 1.9)), ("n=211", (300.0, 2.5))}
@@ -103,7 +138,9 @@ def test_no_ttft_panel_when_nothing_was_streamed() -> None:
 def test_an_error_rate_chart_of_zeros_is_a_line_instead() -> None:
     result = charts.error_rates(CELLS)
     assert isinstance(result, charts.NotDrawn)
-    assert result.reason == "no measured request failed (error rate 0% in every cell, payload file payload_en_1-100.jsonl)"
+    assert (
+        result.reason == "no measured request failed (error rate 0% in every cell, payload file payload_en_1-100.jsonl)"
+    )
     fig = charts.error_rates([*CELLS[:2], {**CELLS[2], "error_rate": 0.25}])
     assert isinstance(fig, Figure)
     assert {tuple(p) for line in fig.axes[0].lines for p in line.get_xydata().tolist()} >= {(2, 25.0)}
@@ -113,9 +150,19 @@ def test_an_error_rate_chart_of_zeros_is_a_line_instead() -> None:
 
 def histogram(experiment: str, concurrency: int, bins: dict[int, int]) -> list[dict]:
     total = sum(bins.values())
-    return [{"experiment": experiment, "payload_file": "p.jsonl", "concurrency": concurrency, "latency_bin": b,
-             "latency_bin_lower_ms": 10 ** (b / 20), "latency_bin_upper_ms": 10 ** ((b + 1) / 20),
-             "count_successful_requests": n, "share_of_cell_requests": n / total} for b, n in bins.items()]
+    return [
+        {
+            "experiment": experiment,
+            "payload_file": "p.jsonl",
+            "concurrency": concurrency,
+            "latency_bin": b,
+            "latency_bin_lower_ms": 10 ** (b / 20),
+            "latency_bin_upper_ms": 10 ** ((b + 1) / 20),
+            "count_successful_requests": n,
+            "share_of_cell_requests": n / total,
+        }
+        for b, n in bins.items()
+    ]
 
 
 @pytest.mark.parametrize("successes", [12, 49])
@@ -123,8 +170,10 @@ def test_a_small_cell_shows_one_dot_per_request(successes: int) -> None:
     small = {60: successes - 5, 61: 3, 64: 2}
     big = {58: 40, 60: 60, 62: 30}
     rows = histogram("llama", 1, small) + histogram("llama", 8, big)
-    cells = [{"experiment": "llama", "payload_file": "p.jsonl", "concurrency": 1, "count_successful_requests": successes},
-             {"experiment": "llama", "payload_file": "p.jsonl", "concurrency": 8, "count_successful_requests": 130}]
+    cells = [
+        {"experiment": "llama", "payload_file": "p.jsonl", "concurrency": 1, "count_successful_requests": successes},
+        {"experiment": "llama", "payload_file": "p.jsonl", "concurrency": 8, "count_successful_requests": 130},
+    ]
     fig = charts.latency_distribution(rows, cells)
     strip, bars = fig.axes
     (dots,) = [c for c in strip.collections if isinstance(c, PathCollection) and c.get_gid() == "requests"]

@@ -15,9 +15,9 @@ def all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple
     out = [prefix]
     for name, command in group.commands.items():
         if isinstance(command, click.Group):
-            out += all_commands(command, prefix + (name,))
+            out += all_commands(command, (*prefix, name))
         else:
-            out.append(prefix + (name,))
+            out.append((*prefix, name))
     return out
 
 
@@ -54,10 +54,22 @@ def test_folders_are_mapped_into_the_fmb_namespace(tmp_path) -> None:
 @pytest.mark.parametrize(
     ("key", "secret"),
     [
-        ("api_key", True), ("x-api-key", True), ("Authorization", True), ("custom_authentication_token", True),
-        ("hf_token", True), ("token", True), ("aws_secret_access_key", True), ("password", True),
-        ("max_tokens", False), ("max_new_tokens", False), ("tokenizer", False), ("min_length_in_tokens", False),
-        ("stop_token", False), ("start_token", False), ("prompt_tokens", False), ("content-type", False),
+        ("api_key", True),
+        ("x-api-key", True),
+        ("Authorization", True),
+        ("custom_authentication_token", True),
+        ("hf_token", True),
+        ("token", True),
+        ("aws_secret_access_key", True),
+        ("password", True),
+        ("max_tokens", False),
+        ("max_new_tokens", False),
+        ("tokenizer", False),
+        ("min_length_in_tokens", False),
+        ("stop_token", False),
+        ("start_token", False),
+        ("prompt_tokens", False),
+        ("content-type", False),
     ],
 )
 def test_secret_keys(key: str, secret: bool) -> None:

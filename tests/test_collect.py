@@ -15,18 +15,29 @@ from textwrap import dedent
 import duckdb
 import pyarrow.dataset as ds
 import pytest
-from fmb.collector.plan import requests_per_cell
-from fmb.collector.mock.process import mock_server
-from fmb.collector.schemas import REQUESTS, RUNS
 
 from fmb.cli import cli
+from fmb.collector.mock.process import mock_server
+from fmb.collector.plan import requests_per_cell
+from fmb.collector.schemas import REQUESTS, RUNS
 from tests.conftest import MISTRAL_TOKENIZER
 
 pytestmark = pytest.mark.slow  # servers in subprocesses, dbt builds or a real model
 
 
-def make_config(tmp_path: Path, url: str, *, concurrency=(1, 4, 16), rounds=8, extra="", api="openai-chat",
-                prompts=8, stream=True, timeout=120, warmup=0) -> Path:
+def make_config(
+    tmp_path: Path,
+    url: str,
+    *,
+    concurrency=(1, 4, 16),
+    rounds=8,
+    extra="",
+    api="openai-chat",
+    prompts=8,
+    stream=True,
+    timeout=120,
+    warmup=0,
+) -> Path:
     """A config over `prompts` synthetic prompts of 40-60 tokens, prepared into tmp_path/results."""
     text = dedent(
         f"""
@@ -250,8 +261,13 @@ def test_run_repeat_collects_one_run_group_and_reports_its_spread(tmp_path: Path
 
     results = tmp_path / "results"
     with mock_server(ttft_ms=5, itl_ms=1, output_tokens=4) as url:
-        config = make_config(tmp_path, url, concurrency=(1, 2), rounds=4,
-                             extra="run_steps: {prepare: true, collect: true, build: true, report: true}\n")
+        config = make_config(
+            tmp_path,
+            url,
+            concurrency=(1, 2),
+            rounds=4,
+            extra="run_steps: {prepare: true, collect: true, build: true, report: true}\n",
+        )
         result = run_cli(cli_runner, "run", str(config), "--results", str(results), "--quiet", "--repeat", "2")
     assert result.exit_code == 0, result.output
     assert "Run 2 of 2" in result.output
@@ -260,9 +276,12 @@ def test_run_repeat_collects_one_run_group_and_reports_its_spread(tmp_path: Path
     assert {r["run_group"] for r in runs} == {runs[0]["run_id"]} and runs[0]["run_id"] != runs[1]["run_id"]
     spreads = query(warehouse_path(results), "select * from cell_spreads order by concurrency")
     assert [(s["run_group"], s["concurrency"], s["count_runs"]) for s in spreads] == [
-        (runs[0]["run_id"], 1, 2), (runs[0]["run_id"], 2, 2)]
-    assert all(s["min_e2e_latency_p95_ms"] <= s["mean_e2e_latency_p95_ms"] <= s["max_e2e_latency_p95_ms"]
-               for s in spreads)
+        (runs[0]["run_id"], 1, 2),
+        (runs[0]["run_id"], 2, 2),
+    ]
+    assert all(
+        s["min_e2e_latency_p95_ms"] <= s["mean_e2e_latency_p95_ms"] <= s["max_e2e_latency_p95_ms"] for s in spreads
+    )
     # The second run against the first: the same group, so every change is within its spread.
     compared = query(warehouse_path(results), "select * from run_comparisons where run_id = ?", [runs[1]["run_id"]])
     assert len(compared) == 2 and all(c["is_change_noise"] is True for c in compared)
@@ -310,7 +329,9 @@ def test_secrets_never_reach_parquet(tmp_path: Path, cli_runner, monkeypatch) ->
         """
     with mock_server(ttft_ms=5, itl_ms=1, output_tokens=4, error_rate=0.5) as url:
         config = make_config(tmp_path, url, concurrency=(1,), rounds=4)
-        text = config.read_text().replace("  payload_files:", dedent(extra).strip("\n").replace("\n", "\n") + "\n  payload_files:")
+        text = config.read_text().replace(
+            "  payload_files:", dedent(extra).strip("\n").replace("\n", "\n") + "\n  payload_files:"
+        )
         text = text.replace("api_key_env", "  api_key_env").replace("headers:", "  headers:")
         config.write_text(text)
         result = prepare_and_collect(cli_runner, config, tmp_path / "results")
@@ -330,10 +351,18 @@ def test_ctrl_c_keeps_the_rows_already_measured(tmp_path: Path) -> None:
         config = make_config(tmp_path, url, concurrency=(2,), rounds=200)
         env = os.environ | {"PYTHONUNBUFFERED": "1"}
         results = tmp_path / "results"
-        subprocess.run([sys.executable, "-m", "fmb", "prepare", str(config), "--results", str(results)],
-                       check=True, capture_output=True, env=env)
-        proc = subprocess.Popen([sys.executable, "-m", "fmb", "collect", str(config), "--results", str(results), "--quiet"],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+        subprocess.run(
+            [sys.executable, "-m", "fmb", "prepare", str(config), "--results", str(results)],
+            check=True,
+            capture_output=True,
+            env=env,
+        )
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fmb", "collect", str(config), "--results", str(results), "--quiet"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
         deadline = time.monotonic() + 60
         # Rows are on disk (in the journal, until the cell ends) as soon as requests finish.
         while time.monotonic() < deadline and not list((results / "raw" / "requests").rglob(".journal-*.jsonl")):

@@ -22,10 +22,10 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 from fmb.collector.plan import load_payload
-from fmb.prepare.sources import read_jsonl
 from fmb.config import load_config
 from fmb.errors import FmbError
 from fmb.paths import ResultsLayout
+from fmb.prepare.sources import read_jsonl
 from fmb.summary import print_config_summary
 
 SETTINGS = settings(
@@ -44,8 +44,12 @@ BASE: dict[str, Any] = {
         "max_iters_per_combination": 5,
         "synthetic": {"records": 10, "max_context_words": 100},
         "filters": [
-            {"language": "en", "min_length_in_tokens": 1, "max_length_in_tokens": 500,
-             "payload_file": "payload_{lang}_{min}-{max}.jsonl"},
+            {
+                "language": "en",
+                "min_length_in_tokens": 1,
+                "max_length_in_tokens": 500,
+                "payload_file": "payload_{lang}_{min}-{max}.jsonl",
+            },
         ],
     },
     "metrics": {"dataset_of_interest": "en_1-500"},
@@ -85,8 +89,30 @@ BASE: dict[str, Any] = {
 _chars = st.characters(codec=None, exclude_categories=())
 _text = st.one_of(
     st.text(_chars, max_size=12),
-    st.sampled_from(["{x}", "{lang}", "{port}", "{{x}}", "{region}", "{", "}", "a: b", "- x", "&a", "*a",
-                     "!!binary", "\r\n", "\x00", "\ud800", "../x", "/etc/passwd", "http://[::1", "yes", "~"]),
+    st.sampled_from(
+        [
+            "{x}",
+            "{lang}",
+            "{port}",
+            "{{x}}",
+            "{region}",
+            "{",
+            "}",
+            "a: b",
+            "- x",
+            "&a",
+            "*a",
+            "!!binary",
+            "\r\n",
+            "\x00",
+            "\ud800",
+            "../x",
+            "/etc/passwd",
+            "http://[::1",
+            "yes",
+            "~",
+        ]
+    ),
 )
 _leaves = st.one_of(
     st.none(),
@@ -100,11 +126,30 @@ _leaves = st.one_of(
     st.binary(max_size=8),
     st.sets(st.integers(0, 3), max_size=3),
 )
-_keys = st.one_of(_text, st.sampled_from(["name", "stream", "headers", "payload_file", "concurrency_levels",
-                                          "parameter_set", "endpoint_url", "api", "local", "filters"]),
-                  st.integers(0, 3), st.booleans(), st.none(), st.dates())
-_values = st.recursive(_leaves, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_keys, inner, max_size=4),
-                       max_leaves=12)
+_keys = st.one_of(
+    _text,
+    st.sampled_from(
+        [
+            "name",
+            "stream",
+            "headers",
+            "payload_file",
+            "concurrency_levels",
+            "parameter_set",
+            "endpoint_url",
+            "api",
+            "local",
+            "filters",
+        ]
+    ),
+    st.integers(0, 3),
+    st.booleans(),
+    st.none(),
+    st.dates(),
+)
+_values = st.recursive(
+    _leaves, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_keys, inner, max_size=4), max_leaves=12
+)
 
 
 def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
@@ -129,8 +174,11 @@ def _like(value: Any) -> st.SearchStrategy[Any]:
     if isinstance(value, float):
         return st.floats(-1e6, 1e6) | st.sampled_from([0.0, 3600.0, 3601.0, 1e308])
     if isinstance(value, str):
-        return st.one_of(st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=12), _text,
-                         st.sampled_from(["http://localhost:8000/v1", "http://[::1]:8/v1", "http://h:0", "x.jsonl"]))
+        return st.one_of(
+            st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=12),
+            _text,
+            st.sampled_from(["http://localhost:8000/v1", "http://[::1]:8/v1", "http://h:0", "x.jsonl"]),
+        )
     if isinstance(value, list):
         return st.lists(_like(value[0]) if value else _values, max_size=4)
     return _values
@@ -164,10 +212,50 @@ def mutated_configs(draw: st.DrawFn) -> Any:
 
 
 SNIPPETS = [
-    "{x}", "{lang}", "{{", "}}", "{port}", ": ", "- ", "[", "]", "{", "}", "&a ", "*a", "!!binary ", "!!set ",
-    "!!python/object ", "2024-01-01", "1e999", ".nan", "0x" + "f" * 40, "1" * 5000, "\t", "\r", "\x00", "\x85",
-    "\u2028", "\ufeff", "#", "'", '"', "\\", "? ", "<<: *a", "---\n", "...\n", "%YAML 1.1\n", "\n  ", "\n- ",
-    "!!int x", "!!float y", "!!timestamp 2024-99-99", "[" * 500, "true", "~",
+    "{x}",
+    "{lang}",
+    "{{",
+    "}}",
+    "{port}",
+    ": ",
+    "- ",
+    "[",
+    "]",
+    "{",
+    "}",
+    "&a ",
+    "*a",
+    "!!binary ",
+    "!!set ",
+    "!!python/object ",
+    "2024-01-01",
+    "1e999",
+    ".nan",
+    "0x" + "f" * 40,
+    "1" * 5000,
+    "\t",
+    "\r",
+    "\x00",
+    "\x85",
+    "\u2028",
+    "\ufeff",
+    "#",
+    "'",
+    '"',
+    "\\",
+    "? ",
+    "<<: *a",
+    "---\n",
+    "...\n",
+    "%YAML 1.1\n",
+    "\n  ",
+    "\n- ",
+    "!!int x",
+    "!!float y",
+    "!!timestamp 2024-99-99",
+    "[" * 500,
+    "true",
+    "~",
 ]
 
 
@@ -177,8 +265,13 @@ def spliced_texts(draw: st.DrawFn) -> str:
     text = yaml.safe_dump(BASE, sort_keys=False, default_flow_style=draw(st.booleans()))
     for _ in range(draw(st.integers(1, 5))):
         at = draw(st.integers(0, len(text)))
-        snippet = draw(st.one_of(st.sampled_from(SNIPPETS), st.sampled_from(SNIPPETS),
-                                 st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=6)))
+        snippet = draw(
+            st.one_of(
+                st.sampled_from(SNIPPETS),
+                st.sampled_from(SNIPPETS),
+                st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=6),
+            )
+        )
         text = text[:at] + snippet + text[at:]
     return text
 
@@ -224,8 +317,10 @@ def test_mutated_configs_load_or_raise_fmb_errors(folder: Path, data: Any, unico
 
 
 @SETTINGS
-@given(text=spliced_texts(), assignments=st.dictionaries(st.sampled_from(["x", "lang", "region", "port"]),
-                                                         _text, max_size=3))
+@given(
+    text=spliced_texts(),
+    assignments=st.dictionaries(st.sampled_from(["x", "lang", "region", "port"]), _text, max_size=3),
+)
 def test_spliced_config_texts_load_or_raise_fmb_errors(folder: Path, text: str, assignments: dict[str, str]) -> None:
     path = folder / "config.yml"
     path.write_bytes(text.encode("utf-8", "surrogatepass"))
@@ -259,9 +354,23 @@ _lines = st.one_of(
     st.builds(lambda v: json.dumps(v), _json),
     st.builds(lambda v: json.dumps({"inputs": v}), _json),
     st.builds(lambda v, a: json.dumps({"inputs": v}, ensure_ascii=a), st.text(_chars, max_size=20), st.booleans()),
-    st.sampled_from(['{"inputs": "\\ud800"}', '{"inputs": "a\\udfff"}', '{"inputs": 1' + "0" * 5000 + "}",
-                     "[" * 100_000, '{"inputs": "x"} trailing', "NaN", '{"inputs": "x", "inputs": 2}', "\ufeff{}",
-                     '{"inputs": "ok"}', "", " ", "\r", '{"inputs": "a\u2028b"}']),
+    st.sampled_from(
+        [
+            '{"inputs": "\\ud800"}',
+            '{"inputs": "a\\udfff"}',
+            '{"inputs": 1' + "0" * 5000 + "}",
+            "[" * 100_000,
+            '{"inputs": "x"} trailing',
+            "NaN",
+            '{"inputs": "x", "inputs": 2}',
+            "\ufeff{}",
+            '{"inputs": "ok"}',
+            "",
+            " ",
+            "\r",
+            '{"inputs": "a\u2028b"}',
+        ]
+    ),
     st.text(_chars, max_size=20),
 )
 

@@ -7,37 +7,66 @@ from textwrap import dedent
 
 import pyarrow.dataset as ds
 import pytest
-from fmb.collector.mock.process import mock_server
 
 from fmb.cli import cli
+from fmb.collector.mock.process import mock_server
 from fmb.config import load_config
 
 pytestmark = pytest.mark.slow  # servers in subprocesses, dbt builds or a real model
 
 CASES = {
     # name: (experiment keys, parameter set, streams?, usage from the server?)
-    "tgi": ("inference_script: ec2_predictor.py\n  inference_spec: {parameter_set: p, container_type: tgi}\n"
-            "  ep_name: '{url}/generate'", "{max_new_tokens: 12, stop: '</s>'}", True, True),
-    "triton": ("inference_script: ec2_predictor.py\n  inference_spec: {parameter_set: p, container_type: triton}\n"
-               "  ep_name: '{url}/v2/models/ensemble/generate'", "{max_tokens: 12}", True, False),
-    "djl": ("inference_script: ec2_predictor.py\n  inference_spec: {parameter_set: p}\n"
-            "  ep_name: '{url}/invocations'", "{max_new_tokens: 12, do_sample: true}", True, False),
-    "ollama": ("inference_script: ec2_predictor.py\n  inference_spec: {parameter_set: p, container_type: ollama}\n"
-               "  ep_name: '{url}/api/generate'", "{model: 'llama3.1:8b', stream: false, options: {num_predict: 12}}",
-               True, True),
-    "llama-cpp": ("inference_script: ec2_predictor.py\n  inference_spec: {parameter_set: p, container_type: llama_server}\n"
-                  "  ep_name: '{url}/completion'", "{max_tokens: 12}", True, True),
-    "custom-rest": ("inference_script: custom_rest_predictor.py\n"
-                    "  inference_spec:\n    parameter_set: p\n    model_id: my-model\n"
-                    "    headers: {custom_client_id: me, custom_authentication_token: tok-123456789, content-type: application/json}\n"
-                    "  ep_name: '{url}/custom/generate'", "{generation_config: {max_tokens: 12}}", False, True),
+    "tgi": (
+        "inference_script: ec2_predictor.py\n  inference_spec: {parameter_set: p, container_type: tgi}\n"
+        "  ep_name: '{url}/generate'",
+        "{max_new_tokens: 12, stop: '</s>'}",
+        True,
+        True,
+    ),
+    "triton": (
+        "inference_script: ec2_predictor.py\n  inference_spec: {parameter_set: p, container_type: triton}\n"
+        "  ep_name: '{url}/v2/models/ensemble/generate'",
+        "{max_tokens: 12}",
+        True,
+        False,
+    ),
+    "djl": (
+        "inference_script: ec2_predictor.py\n  inference_spec: {parameter_set: p}\n  ep_name: '{url}/invocations'",
+        "{max_new_tokens: 12, do_sample: true}",
+        True,
+        False,
+    ),
+    "ollama": (
+        "inference_script: ec2_predictor.py\n  inference_spec: {parameter_set: p, container_type: ollama}\n"
+        "  ep_name: '{url}/api/generate'",
+        "{model: 'llama3.1:8b', stream: false, options: {num_predict: 12}}",
+        True,
+        True,
+    ),
+    "llama-cpp": (
+        "inference_script: ec2_predictor.py\n  inference_spec: {parameter_set: p, container_type: llama_server}\n"
+        "  ep_name: '{url}/completion'",
+        "{max_tokens: 12}",
+        True,
+        True,
+    ),
+    "custom-rest": (
+        "inference_script: custom_rest_predictor.py\n"
+        "  inference_spec:\n    parameter_set: p\n    model_id: my-model\n"
+        "    headers: {custom_client_id: me, custom_authentication_token: tok-123456789, content-type: application/json}\n"
+        "  ep_name: '{url}/custom/generate'",
+        "{generation_config: {max_tokens: 12}}",
+        False,
+        True,
+    ),
 }
 
 
 def config(tmp_path: Path, name: str, url: str, stream: bool) -> Path:
     keys, params, _, _ = CASES[name]
-    text = dedent(
-        """
+    text = (
+        dedent(
+            """
         general: {name: apis}
         s3_read_data: {source_data_files: ["synthetic:longbench"]}
         datasets:
@@ -56,7 +85,11 @@ def config(tmp_path: Path, name: str, url: str, stream: bool) -> Path:
           payload_files: [p.jsonl]
           concurrency_levels: [1, 2]
         """
-    ).replace("PARAMS", params).replace("EXP", name).replace("STREAM", f"stream: {str(stream).lower()}")
+        )
+        .replace("PARAMS", params)
+        .replace("EXP", name)
+        .replace("STREAM", f"stream: {str(stream).lower()}")
+    )
     text = text.replace("KEYS", keys.replace("{url}", url))
     path = tmp_path / "config.yml"
     path.write_text(text)
@@ -103,5 +136,7 @@ def test_container_api_errors_are_rows(tmp_path: Path, cli_runner) -> None:
         assert cli_runner.invoke(cli, ["prepare", str(path), "--results", str(results)]).exit_code == 0
         result = cli_runner.invoke(cli, ["collect", str(path), "--results", str(results), "--quiet"])
     assert result.exit_code == 0, result.output
-    statuses = {r["status"] for r in ds.dataset(results / "raw" / "requests", partitioning="hive").to_table().to_pylist()}
+    statuses = {
+        r["status"] for r in ds.dataset(results / "raw" / "requests", partitioning="hive").to_table().to_pylist()
+    }
     assert {"error", "throttled"} <= statuses

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
 from fmb.collector.journal import SEGMENT_GLOB
 from fmb.collector.mock.process import mock_server
-
 from fmb.warehouse.build import warehouse_path
 from tests.rawdata import query
 from tests.test_collect import make_config, request_rows, run_cli, run_rows
@@ -36,10 +36,18 @@ def start_and_kill(tmp_path: Path, url: str, results: Path) -> tuple[Path, dict]
     """Prepare, start `fmb collect` in a child, SIGKILL it mid-run; the mock's counts at the kill."""
     config = make_config(tmp_path, url, concurrency=CONCURRENCY, rounds=ROUNDS, prompts=8)
     env = os.environ | {"PYTHONUNBUFFERED": "1"}
-    subprocess.run([sys.executable, "-m", "fmb", "prepare", str(config), "--results", str(results)],
-                   check=True, capture_output=True, env=env)
-    proc = subprocess.Popen([sys.executable, "-m", "fmb", "collect", str(config), "--results", str(results), "--quiet"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    subprocess.run(
+        [sys.executable, "-m", "fmb", "prepare", str(config), "--results", str(results)],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fmb", "collect", str(config), "--results", str(results), "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and mock_counts(url)["completed"] < 200:  # well into the c=4 cell
         time.sleep(0.05)
@@ -98,8 +106,16 @@ def test_resume_sends_exactly_the_missing_requests(tmp_path: Path) -> None:
         config, _ = start_and_kill(tmp_path, url, results)
         before = request_rows(results)  # only the parts: the journal is not read yet
         sent_before = mock_counts(url)["requests"]
-        resumed = run_cli(runner, "collect", str(config), "--results", str(results), "--quiet",
-                          "--resume", run_rows(results)[0]["run_id"])
+        resumed = run_cli(
+            runner,
+            "collect",
+            str(config),
+            "--results",
+            str(results),
+            "--quiet",
+            "--resume",
+            run_rows(results)[0]["run_id"],
+        )
         assert resumed.exit_code == 0, resumed.output
         sent = mock_counts(url)["requests"] - sent_before
     assert "was abandoned" in resumed.output  # the journal was recovered first

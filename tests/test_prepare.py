@@ -9,14 +9,14 @@ from textwrap import dedent
 
 import pyarrow.parquet as pq
 import pytest
-from fmb.prepare.payloads import prepare, prompt_id
-from fmb.prepare.synthetic import longbench_records
-from fmb.prepare.tokens import HFTokenizer, WordRule
 
 from fmb.cli import cli
 from fmb.config import load_config
 from fmb.config.schema import Synthetic
 from fmb.paths import ResultsLayout
+from fmb.prepare.payloads import prepare, prompt_id
+from fmb.prepare.synthetic import longbench_records
+from fmb.prepare.tokens import HFTokenizer, WordRule
 from tests.conftest import MISTRAL_TOKENIZER
 
 EXPERIMENT = """
@@ -85,21 +85,24 @@ def test_exact_length_prompts_with_a_real_tokenizer(tmp_path: Path, write_config
 
 
 def test_exact_lengths_hit_their_targets(tmp_path: Path, write_config) -> None:
+    from fmb.config.schema import Filter
     from fmb.prepare.sources import PromptTemplate
     from fmb.prepare.synthetic import exact_length_records
-
-    from fmb.config.schema import Filter
 
     tok = HFTokenizer(MISTRAL_TOKENIZER)
     template = PromptTemplate("<s>[INST] {input} [/INST]", ["input"], "test")
     flt = Filter(language="en", min_length_in_tokens=30, max_length_in_tokens=400, payload_file="p.jsonl")
-    records, notes = exact_length_records(Synthetic(prompts_per_filter=20), [flt], ["input"], template.render, tok.count)
+    records, notes = exact_length_records(
+        Synthetic(prompts_per_filter=20), [flt], ["input"], template.render, tok.count
+    )
     assert notes == []
     for record in records:
         assert tok.count(template.render(record)) == record["target_tokens"]
 
 
-def test_longbench_files_with_fmbench_template_and_filters(tmp_path: Path, write_config, fmbench_fixtures: Path) -> None:
+def test_longbench_files_with_fmbench_template_and_filters(
+    tmp_path: Path, write_config, fmbench_fixtures: Path
+) -> None:
     source = tmp_path / "read" / "source_data"
     source.mkdir(parents=True)
     records = longbench_records(Synthetic(seed=1, records=60))

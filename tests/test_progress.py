@@ -5,12 +5,15 @@ from __future__ import annotations
 import re
 from io import StringIO
 
-from fmb.collector.progress import CellProgress
-from fmb.collector.runner import Cell, CellStats
 from rich.console import Console
 
-CELLS = [Cell("a-very-long-experiment-name", "payload_en_1-100.jsonl", 1, 3),
-         Cell("a-very-long-experiment-name", "payload_en_1000-2000.jsonl", 16, 2)]
+from fmb.collector.progress import CellProgress
+from fmb.collector.runner import Cell, CellStats
+
+CELLS = [
+    Cell("a-very-long-experiment-name", "payload_en_1-100.jsonl", 1, 3),
+    Cell("a-very-long-experiment-name", "payload_en_1000-2000.jsonl", 16, 2),
+]
 
 
 def run(progress: CellProgress, latencies: list[list[float | None]]) -> None:

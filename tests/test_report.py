@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from fmb.cli import cli
 from fmb.reports import charts
 from fmb.reports.loaders import definitions, load
 from fmb.reports.render import render_report
-
-from fmb.cli import cli
 from fmb.warehouse.build import build, warehouse_path
 from tests.rawdata import ALL_FAIL, CONFIG, query, write_run
 
@@ -26,7 +26,18 @@ PNG = b"\x89PNG\r\n\x1a\n"
 def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
     tmp = tmp_path_factory.mktemp("report")
     results = tmp / "results"
-    runs = [write_run(tmp, results, seed, datetime(2026, 2, seed, tzinfo=UTC)) for seed in (1, 2)]
+    # The first run's budgets leave nothing feasible (its report names the nearest misses); the
+    # second's latency budget is looser, so its report has a best option.
+    runs = [
+        write_run(tmp, results, 1, datetime(2026, 2, 1, tzinfo=UTC)),
+        write_run(
+            tmp,
+            results,
+            2,
+            datetime(2026, 2, 2, tzinfo=UTC),
+            config_text=CONFIG.replace("latency_budget: 1.5", "latency_budget: 3"),
+        ),
+    ]
     build(results)
     return results, runs
 
@@ -83,15 +94,22 @@ def test_report_numbers_equal_the_marts(built, tmp_path: Path) -> None:
     assert f"`{second}`" in text and run["config_hash"] in text and run["fmb_version"] in text
     # Warm-ups and measured requests are counted apart and add up to what was sent.
     assert run["count_warmup_requests"] > 0 and run["count_measured_requests"] > 0
-    assert (f"| Requests | {run['count_requests_sent']} sent = {run['count_warmup_requests']} warm-ups (not measured)"
-            f" + {run['count_measured_requests']} measured ({run['count_measured_successful_requests']} succeeded,"
-            f" {run['count_measured_failed_requests']} failed)") in text
-    assert run["count_requests_sent"] == (run["count_warmup_requests"] + run["count_measured_requests"]
-                                          + run["count_cut_off_requests"])
+    assert (
+        f"| Requests | {run['count_requests_sent']} sent = {run['count_warmup_requests']} warm-ups (not measured)"
+        f" + {run['count_measured_requests']} measured ({run['count_measured_successful_requests']} succeeded,"
+        f" {run['count_measured_failed_requests']} failed)"
+    ) in text
+    assert run["count_requests_sent"] == (
+        run["count_warmup_requests"] + run["count_measured_requests"] + run["count_cut_off_requests"]
+    )
     assert "Selection rule (`report.selection: cheapest`): the cheapest cell that meets every budget" in text
 
-    best = mart(results, "select c.* from recommendations r join cells c using (run_id, experiment, payload_file,"
-                         " concurrency) where r.run_id = ? and r.is_best_overall", [second])
+    best = mart(
+        results,
+        "select c.* from recommendations r join cells c using (run_id, experiment, payload_file,"
+        " concurrency) where r.run_id = ? and r.is_best_overall",
+        [second],
+    )
     summary = section(text, "## Summary")
     assert "No option meets every budget" not in summary  # the seeded run has a best option
     (b,) = best
@@ -108,17 +126,27 @@ def test_report_numbers_equal_the_marts(built, tmp_path: Path) -> None:
     assert near(facts["Cost per 1M output tokens (USD)"], b["cost_per_1m_output_tokens_usd"])
 
     # Every instance type of the dataset of interest has a row: its best option or its nearest miss.
-    flagged = mart(results, "select instance_type, is_best_for_instance_type, is_nearest_miss_for_instance_type"
-                            " from recommendations where run_id = ?", [second])
+    flagged = mart(
+        results,
+        "select instance_type, is_best_for_instance_type, is_nearest_miss_for_instance_type"
+        " from recommendations where run_id = ?",
+        [second],
+    )
     per_type = table(section(text, "### Best option per instance type"))
     assert sorted(row[0].split(" x ", 1)[1] for row in per_type) == sorted({r["instance_type"] for r in flagged})
     for row in per_type:
-        (r,) = [f for f in flagged if f["instance_type"] == row[0].split(" x ", 1)[1]
-                and (f["is_best_for_instance_type"] or f["is_nearest_miss_for_instance_type"])]
+        (r,) = [
+            f
+            for f in flagged
+            if f["instance_type"] == row[0].split(" x ", 1)[1]
+            and (f["is_best_for_instance_type"] or f["is_nearest_miss_for_instance_type"])
+        ]
         assert row[1].startswith("yes" if r["is_best_for_instance_type"] else "no, nearest miss: breaks ")
 
-    cells = {(c["experiment"], c["payload_file"], c["concurrency"]): c
-             for c in mart(results, "select * from cells where run_id = ?", [second])}
+    cells = {
+        (c["experiment"], c["payload_file"], c["concurrency"]): c
+        for c in mart(results, "select * from cells where run_id = ?", [second])
+    }
     all_cells = section(text, "## All cells")
     checked = 0
     for block in re.split(r"^### ", all_cells, flags=re.M)[1:]:
@@ -149,8 +177,10 @@ def test_report_numbers_equal_the_marts(built, tmp_path: Path) -> None:
         assert near(row[3], costs[row[0]]["duration_s"]) and near(row[5], costs[row[0]]["experiment_cost_usd"])
 
     comparisons = table(section(text, "## Compared with the previous run"))
-    previous = {(r["experiment"], r["payload_file"], r["concurrency"]): r
-                for r in mart(results, "select * from run_comparisons where run_id = ?", [second])}
+    previous = {
+        (r["experiment"], r["payload_file"], r["concurrency"]): r
+        for r in mart(results, "select * from run_comparisons where run_id = ?", [second])
+    }
     assert len(comparisons) == len(previous)
     for row in comparisons:
         c = previous[(row[0], row[1], int(row[2]))]
@@ -158,8 +188,12 @@ def test_report_numbers_equal_the_marts(built, tmp_path: Path) -> None:
         assert near(row[5], c["e2e_latency_p95_change_pct"])
 
     failures = table(section(text, "## Failed requests"))
-    assert sum(int(r[6]) for r in failures) == mart(
-        results, "select sum(count_failed_requests) as n from request_errors where run_id = ?", [second])[0]["n"]
+    assert (
+        sum(int(r[6]) for r in failures)
+        == mart(results, "select sum(count_failed_requests) as n from request_errors where run_id = ?", [second])[0][
+            "n"
+        ]
+    )
 
     for name, _ in definitions():
         assert f"- **{name}**:" in text
@@ -179,8 +213,11 @@ def test_charts_exist_and_plot_the_mart_values(built, tmp_path: Path) -> None:
     data = load(warehouse_path(results), second)
     fig = charts.price_performance(data.candidates, 1.5, 50)
     plotted = {tuple(p) for coll in fig.axes[0].collections if coll.get_gid() for p in coll.get_offsets()}
-    expected = {(c["e2e_latency_p95_ms"] / 1000, c["cost_per_10k_txn_usd"]) for c in data.candidates
-                if c["cost_per_10k_txn_usd"] is not None and c["e2e_latency_p95_ms"] is not None}
+    expected = {
+        (c["e2e_latency_p95_ms"] / 1000, c["cost_per_10k_txn_usd"])
+        for c in data.candidates
+        if c["cost_per_10k_txn_usd"] is not None and c["e2e_latency_p95_ms"] is not None
+    }
     assert plotted == expected
 
     fig = charts.error_rates(data.candidates)
@@ -200,11 +237,15 @@ def test_charts_exist_and_plot_the_mart_values(built, tmp_path: Path) -> None:
     fig = charts.latency_distribution(data.histograms)
     steps = sorted(
         (ax.get_title(), round(float(p.get_data().edges[0]), 12), round(float(p.get_data().values[0]), 9))
-        for ax in fig.axes for p in ax.patches
+        for ax in fig.axes
+        for p in ax.patches
     )
     assert steps == sorted(
-        (f"concurrency {h['concurrency']}", round(h["latency_bin_lower_ms"] / 1000, 12),
-         round(100 * h["share_of_cell_requests"], 9))
+        (
+            f"concurrency {h['concurrency']}",
+            round(h["latency_bin_lower_ms"] / 1000, 12),
+            round(100 * h["share_of_cell_requests"], 9),
+        )
         for h in data.histograms
     )
 
@@ -215,23 +256,60 @@ NO_PRICES = CONFIG.replace("pricing: pricing.yml", "pricing: nothing.yml")
 @pytest.mark.parametrize(
     ("case", "kwargs", "expect"),
     [
-        ("all failed", {"weights": ALL_FAIL}, ["No request of this run succeeded", "No option meets every budget",
-                                                "_Not drawn: no successful request_"]),
-        ("one cell", {"config_text": CONFIG.split("- name: tokens")[0].replace("[1, 4]", "[1]").replace(
-            "latency_budget: 1.5", "latency_budget: 5").replace(
-            "payload_files: [payload_en_1-100.jsonl, payload_en_100-200.jsonl]", "payload_files: [payload_en_1-100.jsonl]")},
-         ["The best option for this workload is", "### priced"]),
-        ("no prices", {"pricing_text": "pricing: {instance_based: {}}\n"},
-         ["3 experiments have no price", "_Not drawn: no cell of the dataset of interest has both a p95 latency and a price_"]),
-        ("few requests", {"rows_per_cell": 12},
-         ["No cell can be ranked", "cells were left out of the ranking", "fewer than 20 requests)",
-          "† from fewer than 20 successful requests", "‡ p99 from fewer than 100"]),
-        ("fmbench rule", {"config_text": CONFIG.replace("latency_budget: 1.5,", "latency_budget: 1.5, selection: fmbench,")},
-         ["Selection rule (`report.selection: fmbench`): FMBench's, the highest concurrency that meets every budget"]),
-        ("no failures", {"weights": {"ok": 1}},
-         ["No measured request failed.", "### Error rate vs concurrency\n\n_Not drawn: no measured request failed "
-          "(error rate 0% in every cell, payload file payload_en_1-100.jsonl)_",
-          "![Per-request latency distribution](latency_distribution.png)"]),
+        (
+            "all failed",
+            {"weights": ALL_FAIL},
+            ["No request of this run succeeded", "No option meets every budget", "_Not drawn: no successful request_"],
+        ),
+        (
+            "one cell",
+            {
+                "config_text": CONFIG.split("- name: tokens")[0]
+                .replace("[1, 4]", "[1]")
+                .replace("latency_budget: 1.5", "latency_budget: 5")
+                .replace(
+                    "payload_files: [payload_en_1-100.jsonl, payload_en_100-200.jsonl]",
+                    "payload_files: [payload_en_1-100.jsonl]",
+                )
+            },
+            ["The best option for this workload is", "### priced"],
+        ),
+        (
+            "no prices",
+            {"pricing_text": "pricing: {instance_based: {}}\n"},
+            [
+                "3 experiments have no price",
+                "_Not drawn: no cell of the dataset of interest has both a p95 latency and a price_",
+            ],
+        ),
+        (
+            "few requests",
+            {"rows_per_cell": 12},
+            [
+                "No cell can be ranked",
+                "cells were left out of the ranking",
+                "fewer than 20 requests)",
+                "† from fewer than 20 successful requests",
+                "‡ p99 from fewer than 100",
+            ],
+        ),
+        (
+            "fmbench rule",
+            {"config_text": CONFIG.replace("latency_budget: 1.5,", "latency_budget: 1.5, selection: fmbench,")},
+            [
+                "Selection rule (`report.selection: fmbench`): FMBench's, the highest concurrency that meets every budget"
+            ],
+        ),
+        (
+            "no failures",
+            {"weights": {"ok": 1}},
+            [
+                "No measured request failed.",
+                "### Error rate vs concurrency\n\n_Not drawn: no measured request failed "
+                "(error rate 0% in every cell, payload file payload_en_1-100.jsonl)_",
+                "![Per-request latency distribution](latency_distribution.png)",
+            ],
+        ),
     ],
 )
 def test_degenerate_runs_still_render(tmp_path: Path, cli_runner, case: str, kwargs: dict, expect: list[str]) -> None:

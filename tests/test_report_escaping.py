@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
-from fmb.reports.format import code, fence_for, text
-from fmb.reports.render import render_report
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from fmb.paths import ResultsLayout, slug
+from fmb.reports.format import code, fence_for, text
+from fmb.reports.render import render_report
 from fmb.warehouse.build import build, warehouse_path
 from tests import rawdata
 
@@ -81,8 +80,15 @@ def report(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequ
     patch = pytest.MonkeyPatch()
     patch.setattr(rawdata, "fake_rows", hostile_rows)
     try:
-        rawdata.write_run(tmp, results, 3, datetime(2026, 4, 1, tzinfo=UTC), config_text=CONFIG,
-                          pricing_text=PRICING, rows_per_cell=40)
+        rawdata.write_run(
+            tmp,
+            results,
+            3,
+            datetime(2026, 4, 1, tzinfo=UTC),
+            config_text=CONFIG,
+            pricing_text=PRICING,
+            rows_per_cell=40,
+        )
     finally:
         patch.undo()
     build(results)
@@ -124,7 +130,14 @@ def test_no_value_injects_html_links_or_structure(report: str) -> None:
     headings = [(t.tag, inline_text(tokens[i + 1])) for i, t in enumerate(tokens) if t.type == "heading_open"]
     assert [h for h in headings if h[0] == "h1"] == [("h1", TITLE)]
     assert [h[1] for h in headings if h[0] == "h2"] == [
-        "Summary", "Charts", "All cells", "Failed requests", "Cost of the run", "Definitions", "Configuration"]
+        "Summary",
+        "Charts",
+        "All cells",
+        "Failed requests",
+        "Cost of the run",
+        "Definitions",
+        "Configuration",
+    ]
     h3 = [h[1] for h in headings if h[0] == "h3"]
     assert EXP_STREAMED in h3 and EXP_NOT_STREAMED in h3
 
@@ -165,13 +178,15 @@ def test_cells_that_were_not_streamed_say_so(report: str) -> None:
     assert "not measured" not in streamed
 
 
-@pytest.mark.parametrize("value", HOSTILE + ["", "`", "``a``", "a | b", "x_y_z", "_lead", "trail_"])
+@pytest.mark.parametrize("value", [*HOSTILE, "", "`", "``a``", "a | b", "x_y_z", "_lead", "trail_"])
 def test_filters_round_trip_through_a_markdown_parser(value: str) -> None:
     flat = re.sub(r"[\r\n]+", " ", value)
-    for markdown, expected in ((f"| h |\n|---|\n| {text(value)} |\n", flat),
-                               (f"| h |\n|---|\n| {code(value)} |\n", flat),
-                               (f"para {text(value)} end\n", f"para {flat} end"),
-                               (f"para {code(value, in_table=False)} end\n", f"para {flat} end")):
+    for markdown, expected in (
+        (f"| h |\n|---|\n| {text(value)} |\n", flat),
+        (f"| h |\n|---|\n| {code(value)} |\n", flat),
+        (f"para {text(value)} end\n", f"para {flat} end"),
+        (f"para {code(value, in_table=False)} end\n", f"para {flat} end"),
+    ):
         tokens = parse(markdown)
         inline = [t for t in tokens if t.type == "inline"]
         got = inline_text(inline[-1])

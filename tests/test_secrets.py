@@ -20,9 +20,9 @@ from textwrap import dedent
 import duckdb
 import pyarrow.parquet as pq
 import pytest
-from fmb.collector.mock.process import mock_server
 
 from fmb.cli import cli
+from fmb.collector.mock.process import mock_server
 from fmb.config import load_config
 from fmb.redact import MASK, MIN_SECRET_LENGTH, Redactor, assignment_secrets, header_secrets, url_secrets
 from fmb.warehouse.build import warehouse_path
@@ -31,8 +31,10 @@ pytestmark = pytest.mark.slow  # servers in subprocesses, dbt builds or a real m
 
 
 def planted() -> dict[str, str]:
-    return {name: f"{name[:3]}{secrets.token_hex(10)}" for name in
-            ("header", "spec_header", "tenant", "url_user", "url_password", "api_key")}
+    return {
+        name: f"{name[:3]}{secrets.token_hex(10)}"
+        for name in ("header", "spec_header", "tenant", "url_user", "url_password", "api_key")
+    }
 
 
 def free_port() -> int:
@@ -42,8 +44,24 @@ def free_port() -> int:
 
 
 def write_config(tmp_path: Path, s: dict[str, str], brought: str, port: int) -> Path:
-    mock = [sys.executable, "-m", "fmb", "mock-server", "--port", str(port), "--ttft-ms", "2", "--itl-ms", "1",
-            "--output-tokens", "6", "--error-rate", "0.3", "--echo-headers", "true"]
+    mock = [
+        sys.executable,
+        "-m",
+        "fmb",
+        "mock-server",
+        "--port",
+        str(port),
+        "--ttft-ms",
+        "2",
+        "--itl-ms",
+        "1",
+        "--output-tokens",
+        "6",
+        "--error-rate",
+        "0.3",
+        "--echo-headers",
+        "true",
+    ]
     text = dedent(
         f"""
         general: {{name: secrets-bench, model_name: mock}}
@@ -163,7 +181,9 @@ def test_planted_secrets_reach_no_file_and_no_output(tmp_path: Path, cli_runner,
     assert errors and any("X-Auth-Key: ***" in m for m in errors) and any("Bearer ***" in m for m in errors)
     assert "endpoint: http://***@127.0.0.1:" in checked
     assert '"endpoint": "http://***@127.0.0.1:' in record
-    experiments = [r for p in (results / "raw" / "experiments").rglob("*.parquet") for r in pq.read_table(p).to_pylist()]
+    experiments = [
+        r for p in (results / "raw" / "experiments").rglob("*.parquet") for r in pq.read_table(p).to_pylist()
+    ]
     assert {r["endpoint"].split("@")[0] for r in experiments if r["deployed"]} == {"http://***"}
     report = next((results / "reports").rglob("report.md")).read_text()
     assert "X-Auth-Key: '***'" in report and "User-Agent: fmb-secrets-test" in report  # harmless headers print
@@ -186,7 +206,8 @@ def test_planted_secrets_reach_no_file_and_no_output(tmp_path: Path, cli_runner,
 def test_error_messages_mask_url_credentials(tmp_path: Path, cli_runner) -> None:
     user, password = "u" + secrets.token_hex(6), "p" + secrets.token_hex(8)
     config = tmp_path / "config.yml"
-    config.write_text(dedent(f"""
+    config.write_text(
+        dedent(f"""
         general: {{name: unreachable}}
         experiments:
         - name: nowhere
@@ -194,12 +215,14 @@ def test_error_messages_mask_url_credentials(tmp_path: Path, cli_runner) -> None
           endpoint_url: http://{user}:{password}@127.0.0.1:9/v1
           payload_files: [p.jsonl]
           concurrency_levels: [1]
-        """))
+        """)
+    )
     payloads = tmp_path / "results" / "payloads" / "unreachable"
     payloads.mkdir(parents=True)
     (payloads / "p.jsonl").write_text('{"inputs": "hello"}\n')
-    result = cli_runner.invoke(cli, ["collect", str(config), "--results", str(tmp_path / "results")],
-                               terminal_width=300)
+    result = cli_runner.invoke(
+        cli, ["collect", str(config), "--results", str(tmp_path / "results")], terminal_width=300
+    )
     assert result.exit_code == 1 and "cannot reach http://***@127.0.0.1:9/v1" in result.output, result.output
     assert user not in result.output and password not in result.output
 
@@ -225,11 +248,19 @@ def test_a_bad_header_value_is_not_shown_in_the_error(write_config) -> None:
 
 def test_masking_rules() -> None:
     assert header_secrets({"X-Api": "Token abcdefgh12345678", "Content-Type": "application/json", "Accept": "*/*"}) == [
-        "Token abcdefgh12345678", "abcdefgh12345678"]  # the value, and its long parts; harmless headers print
+        "Token abcdefgh12345678",
+        "abcdefgh12345678",
+    ]  # the value, and its long parts; harmless headers print
 
     credentials, words = assignment_secrets(
-        {"tenant": "acme-corp", "region": "us-west-2", "tp_degree": "8", "flag": "true", "api_key": "k3y!",
-         "model_id": "meta/llama"},
+        {
+            "tenant": "acme-corp",
+            "region": "us-west-2",
+            "tp_degree": "8",
+            "flag": "true",
+            "api_key": "k3y!",
+            "model_id": "meta/llama",
+        },
         ["Tenant acme-corp"],
     )
     assert credentials == ["acme-corp", "k3y!"]  # used in a header; a secret-looking name

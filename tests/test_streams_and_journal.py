@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+
 from fmb.collector.journal import Journal, read_segment, segments
 from fmb.collector.recovery import compact_journals
-from fmb.prepare.tokens import WordRule
 from fmb.collector.targets.openai import openai_chunk, openai_whole
 from fmb.collector.targets.streams import iter_events, iter_json_lines
 from fmb.collector.writer import RequestWriter
-
+from fmb.prepare.tokens import WordRule
 from tests.rawdata import fake_rows
 
 
@@ -87,8 +87,7 @@ def test_a_whole_answer_without_choices_is_not_an_answer(body: dict) -> None:
 def rows(n: int) -> list[dict]:
     import random
 
-    return fake_rows("r1", "e1", "p.jsonl", 2, n, random.Random(1), datetime(2026, 1, 1, tzinfo=UTC),
-                     {"ok": 1})
+    return fake_rows("r1", "e1", "p.jsonl", 2, n, random.Random(1), datetime(2026, 1, 1, tzinfo=UTC), {"ok": 1})
 
 
 def test_journal_round_trip_and_a_torn_last_line(tmp_path: Path) -> None:

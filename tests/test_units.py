@@ -10,6 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 from botocore.eventstream import EventStreamBuffer
+
 from fmb.collector.mock.eventstream import event, exception, json_event
 from fmb.collector.plan import requests_per_cell
 from fmb.collector.runner import Policy
@@ -18,7 +19,6 @@ from fmb.collector.targets.bedrock import family_of
 from fmb.collector.targets.containers import LlamaCppTarget, OllamaTarget, TritonTarget, tgi_chunk, tgi_whole
 from fmb.collector.targets.sagemaker import parse_line, parse_whole
 from fmb.collector.writer import claim_part
-
 from fmb.config.placeholders import fill, parse_assignments
 from fmb.errors import FmbError
 
@@ -28,7 +28,12 @@ from fmb.errors import FmbError
     [
         ({"token": {"text": "hi", "special": False}, "generated_text": None, "details": None}, "hi", None, False),
         ({"token": {"text": "</s>", "special": True}, "generated_text": "all", "details": None}, None, None, True),
-        ({"token": {"text": "x"}, "generated_text": "x", "details": {"generated_tokens": 7}}, "x", Usage(None, 7), True),
+        (
+            {"token": {"text": "x"}, "generated_text": "x", "details": {"generated_tokens": 7}},
+            "x",
+            Usage(None, 7),
+            True,
+        ),
         ({"token": {"text": "x"}, "details": {"generated_tokens": "3"}}, "x", Usage(None, 3), True),
     ],
 )
@@ -62,8 +67,13 @@ def test_a_tgi_answer_without_generated_text_is_not_an_answer(data) -> None:
         (OllamaTarget, {"response": "he", "done": False}, "he", None, False),
         (OllamaTarget, {"response": "", "done": True, "prompt_eval_count": 9, "eval_count": 4}, "", Usage(9, 4), True),
         (LlamaCppTarget, {"content": "lo", "stop": False}, "lo", None, False),
-        (LlamaCppTarget, {"content": "", "stop": True, "tokens_evaluated": 5, "tokens_predicted": 2}, "", Usage(5, 2),
-         True),
+        (
+            LlamaCppTarget,
+            {"content": "", "stop": True, "tokens_evaluated": 5, "tokens_predicted": 2},
+            "",
+            Usage(5, 2),
+            True,
+        ),
         (TritonTarget, {"model_name": "m", "text_output": "t"}, "t", None, False),
     ],
 )
@@ -72,8 +82,10 @@ def test_container_stream_lines(cls, data: dict, text: str, usage: Usage | None,
     assert (chunk.text, chunk.usage, chunk.final) == (text, usage, final)
 
 
-@pytest.mark.parametrize(("cls", "data"), [(OllamaTarget, {"model": "m"}), (LlamaCppTarget, {"stop": True}),
-                                           (TritonTarget, {"model_name": "m"})])
+@pytest.mark.parametrize(
+    ("cls", "data"),
+    [(OllamaTarget, {"model": "m"}), (LlamaCppTarget, {"stop": True}), (TritonTarget, {"model_name": "m"})],
+)
 def test_container_whole_answers_must_have_their_text_field(cls, data: dict) -> None:
     with pytest.raises(KeyError):
         cls.whole(None, data)
@@ -187,7 +199,9 @@ def test_the_placeholder_filler(text: str, values: dict, filled: str, unfilled: 
     assert [(u.name, u.line) for u in missing] == unfilled
 
 
-@pytest.mark.parametrize(("pairs", "values"), [(["a=1", " b = two "], {"a": "1", "b": "two"}), (["u=x=y"], {"u": "x=y"})])
+@pytest.mark.parametrize(
+    ("pairs", "values"), [(["a=1", " b = two "], {"a": "1", "b": "two"}), (["u=x=y"], {"u": "x=y"})]
+)
 def test_assignments(pairs: list[str], values: dict) -> None:
     assert parse_assignments(pairs) == values
 

@@ -16,16 +16,25 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from fmb.collector.schemas import REQUESTS, TABLES
 
+from fmb.collector.schemas import REQUESTS, TABLES
 from fmb.paths import PROJECT_ROOT
 from fmb.warehouse.build import build, warehouse_path
 from tests.rawdata import query, write_run
 
 pytestmark = pytest.mark.slow  # servers in subprocesses, dbt builds or a real model
 
-MARTS = ["cells", "recommendations", "latency_by_prompt_size", "latency_histograms", "run_comparisons",
-         "experiment_runs", "runs", "request_errors", "cell_spreads"]
+MARTS = [
+    "cells",
+    "recommendations",
+    "latency_by_prompt_size",
+    "latency_histograms",
+    "run_comparisons",
+    "experiment_runs",
+    "runs",
+    "request_errors",
+    "cell_spreads",
+]
 
 
 def test_sources_declare_exactly_the_collector_schemas() -> None:
@@ -63,8 +72,11 @@ def marts(results: Path, name: str) -> list[dict]:
 
 def raw_requests(results: Path) -> list[dict]:
     """The raw rows, with the token counts the metrics use: the server's if given, else the client's."""
-    rows = pads.dataset(results / "raw" / "requests", format="parquet", partitioning="hive").to_table(
-        columns=REQUESTS.names).to_pylist()
+    rows = (
+        pads.dataset(results / "raw" / "requests", format="parquet", partitioning="hive")
+        .to_table(columns=REQUESTS.names)
+        .to_pylist()
+    )
     for row in rows:
         for kind in ("prompt", "completion"):
             server = row[f"{kind}_tokens_server"]
@@ -97,7 +109,9 @@ def test_cells_match_an_independent_computation(warehouse) -> None:
         for q, label in ((0.5, "p50"), (0.9, "p90"), (0.95, "p95"), (0.99, "p99")):
             assert close(cell[f"e2e_latency_{label}_ms"], quantile([r["e2e_latency_ms"] for r in ok], q))
             assert close(cell[f"ttft_{label}_ms"], quantile([r["ttft_ms"] for r in ok], q))
-            tpots = [(r["ttlt_ms"] - r["ttft_ms"]) / (r["completion_tokens"] - 1) for r in ok if r["completion_tokens"] > 1]
+            tpots = [
+                (r["ttlt_ms"] - r["ttft_ms"]) / (r["completion_tokens"] - 1) for r in ok if r["completion_tokens"] > 1
+            ]
             assert close(cell[f"tpot_{label}_ms"], quantile(tpots, q))
         window = (max(r["ended_at"] for r in rows) - min(r["started_at"] for r in rows)).total_seconds()
         assert close(cell["window_s"], window)
@@ -106,8 +120,11 @@ def test_cells_match_an_independent_computation(warehouse) -> None:
         completion = sum(r["completion_tokens"] for r in ok)
         prompt = sum(r["prompt_tokens"] for r in ok)
         assert close(cell["output_tokens_per_s"], completion / window)
-        mismatches = [r["prompt_tokens_server"] != r["prompt_tokens_client"] for r in rows
-                      if r["prompt_tokens_server"] is not None]
+        mismatches = [
+            r["prompt_tokens_server"] != r["prompt_tokens_client"]
+            for r in rows
+            if r["prompt_tokens_server"] is not None
+        ]
         assert close(cell["prompt_token_mismatch_rate"], sum(mismatches) / len(mismatches))
         experiment = key[1]
         if experiment == "priced":
@@ -134,14 +151,19 @@ def test_recommendations_follow_the_rule(warehouse) -> None:
     for run_id in runs:
         mine = [c for c in cells if c["run_id"] == run_id]
         feasible = [
-            c for c in mine
-            if c["e2e_latency_p95_ms"] <= 1500 and c["error_rate"] <= 0.2
-            and c["cost_per_10k_txn_usd"] is not None and c["cost_per_10k_txn_usd"] <= 50
+            c
+            for c in mine
+            if c["e2e_latency_p95_ms"] <= 1500
+            and c["error_rate"] <= 0.2
+            and c["cost_per_10k_txn_usd"] is not None
+            and c["cost_per_10k_txn_usd"] <= 50
         ]
         best = [r for r in recs if r["run_id"] == run_id and r["is_best_overall"]]
         if feasible:
             expected = min(feasible, key=lambda c: (c["cost_per_10k_txn_usd"], -c["transactions_per_minute"]))
-            assert [(b["experiment"], b["concurrency"]) for b in best] == [(expected["experiment"], expected["concurrency"])]
+            assert [(b["experiment"], b["concurrency"]) for b in best] == [
+                (expected["experiment"], expected["concurrency"])
+            ]
         else:
             assert best == []
             assert 1 <= sum(r["is_nearest_miss"] for r in recs if r["run_id"] == run_id) <= 3
@@ -179,7 +201,9 @@ def test_run_comparisons_pair_each_run_with_the_previous(warehouse) -> None:
     for r in later:
         before = cells[(first, r["experiment"], r["payload_file"], r["concurrency"])]
         now = cells[(second, r["experiment"], r["payload_file"], r["concurrency"])]
-        assert close(r["e2e_latency_p95_change_pct"], 100 * (now["e2e_latency_p95_ms"] / before["e2e_latency_p95_ms"] - 1))
+        assert close(
+            r["e2e_latency_p95_change_pct"], 100 * (now["e2e_latency_p95_ms"] / before["e2e_latency_p95_ms"] - 1)
+        )
 
 
 def test_latency_by_prompt_size_buckets(warehouse) -> None:
@@ -187,9 +211,14 @@ def test_latency_by_prompt_size_buckets(warehouse) -> None:
     buckets = marts(results, "latency_by_prompt_size")
     ok = [r for r in raw_requests(results) if r["status"] == "ok" and not r["is_warmup"]]
     for b in buckets:
-        mine = [r["e2e_latency_ms"] for r in ok if r["run_id"] == b["run_id"] and r["experiment"] == b["experiment"]
-                and r["concurrency"] == b["concurrency"]
-                and b["prompt_tokens_bucket_start"] <= r["prompt_tokens"] < b["prompt_tokens_bucket_end"]]
+        mine = [
+            r["e2e_latency_ms"]
+            for r in ok
+            if r["run_id"] == b["run_id"]
+            and r["experiment"] == b["experiment"]
+            and r["concurrency"] == b["concurrency"]
+            and b["prompt_tokens_bucket_start"] <= r["prompt_tokens"] < b["prompt_tokens_bucket_end"]
+        ]
         assert b["count_successful_requests"] == len(mine)
         assert close(b["e2e_latency_p95_ms"], quantile(mine, 0.95))
 
@@ -200,17 +229,22 @@ def test_latency_histograms_hold_every_successful_request(warehouse) -> None:
     ok = [r for r in raw_requests(results) if r["status"] == "ok" and not r["is_warmup"]]
     assert sum(b["count_successful_requests"] for b in bins) == len(ok)
     for b in bins[:50]:
-        inside = [r for r in ok if (r["run_id"], r["experiment"], r["payload_file"], r["concurrency"])
-                  == (b["run_id"], b["experiment"], b["payload_file"], b["concurrency"])
-                  and b["latency_bin_lower_ms"] <= r["e2e_latency_ms"] < b["latency_bin_upper_ms"]]
+        inside = [
+            r
+            for r in ok
+            if (r["run_id"], r["experiment"], r["payload_file"], r["concurrency"])
+            == (b["run_id"], b["experiment"], b["payload_file"], b["concurrency"])
+            and b["latency_bin_lower_ms"] <= r["e2e_latency_ms"] < b["latency_bin_upper_ms"]
+        ]
         assert len(inside) == b["count_successful_requests"]
 
 
 def test_errors_are_counted_per_kind(warehouse) -> None:
     results, _ = warehouse
     total = sum(e["count_failed_requests"] for e in marts(results, "request_errors"))
-    assert total == sum(1 for r in raw_requests(results) if r["status"] in ("error", "timeout", "throttled")
-                        and not r["is_warmup"])
+    assert total == sum(
+        1 for r in raw_requests(results) if r["status"] in ("error", "timeout", "throttled") and not r["is_warmup"]
+    )
 
 
 def test_mart_parquet_opens_without_dbt(warehouse) -> None:
@@ -223,7 +257,9 @@ def test_mart_parquet_opens_without_dbt(warehouse) -> None:
         count = duckdb.sql(f"select count(*) from read_parquet('{path}')").fetchall()[0][0]
         assert table.num_rows == len(frame) == count == len(marts(results, name))
     # Plain types a BI tool understands (no 128-bit integers).
-    assert all(str(f.type) != "decimal128(38, 0)" for f in pq.read_schema(results / "marts" / "cells" / "cells.parquet"))
+    assert all(
+        str(f.type) != "decimal128(38, 0)" for f in pq.read_schema(results / "marts" / "cells" / "cells.parquet")
+    )
 
 
 def test_a_second_build_gives_the_same_tables(warehouse) -> None:

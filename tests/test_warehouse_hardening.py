@@ -42,15 +42,24 @@ def a_partition(results: Path) -> Path:
 
 
 def measured_requests(results: Path) -> int:
-    rows = pads.dataset(results / "raw" / "requests", format="parquet", partitioning="hive").to_table(
-        columns=["is_warmup", "status"]).to_pylist()
+    rows = (
+        pads.dataset(results / "raw" / "requests", format="parquet", partitioning="hive")
+        .to_table(columns=["is_warmup", "status"])
+        .to_pylist()
+    )
     return sum(1 for r in rows if not r["is_warmup"] and r["status"] != "cancelled")
 
 
 def fmb_build(results: Path, *args: str, **popen: object) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "fmb", "build", "--results", str(results), *args],
-                            cwd=results.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)}, **popen)
+    return subprocess.Popen(
+        [sys.executable, "-m", "fmb", "build", "--results", str(results), *args],
+        cwd=results.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        **popen,
+    )
 
 
 # Paths -------------------------------------------------------------------------------

@@ -86,7 +86,8 @@ def _build_wheel(tmp: Path) -> Path:
         ROOT,
         source,
         ignore=lambda folder, names: {
-            n for n in names
+            n
+            for n in names
             if n == "__pycache__" or n.endswith(".egg-info") or (Path(folder) == ROOT and n in _NOT_COPIED)
         },
     )
@@ -115,9 +116,14 @@ def _fresh_venv(tmp: Path, wheel: Path) -> tuple[Path, Path]:
 @contextmanager
 def _mock_server(fmb: Path, cwd: Path, env: dict[str, str]) -> Iterator[str]:
     """The wheel's own `fmb mock-server` on a free port."""
-    proc = subprocess.Popen([str(fmb), "mock-server", "--port", "0", "--ttft-ms", "5", "--itl-ms", "1",
-                             "--output-tokens", "8"], cwd=cwd, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [str(fmb), "mock-server", "--port", "0", "--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "8"],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         lines = []
@@ -145,7 +151,8 @@ def _config(folder: Path, url: str) -> Path:
     tokenizer = folder / "tokenizer.json"
     shutil.copyfile(MISTRAL_TOKENIZER, tokenizer)
     config = folder / "config.yml"
-    config.write_text(dedent(f"""
+    config.write_text(
+        dedent(f"""
         general: {{name: wheel-bench, model_name: mock}}
         s3_read_data:
           source_data_files: ["synthetic:exact-lengths"]
@@ -169,7 +176,9 @@ def _config(folder: Path, url: str) -> Path:
           inference_spec: {{parameter_set: chat}}
           payload_files: [payload_en_40-60.jsonl]
           concurrency_levels: [1, 2]
-        """), encoding="utf-8")
+        """),
+        encoding="utf-8",
+    )
     return config
 
 
@@ -181,15 +190,25 @@ def test_wheel_install_runs_prepare_collect_build_report_outside_the_checkout(tm
     installed = site / "fmb"
     work = tmp_path / "work"  # empty, outside the checkout: the results go to ./results
     work.mkdir()
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV") and not k.startswith("FMB_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV") and not k.startswith("FMB_")
+    }
     env["PATH"] = f"{env_dir / 'bin'}{os.pathsep}{env['PATH']}"
     fmb = env_dir / "bin" / "fmb"
 
-    where = _run([env_dir / "bin" / "python", "-c",
-                  "import fmb, fmb.collector, fmb.reports, fmb.paths as p; "
-                  "print(fmb.__file__, fmb.collector.__file__, fmb.reports.__file__, p.PROJECT_ROOT, p.METRIC_DOCS, "
-                  "sep='\\n')"], cwd=work, env=env).split()
+    where = _run(
+        [
+            env_dir / "bin" / "python",
+            "-c",
+            "import fmb, fmb.collector, fmb.reports, fmb.paths as p; "
+            "print(fmb.__file__, fmb.collector.__file__, fmb.reports.__file__, p.PROJECT_ROOT, p.METRIC_DOCS, "
+            "sep='\\n')",
+        ],
+        cwd=work,
+        env=env,
+    ).split()
     for path in where:  # the wheel's fmb runs, and finds its own files in the installed package
         assert Path(path).is_relative_to(installed), where
     assert Path(where[3]) == installed / "_project"

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
+
 from fmb.collector.mock import eventstream
 from fmb.collector.mock.behaviour import Behaviour, Fate
 
@@ -26,8 +27,9 @@ THROTTLED = "Too many requests, please wait before trying again (injected)."
 
 
 def aws_error(code: str, status: int, message: str, **extra: Any) -> web.Response:
-    return web.json_response({"message": message, "Message": message, **extra}, status=status,
-                             headers={"x-amzn-ErrorType": code})
+    return web.json_response(
+        {"message": message, "Message": message, **extra}, status=status, headers={"x-amzn-ErrorType": code}
+    )
 
 
 def _fault(fate: Fate, behaviour: Behaviour, service: str) -> web.Response | None:
@@ -36,10 +38,18 @@ def _fault(fate: Fate, behaviour: Behaviour, service: str) -> web.Response | Non
     if fate.kind == "error":
         status = behaviour.s.error_status
         if service == "sagemaker":
-            return aws_error("ModelError", 424, f"Received server error ({status}) from primary with message "
-                             "\"injected fault\".", OriginalStatusCode=status, OriginalMessage="injected fault")
-        return aws_error("InternalServerException" if status >= 500 else "ValidationException",
-                         status if status >= 500 else 400, "injected fault")
+            return aws_error(
+                "ModelError",
+                424,
+                f'Received server error ({status}) from primary with message "injected fault".',
+                OriginalStatusCode=status,
+                OriginalMessage="injected fault",
+            )
+        return aws_error(
+            "InternalServerException" if status >= 500 else "ValidationException",
+            status if status >= 500 else 400,
+            "injected fault",
+        )
     return None
 
 
@@ -57,6 +67,7 @@ def _prompt_tokens(text: str) -> int:
 
 
 # --- SageMaker runtime ----------------------------------------------------------------
+
 
 def sagemaker_routes(behaviour: Behaviour) -> list[web.RouteDef]:
     def max_tokens(body: dict[str, Any]) -> int | None:
@@ -78,8 +89,12 @@ def sagemaker_routes(behaviour: Behaviour) -> list[web.RouteDef]:
         text = await behaviour.wait_all(fate, arrival)
         if "messages" in body:
             prompt = " ".join(str(m.get("content")) for m in body["messages"])
-            return web.json_response({"choices": [{"index": 0, "message": {"role": "assistant", "content": text}}],
-                                      "usage": {"prompt_tokens": _prompt_tokens(prompt), "completion_tokens": fate.tokens}})
+            return web.json_response(
+                {
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": text}}],
+                    "usage": {"prompt_tokens": _prompt_tokens(prompt), "completion_tokens": fate.tokens},
+                }
+            )
         details = {"generated_tokens": fate.tokens} if (body.get("parameters") or {}).get("details") else None
         return web.json_response([{"generated_text": text, "details": details}])
 
@@ -95,8 +110,11 @@ def sagemaker_routes(behaviour: Behaviour) -> list[web.RouteDef]:
             if messages_api:
                 return f"data: {json.dumps({'choices': [{'index': 0, 'delta': {'content': piece}}]})}\n\n".encode()
             details = {"finish_reason": "length", "generated_tokens": fate.tokens} if last else None
-            data = {"token": {"id": i, "text": piece, "logprob": 0.0, "special": False},
-                    "generated_text": None, "details": details}
+            data = {
+                "token": {"id": i, "text": piece, "logprob": 0.0, "special": False},
+                "generated_text": None,
+                "details": details,
+            }
             return f"data:{json.dumps(data)}\n\n".encode()
 
         async def messages() -> AsyncIterator[bytes]:
@@ -109,16 +127,24 @@ def sagemaker_routes(behaviour: Behaviour) -> list[web.RouteDef]:
                 yield eventstream.event("PayloadPart", raw[:cut], "application/octet-stream")
                 yield eventstream.event("PayloadPart", raw[cut:], "application/octet-stream")
             if fate.kind == "stream_error":
-                yield eventstream.exception("ModelStreamError", {"Message": "injected error in the middle of the stream",
-                                                                 "ErrorCode": "ModelStreamError"})
+                yield eventstream.exception(
+                    "ModelStreamError",
+                    {"Message": "injected error in the middle of the stream", "ErrorCode": "ModelStreamError"},
+                )
             elif messages_api:
                 prompt = " ".join(str(m.get("content")) for m in body["messages"])
                 usage = {"prompt_tokens": _prompt_tokens(prompt), "completion_tokens": fate.tokens}
-                yield eventstream.event("PayloadPart", f"data: {json.dumps({'choices': [], 'usage': usage})}\n\n"
-                                        .encode(), "application/octet-stream")
+                yield eventstream.event(
+                    "PayloadPart",
+                    f"data: {json.dumps({'choices': [], 'usage': usage})}\n\n".encode(),
+                    "application/octet-stream",
+                )
 
-        return await _event_stream(request, messages(), **{"X-Amzn-SageMaker-Content-Type": "text/event-stream",
-                                                           "x-Amzn-Invoked-Production-Variant": "AllTraffic"})
+        return await _event_stream(
+            request,
+            messages(),
+            **{"X-Amzn-SageMaker-Content-Type": "text/event-stream", "x-Amzn-Invoked-Production-Variant": "AllTraffic"},
+        )
 
     return [
         web.post("/endpoints/{name}/invocations", invoke),
@@ -128,10 +154,11 @@ def sagemaker_routes(behaviour: Behaviour) -> list[web.RouteDef]:
 
 # --- Bedrock runtime ------------------------------------------------------------------
 
+
 def _family_request(body: dict[str, Any]) -> tuple[str, str, int | None]:
     """(family, prompt, max tokens) of an InvokeModel body, from its shape."""
     if "messages" in body:
-        parts = []
+        parts: list[str] = []
         for message in body["messages"]:
             content = message.get("content")
             if isinstance(content, list):
@@ -152,11 +179,17 @@ def _family_request(body: dict[str, Any]) -> tuple[str, str, int | None]:
 
 def _family_response(family: str, text: str, prompt_tokens: int, tokens: int) -> dict[str, Any]:
     if family == "anthropic":
-        return {"type": "message", "role": "assistant", "content": [{"type": "text", "text": text}],
-                "usage": {"input_tokens": prompt_tokens, "output_tokens": tokens}}
+        return {
+            "type": "message",
+            "role": "assistant",
+            "content": [{"type": "text", "text": text}],
+            "usage": {"input_tokens": prompt_tokens, "output_tokens": tokens},
+        }
     if family == "titan":
-        return {"inputTextTokenCount": prompt_tokens,
-                "results": [{"tokenCount": tokens, "outputText": text, "completionReason": "LENGTH"}]}
+        return {
+            "inputTextTokenCount": prompt_tokens,
+            "results": [{"tokenCount": tokens, "outputText": text, "completionReason": "LENGTH"}],
+        }
     if family == "meta":
         return {"generation": text, "prompt_token_count": prompt_tokens, "generation_token_count": tokens}
     if family == "ai21":
@@ -190,12 +223,14 @@ def bedrock_routes(behaviour: Behaviour) -> list[web.RouteDef]:
             return answer
         text = await behaviour.wait_all(fate, arrival)
         prompt = _prompt_tokens(converse_prompt(body))
-        return web.json_response({
-            "output": {"message": {"role": "assistant", "content": [{"text": text}]}},
-            "stopReason": "max_tokens",
-            "usage": {"inputTokens": prompt, "outputTokens": fate.tokens, "totalTokens": prompt + fate.tokens},
-            "metrics": {"latencyMs": int((asyncio.get_running_loop().time() - arrival) * 1000)},
-        })
+        return web.json_response(
+            {
+                "output": {"message": {"role": "assistant", "content": [{"text": text}]}},
+                "stopReason": "max_tokens",
+                "usage": {"inputTokens": prompt, "outputTokens": fate.tokens, "totalTokens": prompt + fate.tokens},
+                "metrics": {"latencyMs": int((asyncio.get_running_loop().time() - arrival) * 1000)},
+            }
+        )
 
     async def converse_stream(request: web.Request) -> web.StreamResponse:
         arrival = asyncio.get_running_loop().time()
@@ -210,15 +245,20 @@ def bedrock_routes(behaviour: Behaviour) -> list[web.RouteDef]:
             async for piece in behaviour.chunks(fate, arrival):
                 yield eventstream.json_event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": piece}})
             if fate.kind == "stream_error":
-                yield eventstream.exception("modelStreamErrorException", {
-                    "message": "injected error in the middle of the stream", "originalStatusCode": 500})
+                yield eventstream.exception(
+                    "modelStreamErrorException",
+                    {"message": "injected error in the middle of the stream", "originalStatusCode": 500},
+                )
                 return
             yield eventstream.json_event("contentBlockStop", {"contentBlockIndex": 0})
             yield eventstream.json_event("messageStop", {"stopReason": "max_tokens"})
-            yield eventstream.json_event("metadata", {
-                "usage": {"inputTokens": prompt, "outputTokens": fate.tokens, "totalTokens": prompt + fate.tokens},
-                "metrics": {"latencyMs": int((asyncio.get_running_loop().time() - arrival) * 1000)},
-            })
+            yield eventstream.json_event(
+                "metadata",
+                {
+                    "usage": {"inputTokens": prompt, "outputTokens": fate.tokens, "totalTokens": prompt + fate.tokens},
+                    "metrics": {"latencyMs": int((asyncio.get_running_loop().time() - arrival) * 1000)},
+                },
+            )
 
         return await _event_stream(request, messages())
 
@@ -230,10 +270,13 @@ def bedrock_routes(behaviour: Behaviour) -> list[web.RouteDef]:
             return answer
         text = await behaviour.wait_all(fate, arrival)
         prompt_tokens = _prompt_tokens(prompt)
-        return web.json_response(_family_response(family, text, prompt_tokens, fate.tokens), headers={
-            "X-Amzn-Bedrock-Input-Token-Count": str(prompt_tokens),
-            "X-Amzn-Bedrock-Output-Token-Count": str(fate.tokens),
-        })
+        return web.json_response(
+            _family_response(family, text, prompt_tokens, fate.tokens),
+            headers={
+                "X-Amzn-Bedrock-Input-Token-Count": str(prompt_tokens),
+                "X-Amzn-Bedrock-Output-Token-Count": str(fate.tokens),
+            },
+        )
 
     async def invoke_stream(request: web.Request) -> web.StreamResponse:
         arrival = asyncio.get_running_loop().time()
@@ -249,13 +292,22 @@ def bedrock_routes(behaviour: Behaviour) -> list[web.RouteDef]:
             async for piece in behaviour.chunks(fate, arrival):
                 yield chunk(_family_chunk(family, piece))
             if fate.kind == "stream_error":
-                yield eventstream.exception("modelStreamErrorException", {
-                    "message": "injected error in the middle of the stream", "originalStatusCode": 500})
+                yield eventstream.exception(
+                    "modelStreamErrorException",
+                    {"message": "injected error in the middle of the stream", "originalStatusCode": 500},
+                )
                 return
             latency_ms = int((asyncio.get_running_loop().time() - arrival) * 1000)
-            yield chunk({"amazon-bedrock-invocationMetrics": {
-                "inputTokenCount": _prompt_tokens(prompt), "outputTokenCount": fate.tokens,
-                "invocationLatency": latency_ms, "firstByteLatency": int(behaviour.s.ttft_ms)}})
+            yield chunk(
+                {
+                    "amazon-bedrock-invocationMetrics": {
+                        "inputTokenCount": _prompt_tokens(prompt),
+                        "outputTokenCount": fate.tokens,
+                        "invocationLatency": latency_ms,
+                        "firstByteLatency": int(behaviour.s.ttft_ms),
+                    }
+                }
+            )
 
         return await _event_stream(request, messages(), **{"X-Amzn-Bedrock-Content-Type": "application/json"})
 

@@ -4,9 +4,10 @@ Token ``i`` (0-based) of a response is released at ``arrival + ttft + i * itl`` 
 event loop's clock. Deadlines are absolute, so a late wake-up never accumulates into the
 following tokens. The event loop wakes up to one timer tick (1 ms with epoll) after the
 time it was asked for, so the mock asks for half a tick early: release times are then
-centred on the deadlines instead of trailing them by half a tick on average. Faults are drawn per request from a seeded random generator:
-an HTTP error status, throttling (429), or a stall (a long pause before the first token
-or in the middle of the stream). A request may also name its fate in the
+centred on the deadlines instead of trailing them by half a tick on average. Faults are
+drawn per request from a seeded random generator: an HTTP error status, throttling
+(429), or a stall (a long pause before the first token or in the middle of the stream).
+A request may also name its fate in the
 ``x-fmb-mock-fault`` header (one of :data:`FAULT_KINDS`), which is how the fault-matrix
 tests send every kind of fault to one server.
 """
@@ -46,8 +47,20 @@ class MockSettings:
 # [DONE] but no content), truncated (the stream stops halfway without an end marker),
 # bad_chunked (invalid chunked transfer encoding halfway), and bare_data (a valid stream
 # with a keep-alive comment and a bare `data` line between events, which must read fine).
-FAULT_KINDS = ("ok", "error", "throttle", "stall", "stream_error", "html", "json_body", "done_only",
-               "empty_stream", "truncated", "bad_chunked", "bare_data")
+FAULT_KINDS = (
+    "ok",
+    "error",
+    "throttle",
+    "stall",
+    "stream_error",
+    "html",
+    "json_body",
+    "done_only",
+    "empty_stream",
+    "truncated",
+    "bad_chunked",
+    "bare_data",
+)
 FAULT_HEADER = "x-fmb-mock-fault"
 
 

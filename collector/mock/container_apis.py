@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+
 from fmb.collector.mock.behaviour import Behaviour, Fate
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -58,7 +59,7 @@ def routes(behaviour: Behaviour) -> list[web.RouteDef]:
         return body.get("parameters") or {}
 
     async def tgi(request: web.Request, stream: bool) -> web.StreamResponse:
-        body, fate, arrival = await start(request, lambda b: params(b).get("max_new_tokens"))
+        _body, fate, arrival = await start(request, lambda b: params(b).get("max_new_tokens"))
         if (answer := fault(fate, behaviour)) is not None:
             return answer
         details = {"finish_reason": "length", "generated_tokens": fate.tokens, "seed": None}
@@ -74,15 +75,20 @@ def routes(behaviour: Behaviour) -> list[web.RouteDef]:
                 text += piece
                 last = i * behaviour.s.tokens_per_chunk >= fate.tokens
                 # The last event carries the whole text (and the details), as TGI sends it.
-                yield _sse({"token": {"id": i, "text": piece, "logprob": 0.0, "special": False},
-                            "generated_text": text if last else None, "details": details if last else None})
+                yield _sse(
+                    {
+                        "token": {"id": i, "text": piece, "logprob": 0.0, "special": False},
+                        "generated_text": text if last else None,
+                        "details": details if last else None,
+                    }
+                )
             if fate.kind == "stream_error":
                 yield _sse(BROKEN)
 
         return await _stream(request, "text/event-stream", lines)
 
     async def triton(request: web.Request, stream: bool) -> web.StreamResponse:
-        body, fate, arrival = await start(request, lambda b: b.get("max_tokens"))
+        _body, fate, arrival = await start(request, lambda b: b.get("max_tokens"))
         if (answer := fault(fate, behaviour)) is not None:
             return answer
         model = request.match_info["model"]
@@ -118,8 +124,12 @@ def routes(behaviour: Behaviour) -> list[web.RouteDef]:
         if (answer := fault(fate, behaviour)) is not None:
             return answer
         prompt_tokens = len(str(body.get("prompt", "")).split())
-        final = {"model": body.get("model"), "done": True, "prompt_eval_count": prompt_tokens,
-                 "eval_count": fate.tokens}
+        final = {
+            "model": body.get("model"),
+            "done": True,
+            "prompt_eval_count": prompt_tokens,
+            "eval_count": fate.tokens,
+        }
         if body.get("stream") is False:
             return web.json_response(final | {"response": await behaviour.wait_all(fate, arrival)})
 
@@ -134,8 +144,11 @@ def routes(behaviour: Behaviour) -> list[web.RouteDef]:
         body, fate, arrival = await start(request, lambda b: b.get("n_predict"))
         if (answer := fault(fate, behaviour)) is not None:
             return answer
-        final = {"stop": True, "tokens_evaluated": len(str(body.get("prompt", "")).split()),
-                 "tokens_predicted": fate.tokens}
+        final = {
+            "stop": True,
+            "tokens_evaluated": len(str(body.get("prompt", "")).split()),
+            "tokens_predicted": fate.tokens,
+        }
         if not body.get("stream"):
             return web.json_response(final | {"content": await behaviour.wait_all(fate, arrival)})
 

@@ -35,9 +35,7 @@ def message(headers: dict[str, str], payload: bytes) -> bytes:
 
 
 def event(event_type: str, payload: bytes, content_type: str = "application/json") -> bytes:
-    return message(
-        {":event-type": event_type, ":content-type": content_type, ":message-type": "event"}, payload
-    )
+    return message({":event-type": event_type, ":content-type": content_type, ":message-type": "event"}, payload)
 
 
 def json_event(event_type: str, data: dict[str, Any]) -> bytes:

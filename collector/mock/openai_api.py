@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from aiohttp import web
+
 from fmb.collector.mock.behaviour import FAULT_HEADER, Behaviour, Fate
 
 
@@ -92,8 +93,14 @@ def routes(behaviour: Behaviour) -> list[web.RouteDef]:
             if behaviour.s.echo_headers:
                 text += f" (request headers: {echoed_headers(request)})"
             answer = web.json_response(
-                {"id": "mock", "object": obj, "created": created, "model": behaviour.s.model,
-                 "choices": [_choice(chat, text, True, False)], "usage": usage}
+                {
+                    "id": "mock",
+                    "object": obj,
+                    "created": created,
+                    "model": behaviour.s.model,
+                    "choices": [_choice(chat, text, True, False)],
+                    "usage": usage,
+                }
             )
             behaviour.completed += 1
             return answer

@@ -6,6 +6,7 @@ import asyncio
 import sys
 
 from aiohttp import web
+
 from fmb.collector.mock import aws_runtime, container_apis, openai_api
 from fmb.collector.mock.behaviour import Behaviour, MockSettings
 

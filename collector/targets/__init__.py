@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 
 from fmb.collector.targets.base import Target
-
 from fmb.config import LoadedConfig, ResolvedExperiment
 from fmb.config.backends import BACKENDS
 from fmb.errors import CollectError

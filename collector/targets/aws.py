@@ -24,13 +24,18 @@ from botocore.exceptions import (
     NoCredentialsError,
     ReadTimeoutError,
 )
-from fmb.collector.targets.base import EndpointError, Recorder, Request, Target, Usage
 
+from fmb.collector.targets.base import EndpointError, Recorder, Request, Target, Usage
 from fmb.config import LoadedConfig, ResolvedExperiment
 from fmb.errors import CollectError
 
-THROTTLING_CODES = {"ThrottlingException", "TooManyRequestsException", "ServiceQuotaExceededException",
-                    "throttlingException", "Throttling"}
+THROTTLING_CODES = {
+    "ThrottlingException",
+    "TooManyRequestsException",
+    "ServiceQuotaExceededException",
+    "throttlingException",
+    "Throttling",
+}
 
 
 class Cancelled(Exception):
@@ -62,8 +67,14 @@ class Boto3Target(Target):
         self.exp = exp
         self.backend = exp.backend
         self.session = session(loaded, exp.spec.region)
-        self.client = client(self.service, loaded, exp.spec.region, max_connections=max_connections,
-                             read_timeout_s=exp.spec.request_timeout_s, boto_session=self.session)
+        self.client = client(
+            self.service,
+            loaded,
+            exp.spec.region,
+            max_connections=max_connections,
+            read_timeout_s=exp.spec.request_timeout_s,
+            boto_session=self.session,
+        )
         self._local = threading.local()
         self.client.meta.events.register(f"before-send.{self.client.meta.service_model.service_name}", self._sent)
 

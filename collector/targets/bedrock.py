@@ -17,18 +17,21 @@ from typing import Any
 
 from fmb.collector.targets.aws import Boto3Target
 from fmb.collector.targets.base import EndpointError, Recorder, Request, Usage, as_int
-
 from fmb.config import LoadedConfig, ResolvedExperiment
 from fmb.errors import CollectError
 from fmb.pricing import base_model
 
 # FMBench's bedrock parameter set keys, as Converse's inferenceConfig calls them.
-INFERENCE_CONFIG = {"max_tokens": "maxTokens", "max_new_tokens": "maxTokens", "temperature": "temperature",
-                    "top_p": "topP", "stop": "stopSequences", "stop_sequences": "stopSequences"}
+INFERENCE_CONFIG = {
+    "max_tokens": "maxTokens",
+    "max_new_tokens": "maxTokens",
+    "temperature": "temperature",
+    "top_p": "topP",
+    "stop": "stopSequences",
+    "stop_sequences": "stopSequences",
+}
 NOT_SENT = {"caching", "stream", "question", "ground_truth"}
 INVOKE_MODEL_FAMILIES = ("ai21.j2", "cohere.command-text", "cohere.command-light-text")
-
-
 
 
 @dataclass(frozen=True)
@@ -46,31 +49,68 @@ def _max(params: dict[str, Any], default: int = 512) -> int:
 
 FAMILIES: dict[str, Family] = {
     "meta": Family(
-        lambda p, k: {"prompt": p, "max_gen_len": _max(k), "temperature": k.get("temperature", 0.5),
-                      "top_p": k.get("top_p", 0.9)},
-        lambda d: d["generation"], lambda d: d.get("generation")),
+        lambda p, k: {
+            "prompt": p,
+            "max_gen_len": _max(k),
+            "temperature": k.get("temperature", 0.5),
+            "top_p": k.get("top_p", 0.9),
+        },
+        lambda d: d["generation"],
+        lambda d: d.get("generation"),
+    ),
     "amazon.titan-text": Family(
-        lambda p, k: {"inputText": p, "textGenerationConfig": {"maxTokenCount": _max(k),
-                      "temperature": k.get("temperature", 0.5), "topP": k.get("top_p", 0.9)}},
-        lambda d: d["results"][0]["outputText"], lambda d: d.get("outputText")),
+        lambda p, k: {
+            "inputText": p,
+            "textGenerationConfig": {
+                "maxTokenCount": _max(k),
+                "temperature": k.get("temperature", 0.5),
+                "topP": k.get("top_p", 0.9),
+            },
+        },
+        lambda d: d["results"][0]["outputText"],
+        lambda d: d.get("outputText"),
+    ),
     "mistral": Family(
-        lambda p, k: {"prompt": p, "max_tokens": _max(k), "temperature": k.get("temperature", 0.5),
-                      "top_p": k.get("top_p", 0.9)},
-        lambda d: d["outputs"][0]["text"], lambda d: (d.get("outputs") or [{}])[0].get("text")),
+        lambda p, k: {
+            "prompt": p,
+            "max_tokens": _max(k),
+            "temperature": k.get("temperature", 0.5),
+            "top_p": k.get("top_p", 0.9),
+        },
+        lambda d: d["outputs"][0]["text"],
+        lambda d: (d.get("outputs") or [{}])[0].get("text"),
+    ),
     "cohere.command": Family(
-        lambda p, k: {"prompt": p, "max_tokens": _max(k), "temperature": k.get("temperature", 0.5),
-                      "p": k.get("top_p", 0.9)},
-        lambda d: d["generations"][0]["text"], lambda d: d.get("text")),
+        lambda p, k: {
+            "prompt": p,
+            "max_tokens": _max(k),
+            "temperature": k.get("temperature", 0.5),
+            "p": k.get("top_p", 0.9),
+        },
+        lambda d: d["generations"][0]["text"],
+        lambda d: d.get("text"),
+    ),
     "ai21.j2": Family(
-        lambda p, k: {"prompt": p, "maxTokens": _max(k), "temperature": k.get("temperature", 0.5),
-                      "topP": k.get("top_p", 0.9)},
-        lambda d: d["completions"][0]["data"]["text"], lambda d: None),
+        lambda p, k: {
+            "prompt": p,
+            "maxTokens": _max(k),
+            "temperature": k.get("temperature", 0.5),
+            "topP": k.get("top_p", 0.9),
+        },
+        lambda d: d["completions"][0]["data"]["text"],
+        lambda d: None,
+    ),
     "anthropic": Family(
-        lambda p, k: {"anthropic_version": "bedrock-2023-05-31", "max_tokens": _max(k),
-                      "temperature": k.get("temperature", 0.5), "top_p": k.get("top_p", 0.9),
-                      "messages": [{"role": "user", "content": [{"type": "text", "text": p}]}]},
+        lambda p, k: {
+            "anthropic_version": "bedrock-2023-05-31",
+            "max_tokens": _max(k),
+            "temperature": k.get("temperature", 0.5),
+            "top_p": k.get("top_p", 0.9),
+            "messages": [{"role": "user", "content": [{"type": "text", "text": p}]}],
+        },
         lambda d: "".join(c.get("text", "") for c in d["content"]),
-        lambda d: (d.get("delta") or {}).get("text") if d.get("type") == "content_block_delta" else None),
+        lambda d: (d.get("delta") or {}).get("text") if d.get("type") == "content_block_delta" else None,
+    ),
 }
 
 
@@ -82,8 +122,6 @@ def family_of(model: str) -> Family | None:
     return None
 
 
-
-
 class BedrockTarget(Boto3Target):
     service = "bedrock-runtime"
 
@@ -93,7 +131,8 @@ class BedrockTarget(Boto3Target):
         self.stream = exp.stream
         known_as = exp.spec.model_id if self.model.startswith("arn:") and exp.spec.model_id else self.model
         api = exp.spec.bedrock_api or (
-            "invoke-model" if base_model(known_as).startswith(INVOKE_MODEL_FAMILIES) else "converse")
+            "invoke-model" if base_model(known_as).startswith(INVOKE_MODEL_FAMILIES) else "converse"
+        )
         self.family = family_of(known_as) if api == "invoke-model" else None
         if api == "invoke-model" and self.family is None:
             raise CollectError(
@@ -153,8 +192,9 @@ class BedrockTarget(Boto3Target):
         assert self.family is not None
         body = json.dumps(self.family.body(request.prompt, self.params))
         if not self.stream:
-            response = self.client.invoke_model(modelId=self.model, body=body, contentType="application/json",
-                                                accept="application/json")
+            response = self.client.invoke_model(
+                modelId=self.model, body=body, contentType="application/json", accept="application/json"
+            )
             raw = response["body"].read()
             rec.finish()
             rec.http_status = response["ResponseMetadata"]["HTTPStatusCode"]
@@ -163,10 +203,13 @@ class BedrockTarget(Boto3Target):
             except (ValueError, KeyError, IndexError, TypeError):
                 raise EndpointError("bad_response", f"unexpected response: {raw[:200]!r}") from None
             headers = response["ResponseMetadata"].get("HTTPHeaders", {})
-            return Usage(as_int(headers.get("x-amzn-bedrock-input-token-count")),
-                         as_int(headers.get("x-amzn-bedrock-output-token-count")))
-        response = self.client.invoke_model_with_response_stream(modelId=self.model, body=body,
-                                                                 contentType="application/json")
+            return Usage(
+                as_int(headers.get("x-amzn-bedrock-input-token-count")),
+                as_int(headers.get("x-amzn-bedrock-output-token-count")),
+            )
+        response = self.client.invoke_model_with_response_stream(
+            modelId=self.model, body=body, contentType="application/json"
+        )
         rec.http_status = response["ResponseMetadata"]["HTTPStatusCode"]
         usage = [Usage()]
         family = self.family

@@ -13,7 +13,6 @@ from typing import Any, ClassVar
 
 from fmb.collector.targets.base import Request, Usage, as_int
 from fmb.collector.targets.http import Chunk, HttpTarget
-
 from fmb.config import ResolvedExperiment
 from fmb.errors import CollectError
 

@@ -20,9 +20,9 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
+
 from fmb.collector.targets.base import EndpointError, Recorder, Request, Target, Usage, http_error
 from fmb.collector.targets.streams import iter_events, iter_json_lines
-
 from fmb.config import ResolvedExperiment
 from fmb.errors import CollectError
 from fmb.redact import Redactor
@@ -144,7 +144,8 @@ class HttpTarget(Target):
                 await response.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise CollectError(
-                f"experiment {self.exp.name!r}: cannot reach {self.describe()} ({type(exc).__name__}: {exc or 'no answer'}).",
+                f"experiment {self.exp.name!r}: cannot reach {self.describe()} "
+                f"({type(exc).__name__}: {exc or 'no answer'}).",
                 hint="Is the server running and is endpoint_url (or ep_name) right? "
                 "Nothing was sent and no run was recorded.",
             ) from None
@@ -197,10 +198,7 @@ class HttpTarget(Target):
         check_stream_type(response, self.framing)
         usage = None
         ended = False
-        if self.framing == "sse":
-            documents = _sse_documents(response.content)
-        else:
-            documents = iter_json_lines(response.content)
+        documents = _sse_documents(response.content) if self.framing == "sse" else iter_json_lines(response.content)
         try:
             async for data in documents:
                 if data is DONE:
@@ -269,8 +267,15 @@ async def read_body(response: aiohttp.ClientResponse) -> bytes:
 # Content types that a streamed response of each framing may have.
 _STREAM_TYPES = {
     "sse": ("text/event-stream",),
-    "json-lines": ("application/x-ndjson", "application/jsonlines", "application/jsonl", "application/json-lines",
-                   "application/json", "text/plain", ""),
+    "json-lines": (
+        "application/x-ndjson",
+        "application/jsonlines",
+        "application/jsonl",
+        "application/json-lines",
+        "application/json",
+        "text/plain",
+        "",
+    ),
 }
 
 

@@ -7,7 +7,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 from fmb.collector.targets.base import Request, Usage, as_int
 from fmb.collector.targets.http import Chunk, HttpTarget
-
 from fmb.config import ResolvedExperiment
 
 # FMBench parameter names that mean the same as an OpenAI one.

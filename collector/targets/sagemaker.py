@@ -14,12 +14,12 @@ import threading
 from typing import Any
 
 from botocore.exceptions import ClientError
+
 from fmb.collector.targets.aws import Boto3Target
 from fmb.collector.targets.base import EndpointError, Recorder, Request, Usage
 from fmb.collector.targets.containers import tgi_chunk, tgi_whole
 from fmb.collector.targets.http import Chunk
 from fmb.collector.targets.openai import openai_chunk
-
 from fmb.config import LoadedConfig, ResolvedExperiment
 from fmb.errors import CollectError
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from fmb.config.schema import Experiment
 
+
 @dataclass(frozen=True)
 class Backend:
     """A back end fmb can send requests to: what it is, and the collector target that speaks it."""
@@ -24,17 +25,23 @@ class Backend:
 BACKENDS: dict[str, Backend] = {
     "openai-chat": Backend("OpenAI-compatible /v1/chat/completions", "fmb.collector.targets.openai:OpenAITarget"),
     "openai-completions": Backend("OpenAI-compatible /v1/completions", "fmb.collector.targets.openai:OpenAITarget"),
-    "sagemaker": Backend("Amazon SageMaker endpoint (InvokeEndpoint / InvokeEndpointWithResponseStream)",
-                         "fmb.collector.targets.sagemaker:SageMakerTarget"),
-    "bedrock": Backend("Amazon Bedrock (Converse / ConverseStream / InvokeModel)",
-                       "fmb.collector.targets.bedrock:BedrockTarget"),
+    "sagemaker": Backend(
+        "Amazon SageMaker endpoint (InvokeEndpoint / InvokeEndpointWithResponseStream)",
+        "fmb.collector.targets.sagemaker:SageMakerTarget",
+    ),
+    "bedrock": Backend(
+        "Amazon Bedrock (Converse / ConverseStream / InvokeModel)", "fmb.collector.targets.bedrock:BedrockTarget"
+    ),
     "tgi": Backend("Hugging Face TGI /generate and /generate_stream", "fmb.collector.targets.containers:TGITarget"),
-    "triton": Backend("Triton /v2/models/<model>/generate and generate_stream",
-                      "fmb.collector.targets.containers:TritonTarget"),
+    "triton": Backend(
+        "Triton /v2/models/<model>/generate and generate_stream", "fmb.collector.targets.containers:TritonTarget"
+    ),
     "djl": Backend("DJL Serving /invocations", "fmb.collector.targets.containers:DJLTarget"),
     "ollama": Backend("Ollama /api/generate", "fmb.collector.targets.containers:OllamaTarget"),
     "llama-cpp": Backend("llama.cpp server /completion", "fmb.collector.targets.containers:LlamaCppTarget"),
-    "custom-rest": Backend("FMBench's custom REST predictor shape", "fmb.collector.targets.containers:CustomRestTarget"),
+    "custom-rest": Backend(
+        "FMBench's custom REST predictor shape", "fmb.collector.targets.containers:CustomRestTarget"
+    ),
 }
 
 _PREDICTOR_SCRIPTS = {

@@ -71,7 +71,7 @@ class TooDeep(Exception):
 def parse(text: str) -> Any:
     """The YAML document in ``text``; raises yaml.YAMLError or :class:`TooDeep`."""
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+        return yaml.load(text, Loader=_Loader)
     except RecursionError:
         raise TooDeep from None
 
@@ -153,14 +153,16 @@ def problems(data: Any) -> Iterator[Problem]:
                 children = []
                 for key, child in value.items():
                     if isinstance(key, str) and _text_problem(key):
-                        yield Problem((*loc, key.encode("utf-8", "backslashreplace").decode()),
-                                      f"the key {_text_problem(key)}")
+                        yield Problem(
+                            (*loc, key.encode("utf-8", "backslashreplace").decode()), f"the key {_text_problem(key)}"
+                        )
                         continue
                     if not isinstance(key, str):
                         shown = _key_text(key)
                         kind = _KEY_KINDS.get(type(key), type(key).__name__)
-                        yield Problem((*loc, shown), f"the key {shown} is not text (YAML reads it as {kind}); "
-                                      f"{_QUOTE}: '{shown}'")
+                        yield Problem(
+                            (*loc, shown), f"the key {shown} is not text (YAML reads it as {kind}); {_QUOTE}: '{shown}'"
+                        )
                         continue
                     children.append((child, (*loc, key), inner))
             else:

@@ -267,14 +267,14 @@ def _resolve_experiment(path: Path, cfg: FmbenchConfig, index: int, exp: Experim
         )
     parameters = dict(cfg.inference_parameters.get(pset, {})) if pset else {}
     endpoint = exp.endpoint_url or exp.ep_name
-    if res.backend.startswith("openai") and not (endpoint and endpoint.startswith(("http://", "https://"))):
-        if not (exp.local and exp.deploy):
-            raise ConfigError(
-                str(path),
-                f"back end {res.backend} needs the server's URL, e.g. endpoint_url: http://localhost:8000/v1 "
-                f"(got ep_name {exp.ep_name!r}).",
-                key=f"{key}.endpoint_url",
-            )
+    has_url = bool(endpoint and endpoint.startswith(("http://", "https://")))
+    if res.backend.startswith("openai") and not has_url and not (exp.local and exp.deploy):
+        raise ConfigError(
+            str(path),
+            f"back end {res.backend} needs the server's URL, e.g. endpoint_url: http://localhost:8000/v1 "
+            f"(got ep_name {exp.ep_name!r}).",
+            key=f"{key}.endpoint_url",
+        )
     stream, stream_source = _stream(cfg, exp, pset)
     return ResolvedExperiment(
         index=index,
@@ -333,7 +333,9 @@ def load_config(
     names = [e.name for e in cfg.experiments]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise ConfigError(str(path), f"experiment names must be unique; repeated: {', '.join(dupes)}.", key="experiments")
+        raise ConfigError(
+            str(path), f"experiment names must be unique; repeated: {', '.join(dupes)}.", key="experiments"
+        )
 
     check_config(path, cfg)
     warnings: list[str] = []

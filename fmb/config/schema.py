@@ -195,9 +195,7 @@ class S3ReadData(Section):
     prompt_template_dir: str = "prompt_template"
     prompt_template_file: str | None = None
 
-    _lists = field_validator("script_files", "config_files", "source_data_files", mode="before")(
-        _none_to_empty_list
-    )
+    _lists = field_validator("script_files", "config_files", "source_data_files", mode="before")(_none_to_empty_list)
 
 
 class Filter(Section):
@@ -210,8 +208,11 @@ class Filter(Section):
     @classmethod
     def _stays_in_its_folder(cls, value: str, info: ValidationInfo) -> str:
         filled = value
-        for name, fill in (("lang", info.data.get("language")), ("min", info.data.get("min_length_in_tokens")),
-                           ("max", info.data.get("max_length_in_tokens"))):
+        for name, fill in (
+            ("lang", info.data.get("language")),
+            ("min", info.data.get("min_length_in_tokens")),
+            ("max", info.data.get("max_length_in_tokens")),
+        ):
             filled = filled.replace("{" + name + "}", "" if fill is None else str(fill))
         problem = payload_file_problem(filled)
         if problem:

@@ -51,8 +51,10 @@ def enabled_steps(run_steps: dict[str, bool]) -> tuple[list[str], list[str]]:
         try:
             steps = normalise_step(name)
         except KeyError:
-            notes.append(f"run_steps: {name!r} is not a step fmb knows (known: {', '.join(STEPS)} "
-                         "or FMBench's notebook names); ignored")
+            notes.append(
+                f"run_steps: {name!r} is not a step fmb knows (known: {', '.join(STEPS)} "
+                "or FMBench's notebook names); ignored"
+            )
             continue
         if steps is None:
             if on and "evaluations" in name:

@@ -16,6 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from fmb.collector.parquet_io import write_atomic
+from fmb.collector.schemas import PROMPTS
+from fmb.config import LoadedConfig
+from fmb.config.schema import payload_file_problem
+from fmb.errors import PrepareError
+from fmb.paths import ResultsLayout
 from fmb.prepare.sources import (
     SYNTHETIC_KINDS,
     SYNTHETIC_PREFIX,
@@ -26,21 +31,26 @@ from fmb.prepare.sources import (
 )
 from fmb.prepare.synthetic import exact_length_records, longbench_records
 from fmb.prepare.tokens import TokenCounter, load_counter
-from fmb.collector.schemas import PROMPTS
-
-from fmb.config import LoadedConfig
-from fmb.config.schema import payload_file_problem
-from fmb.errors import PrepareError
-from fmb.paths import ResultsLayout
 
 
 def prompt_id(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def prompt_row(benchmark: str, payload_file: str, prompt: str, tokens: int, counter: str, *, source_file: str,
-               record_id: str, language: str | None = None, filter_min: int | None = None,
-               filter_max: int | None = None, prepared_at: datetime | None = None) -> dict[str, Any]:
+def prompt_row(
+    benchmark: str,
+    payload_file: str,
+    prompt: str,
+    tokens: int,
+    counter: str,
+    *,
+    source_file: str,
+    record_id: str,
+    language: str | None = None,
+    filter_min: int | None = None,
+    filter_max: int | None = None,
+    prepared_at: datetime | None = None,
+) -> dict[str, Any]:
     """A row of the raw/prompts table."""
     return {
         "benchmark": benchmark,
@@ -126,9 +136,7 @@ def load_records(
                 )
             records.extend(SourceRecord(name, str(r["_id"]), r) for r in rows)
         else:
-            records.extend(
-                read_source_file(loaded.read_root, cfg.s3_read_data.source_data_prefix, name, keys)
-            )
+            records.extend(read_source_file(loaded.read_root, cfg.s3_read_data.source_data_prefix, name, keys))
     return records, notes
 
 
@@ -175,11 +183,15 @@ def prepare(loaded: LoadedConfig, layout: ResultsLayout) -> PrepareResult:
         path = out_dir / name
         problem = payload_file_problem(name)  # refused when the config loaded; checked again where it is written
         if problem or path.parent != out_dir:
-            raise PrepareError(f"{loaded.path}: datasets.filters: payload file {name!r} cannot be written: "
-                               f"{problem or 'it lies outside ' + str(out_dir)}.")
+            raise PrepareError(
+                f"{loaded.path}: datasets.filters: payload file {name!r} cannot be written: "
+                f"{problem or 'it lies outside ' + str(out_dir)}."
+            )
         if not chosen:
             path.unlink(missing_ok=True)  # never leave an older file that no longer matches
-            results.append(FilterResult(name, flt.language, flt.min_length_in_tokens, flt.max_length_in_tokens, 0, None))
+            results.append(
+                FilterResult(name, flt.language, flt.min_length_in_tokens, flt.max_length_in_tokens, 0, None)
+            )
             continue
         tmp = path.with_name(f".{path.name}.tmp")
         with tmp.open("w", encoding="utf-8") as fh:
@@ -187,9 +199,19 @@ def prepare(loaded: LoadedConfig, layout: ResultsLayout) -> PrepareResult:
                 fh.write(_payload_line(records[i].fields, prompts[i], gt_key, q_key) + "\n")
         tmp.replace(path)
         rows.extend(
-            prompt_row(loaded.name, name, prompts[i], lengths[i], counter.name, source_file=records[i].source_file,
-                       record_id=records[i].record_id, language=records[i].fields.get("language"),
-                       filter_min=flt.min_length_in_tokens, filter_max=flt.max_length_in_tokens, prepared_at=now)
+            prompt_row(
+                loaded.name,
+                name,
+                prompts[i],
+                lengths[i],
+                counter.name,
+                source_file=records[i].source_file,
+                record_id=records[i].record_id,
+                language=records[i].fields.get("language"),
+                filter_min=flt.min_length_in_tokens,
+                filter_max=flt.max_length_in_tokens,
+                prepared_at=now,
+            )
             for i in chosen
         )
         results.append(

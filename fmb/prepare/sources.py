@@ -71,7 +71,12 @@ def hub_copies(name: str) -> list[str]:
     dataset = parts[1] if len(parts) > 1 else parts[0]
     subset = parts[2] if len(parts) > 2 else "default"
     split = parts[3] if len(parts) > 3 else "train"
-    return [f"{subset}.jsonl", f"{subset}_{split}.jsonl", f"{dataset}_{subset}_{split}.jsonl", "_".join(parts) + ".jsonl"]
+    return [
+        f"{subset}.jsonl",
+        f"{subset}_{split}.jsonl",
+        f"{dataset}_{subset}_{split}.jsonl",
+        "_".join(parts) + ".jsonl",
+    ]
 
 
 def read_source_file(root: Path, prefix: str, name: str, keys: list[str]) -> list[SourceRecord]:

@@ -8,10 +8,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fmb.collector.recovery import Recovered, recover_abandoned
-
 from fmb.errors import FmbError
 from fmb.paths import DBT_PROJECT_DIR, ResultsLayout
 from fmb.warehouse.lock import DEFAULT_WAIT_S, build_lock, check_warehouse_free
@@ -102,8 +101,14 @@ def _check_results_path(results: Path) -> None:
             raise FmbError(f"the results folder {path} has a {character} in its path, and {why}.", hint=hint)
 
 
-def build(results: Path, *, select: tuple[str, ...] = (), quiet: bool = True, wait_s: float = DEFAULT_WAIT_S,
-          on_wait: Callable[[str], None] | None = None) -> BuildResult:
+def build(
+    results: Path,
+    *,
+    select: tuple[str, ...] = (),
+    quiet: bool = True,
+    wait_s: float = DEFAULT_WAIT_S,
+    on_wait: Callable[[str], None] | None = None,
+) -> BuildResult:
     """Run `dbt build` over ``results``; raise :class:`FmbError` with the failures when it fails.
 
     Before dbt starts: every raw folder and Parquet file must be readable, and no other
@@ -124,10 +129,14 @@ def build(results: Path, *, select: tuple[str, ...] = (), quiet: bool = True, wa
     # no `dbt deps` it creates no dbt_packages/ (tests/test_wheel.py checks both).
     args = [
         "build",
-        "--project-dir", str(DBT_PROJECT_DIR),
-        "--profiles-dir", str(DBT_PROJECT_DIR),
-        "--target-path", str(results / "dbt" / "target"),
-        "--log-path", str(results / "dbt" / "logs"),
+        "--project-dir",
+        str(DBT_PROJECT_DIR),
+        "--profiles-dir",
+        str(DBT_PROJECT_DIR),
+        "--target-path",
+        str(results / "dbt" / "target"),
+        "--log-path",
+        str(results / "dbt" / "logs"),
     ]
     if quiet:
         args += ["--quiet"]
@@ -144,7 +153,7 @@ def build(results: Path, *, select: tuple[str, ...] = (), quiet: bool = True, wa
     counts: dict[str, int] = {}
     by_type: dict[tuple[str, str], int] = {}
     failures: list[str] = []
-    for node in outcome.result or []:
+    for node in _node_results(outcome):
         status = str(node.status)
         counts[status] = counts.get(status, 0) + 1
         kind = (str(node.node.resource_type), status)
@@ -179,3 +188,9 @@ def _run_dbt(results: Path, args: list[str]) -> dbtRunnerResult:
             return dbtRunner().invoke(args)
         finally:
             _release_duckdb()
+
+
+def _node_results(outcome: dbtRunnerResult) -> list[Any]:
+    """The per-node results of a `dbt build` (its result is a RunExecutionResult)."""
+    result = outcome.result
+    return list(getattr(result, "results", None) or [])

@@ -27,8 +27,9 @@ def lock_path(results: Path) -> Path:
 
 
 @contextmanager
-def build_lock(results: Path, wait_s: float = DEFAULT_WAIT_S,
-               on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+def build_lock(
+    results: Path, wait_s: float = DEFAULT_WAIT_S, on_wait: Callable[[str], None] | None = None
+) -> Iterator[None]:
     """Hold an exclusive lock on RESULTS/.build.lock, waiting up to ``wait_s`` seconds for it.
 
     ``on_wait`` gets one message when another build holds the lock. The lock is
@@ -80,8 +81,10 @@ def check_warehouse_free(warehouse: Path) -> None:
         message = str(exc)
         holder = re.search(r"Conflicting lock is held in (.+?) \(PID (\d+)\)", message)
         if holder is None and "lock" not in message.lower():
-            raise FmbError(f"cannot open the warehouse {warehouse}: {message}",
-                           hint="Move the file away to build a new warehouse from raw/.") from None
+            raise FmbError(
+                f"cannot open the warehouse {warehouse}: {message}",
+                hint="Move the file away to build a new warehouse from raw/.",
+            ) from None
         who = f" ({holder.group(1)}, PID {holder.group(2)})" if holder else ""
         raise FmbError(
             f"the warehouse {warehouse} is open in another program{who}, so fmb build cannot write it.",

@@ -61,7 +61,9 @@ def _check_entry(raw: Path, entry: os.DirEntry[str], ancestors: tuple[tuple[int,
         info = os.stat(path)  # follows symbolic links
     except FileNotFoundError:
         if os.path.islink(path):
-            raise _unreadable(raw, path, f"it is a symbolic link to {os.readlink(path)}, which does not exist") from None
+            raise _unreadable(
+                raw, path, f"it is a symbolic link to {os.readlink(path)}, which does not exist"
+            ) from None
         return  # gone since the listing: a part file renamed into place
     except OSError as exc:  # a symbolic link loop (ELOOP), a name too long, ...
         raise _unreadable(raw, path, exc.strerror or str(exc)) from None

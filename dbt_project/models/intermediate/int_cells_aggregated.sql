@@ -33,13 +33,13 @@ aggregated as (
         min(started_at) as window_started_at,
         max(ended_at) as window_ended_at,
         {%- for metric in latency_metrics %}
-        {%- set column = 'ok_' ~ metric %}
-        {%- set stem = metric[:-3] %}
-        {{ stable_avg(column) }} as {{ stem }}_mean_ms,
-        {%- for label, fraction in fractions %}
-        {{ percentile(column, fraction) }} as {{ stem }}_p{{ label }}_ms,
-        {%- endfor %}
-        max({{ column }}) as {{ stem }}_max_ms,
+            {%- set column = 'ok_' ~ metric %}
+            {%- set stem = metric[:-3] %}
+            {{ stable_avg(column) }} as {{ stem }}_mean_ms,
+            {%- for label, fraction in fractions %}
+                {{ percentile(column, fraction) }} as {{ stem }}_p{{ label }}_ms,
+            {%- endfor %}
+            max({{ column }}) as {{ stem }}_max_ms,
         {%- endfor %}
         avg(ok_prompt_tokens) as prompt_tokens_mean,
         avg(ok_completion_tokens) as completion_tokens_mean,
@@ -86,23 +86,25 @@ windows as (
 final as (
     select
         aggregated.*,
-        1.0 * count_failed_requests / count_requests as error_rate,
+        1.0 * aggregated.count_failed_requests / aggregated.count_requests as error_rate,
         windows.window_s,
         windows.count_collection_sessions,
         case
-            when first_token_count_source = last_token_count_source then first_token_count_source
-            when first_token_count_source is not null then 'mixed'
+            when aggregated.first_token_count_source = aggregated.last_token_count_source
+                then aggregated.first_token_count_source
+            when aggregated.first_token_count_source is not null then 'mixed'
         end as token_count_source,
-        count_successful_requests / nullif(windows.window_s, 0) as requests_per_s,
-        60 * count_successful_requests / nullif(windows.window_s, 0) as transactions_per_minute,
-        prompt_tokens_total / nullif(windows.window_s, 0) as input_tokens_per_s,
-        completion_tokens_total / nullif(windows.window_s, 0) as output_tokens_per_s
+        aggregated.count_successful_requests / nullif(windows.window_s, 0) as requests_per_s,
+        60 * aggregated.count_successful_requests / nullif(windows.window_s, 0) as transactions_per_minute,
+        aggregated.prompt_tokens_total / nullif(windows.window_s, 0) as input_tokens_per_s,
+        aggregated.completion_tokens_total / nullif(windows.window_s, 0) as output_tokens_per_s
     from aggregated
     inner join windows
-        on aggregated.run_id = windows.run_id
-        and aggregated.experiment = windows.experiment
-        and aggregated.payload_file = windows.payload_file
-        and aggregated.concurrency = windows.concurrency
+        on
+            aggregated.run_id = windows.run_id
+            and aggregated.experiment = windows.experiment
+            and aggregated.payload_file = windows.payload_file
+            and aggregated.concurrency = windows.concurrency
 )
 
 select * from final

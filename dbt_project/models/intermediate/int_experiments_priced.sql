@@ -28,8 +28,9 @@ candidates as (
         ) as preference
     from experiments
     inner join prices
-        on experiments.run_id = prices.run_id
-        and {{ base_model('experiments.instance_type') }} = {{ base_model('prices.price_key') }}
+        on
+            experiments.run_id = prices.run_id
+            and {{ base_model('experiments.instance_type') }} = {{ base_model('prices.price_key') }}
 ),
 
 final as (
@@ -42,9 +43,10 @@ final as (
         candidates.output_per_1k_tokens_usd
     from experiments
     left join candidates
-        on experiments.run_id = candidates.run_id
-        and experiments.experiment = candidates.experiment
-        and candidates.preference = 1
+        on
+            experiments.run_id = candidates.run_id
+            and experiments.experiment = candidates.experiment
+            and candidates.preference = 1
 )
 
 select * from final

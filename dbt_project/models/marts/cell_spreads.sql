@@ -26,13 +26,13 @@ final as (
         experiment,
         payload_file,
         concurrency,
-        count(*) as count_runs,
-        cast(sum(count_requests) as bigint) as count_requests,
         {%- for metric in spread_metrics %}
-        min({{ metric }}) as min_{{ metric }},
-        max({{ metric }}) as max_{{ metric }},
-        avg({{ metric }}) as mean_{{ metric }}{{ "," if not loop.last }}
+            min({{ metric }}) as min_{{ metric }},
+            max({{ metric }}) as max_{{ metric }},
+            avg({{ metric }}) as mean_{{ metric }},
         {%- endfor %}
+        count(*) as count_runs,
+        cast(sum(count_requests) as bigint) as count_requests
     from grouped
     group by run_group, benchmark, experiment, payload_file, concurrency
 )

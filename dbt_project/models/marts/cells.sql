@@ -30,7 +30,7 @@ final as (
         priced.instance_count,
         experiments.is_streamed,
         runs.dataset_of_interest is null
-            or {{ dbt.position('runs.dataset_of_interest', 'priced.payload_file') }} > 0 as is_dataset_of_interest,
+        or {{ dbt.position('runs.dataset_of_interest', 'priced.payload_file') }} > 0 as is_dataset_of_interest,
         priced.count_requests,
         priced.count_successful_requests,
         priced.count_failed_requests,
@@ -101,10 +101,11 @@ final as (
     left join runs
         on priced.run_id = runs.run_id
     left join planned
-        on priced.run_id = planned.run_id
-        and priced.experiment = planned.experiment
-        and priced.payload_file = planned.payload_file
-        and priced.concurrency = planned.concurrency
+        on
+            priced.run_id = planned.run_id
+            and priced.experiment = planned.experiment
+            and priced.payload_file = planned.payload_file
+            and priced.concurrency = planned.concurrency
 )
 
 select * from final

@@ -58,17 +58,21 @@ scored as (
             when count_requests < min_requests_for_best then 'few_requests'
         end as ineligible_reason,
         (case when meets_latency_budget then 0 else 1 end)
-            + (case when meets_cost_budget then 0 else 1 end)
-            + (case when meets_error_rate_budget then 0 else 1 end) as count_budgets_broken,
+        + (case when meets_cost_budget then 0 else 1 end)
+        + (case when meets_error_rate_budget then 0 else 1 end) as count_budgets_broken,
         trim(
             (case when meets_latency_budget then '' else 'latency ' end)
             || (case when meets_cost_budget then '' else 'cost ' end)
             || (case when meets_error_rate_budget then '' else 'error_rate' end)
         ) as budgets_broken,
-        (case when meets_latency_budget then 0
-            else coalesce(e2e_latency_p95_ms / (1000 * latency_budget_s) - 1, 1) end)
-        + (case when meets_cost_budget then 0
-            else coalesce(cost_per_10k_txn_usd / nullif(cost_per_10k_txn_budget_usd, 0) - 1, 1) end)
+        (case
+            when meets_latency_budget then 0
+            else coalesce(e2e_latency_p95_ms / (1000 * latency_budget_s) - 1, 1)
+        end)
+        + (case
+            when meets_cost_budget then 0
+            else coalesce(cost_per_10k_txn_usd / nullif(cost_per_10k_txn_budget_usd, 0) - 1, 1)
+        end)
         + (case when meets_error_rate_budget then 0 else error_rate - error_rate_budget end) as budget_excess
     from checked
 ),
@@ -79,15 +83,19 @@ ranked as (
         -- report.selection: cheapest ranks by cost first; fmbench by the highest concurrency first.
         case when is_eligible and is_feasible then row_number() over (
             partition by run_id, is_eligible and is_feasible
-            order by case when selection_rule = 'fmbench' then -concurrency else 0 end,
-                case when cost_per_10k_txn_usd is null then 1 else 0 end, cost_per_10k_txn_usd,
-                transactions_per_minute desc, e2e_latency_p95_ms, experiment, concurrency, payload_file
+            order by
+                case when selection_rule = 'fmbench' then -concurrency else 0 end asc,
+                case when cost_per_10k_txn_usd is null then 1 else 0 end asc, cost_per_10k_txn_usd asc,
+                transactions_per_minute desc, e2e_latency_p95_ms asc, experiment asc, concurrency asc,
+                payload_file asc
         ) end as feasible_rank,
         case when is_eligible and is_feasible then row_number() over (
             partition by run_id, is_eligible and is_feasible, instance_type
-            order by case when selection_rule = 'fmbench' then -concurrency else 0 end,
-                case when cost_per_10k_txn_usd is null then 1 else 0 end, cost_per_10k_txn_usd,
-                transactions_per_minute desc, e2e_latency_p95_ms, experiment, concurrency, payload_file
+            order by
+                case when selection_rule = 'fmbench' then -concurrency else 0 end asc,
+                case when cost_per_10k_txn_usd is null then 1 else 0 end asc, cost_per_10k_txn_usd asc,
+                transactions_per_minute desc, e2e_latency_p95_ms asc, experiment asc, concurrency asc,
+                payload_file asc
         ) end as instance_type_rank,
         case when is_eligible and not is_feasible then row_number() over (
             partition by run_id, is_eligible and not is_feasible

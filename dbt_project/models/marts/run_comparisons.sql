@@ -71,26 +71,29 @@ changes as (
 -- group has more than one run: a single run has no spread to compare with.
 noise as (
     select
-        changes.*,
         {%- for metric, flag in noise_metrics.items() %}
-        case
-            when changes.previous_{{ metric }} is null or changes.{{ metric }} is null then null
-            when coalesce(here.count_runs, 1) < 2 and coalesce(there.count_runs, 1) < 2 then null
-            else coalesce(changes.{{ metric }} between there.min_{{ metric }} and there.max_{{ metric }}, false)
-                or coalesce(changes.previous_{{ metric }} between here.min_{{ metric }} and here.max_{{ metric }}, false)
-        end as {{ flag }}{{ "," if not loop.last }}
+            case
+                when changes.previous_{{ metric }} is null or changes.{{ metric }} is null then null
+                when coalesce(here.count_runs, 1) < 2 and coalesce(there.count_runs, 1) < 2 then null
+                else
+                    coalesce(changes.{{ metric }} between there.min_{{ metric }} and there.max_{{ metric }}, false)
+                    or coalesce(changes.previous_{{ metric }} between here.min_{{ metric }} and here.max_{{ metric }}, false)
+            end as {{ flag }},
         {%- endfor %}
+        changes.*
     from changes
     left join spreads as here
-        on changes.run_group = here.run_group
-        and changes.experiment = here.experiment
-        and changes.payload_file = here.payload_file
-        and changes.concurrency = here.concurrency
+        on
+            changes.run_group = here.run_group
+            and changes.experiment = here.experiment
+            and changes.payload_file = here.payload_file
+            and changes.concurrency = here.concurrency
     left join spreads as there
-        on changes.previous_run_group = there.run_group
-        and changes.experiment = there.experiment
-        and changes.payload_file = there.payload_file
-        and changes.concurrency = there.concurrency
+        on
+            changes.previous_run_group = there.run_group
+            and changes.experiment = there.experiment
+            and changes.payload_file = there.payload_file
+            and changes.concurrency = there.concurrency
 ),
 
 final as (

@@ -29,10 +29,11 @@ completeness as (
             as count_cut_short_cells
     from planned
     left join cells
-        on planned.run_id = cells.run_id
-        and planned.experiment = cells.experiment
-        and planned.payload_file = cells.payload_file
-        and planned.concurrency = cells.concurrency
+        on
+            planned.run_id = cells.run_id
+            and planned.experiment = cells.experiment
+            and planned.payload_file = cells.payload_file
+            and planned.concurrency = cells.concurrency
     group by planned.run_id
 ),
 
@@ -97,9 +98,11 @@ final as (
         -- Busy: a load average above a share of the cores before or after the run, or the
         -- collector itself near one full core (its event loop then delays the timings it takes).
         case
-            when runs.client_load_1m_before is null and runs.client_load_1m_after is null
+            when
+                runs.client_load_1m_before is null and runs.client_load_1m_after is null
                 and runs.client_process_cpu_share is null then null
-            else coalesce(runs.client_load_1m_before > {{ var('client_busy_load_per_core') }} * runs.client_logical_cores, false)
+            else
+                coalesce(runs.client_load_1m_before > {{ var('client_busy_load_per_core') }} * runs.client_logical_cores, false)
                 or coalesce(runs.client_load_1m_after > {{ var('client_busy_load_per_core') }} * runs.client_logical_cores, false)
                 or coalesce(runs.client_process_cpu_share >= {{ var('client_busy_cpu_share') }}, false)
         end as is_client_busy,
@@ -110,7 +113,7 @@ final as (
         coalesce(measured.count_measured_successful_requests, 0) as count_measured_successful_requests,
         coalesce(measured.count_measured_failed_requests, 0) as count_measured_failed_requests,
         coalesce(totals.count_requests_sent, 0) - coalesce(totals.count_warmup_requests, 0)
-            - coalesce(measured.count_measured_requests, 0) as count_cut_off_requests,
+        - coalesce(measured.count_measured_requests, 0) as count_cut_off_requests,
         coalesce(totals.count_successful_requests, 0) as count_successful_requests,
         coalesce(totals.count_failed_requests, 0) as count_failed_requests,
         totals.priced_cost_usd as run_cost_usd,
