@@ -11,16 +11,12 @@ can be imported. The test checks that before it runs any command.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import sys
 import sysconfig
-import threading
 import tomllib
 import venv
-from collections.abc import Iterator
-from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from textwrap import dedent
@@ -28,13 +24,13 @@ from textwrap import dedent
 import pyarrow.parquet as pq
 import pytest
 
+from fmb.collector.mock.process import mock_server
 from tests.conftest import MISTRAL_TOKENIZER
 
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
 # What the wheel build needs of the working tree is everything but these (top level, or any level for caches).
 _NOT_COPIED = {".git", ".venv", ".hypothesis", ".pytest_cache", "results", "build", "dist", "tests", "bench"}
-_URL = re.compile(r"listening on (http://\S+)")
 
 
 def test_every_package_of_the_tree_is_listed() -> None:
@@ -113,38 +109,6 @@ def _fresh_venv(tmp: Path, wheel: Path) -> tuple[Path, Path]:
     return env_dir, site
 
 
-@contextmanager
-def _mock_server(fmb: Path, cwd: Path, env: dict[str, str]) -> Iterator[str]:
-    """The wheel's own `fmb mock-server` on a free port."""
-    proc = subprocess.Popen(
-        [str(fmb), "mock-server", "--port", "0", "--ttft-ms", "5", "--itl-ms", "1", "--output-tokens", "8"],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        lines = []
-        for line in proc.stdout:
-            lines.append(line)
-            match = _URL.search(line)
-            if match:
-                threading.Thread(target=proc.stdout.read, daemon=True).start()
-                yield match.group(1)
-                break
-        else:
-            raise AssertionError("the mock server exited before listening:\n" + "".join(lines))
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def _config(folder: Path, url: str) -> Path:
     """Synthetic prompts through fmb's bundled prompt template, priced by fmb's bundled pricing.yml."""
     folder.mkdir()
@@ -217,7 +181,7 @@ def test_wheel_install_runs_prepare_collect_build_report_outside_the_checkout(tm
         return {str(p.relative_to(installed)) for p in installed.rglob("*") if "__pycache__" not in p.parts}
 
     before = snapshot()
-    with _mock_server(fmb, work, env) as url:
+    with mock_server(fmb=[str(fmb)], cwd=work, env=env, ttft_ms=5, itl_ms=1, output_tokens=8) as url:
         config = _config(tmp_path / "inputs", url)
         _run([fmb, "prepare", config], cwd=work, env=env)
         (payload,) = (work / "results" / "payloads").glob("*/payload_en_40-60.jsonl")

@@ -6,23 +6,32 @@ import re
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 _URL = re.compile(r"listening on (http://\S+)")
 
 
 @contextmanager
-def mock_server(startup_timeout_s: float = 30.0, **settings: Any) -> Iterator[str]:
+def mock_server(
+    startup_timeout_s: float = 30.0,
+    *,
+    fmb: Sequence[str] = (sys.executable, "-m", "fmb"),
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    **settings: Any,
+) -> Iterator[str]:
     """Start ``fmb mock-server`` on a free port; yield its base URL; stop it afterwards.
 
-    ``settings`` are the command's options without dashes, e.g. ``ttft_ms=40``.
+    ``settings`` are the command's options without dashes, e.g. ``ttft_ms=40``; ``fmb`` is
+    the command that runs fmb (another install's, for instance).
     """
-    args = [sys.executable, "-m", "fmb", "mock-server", "--port", "0"]
+    args = [*fmb, "mock-server", "--port", "0"]
     for key, value in settings.items():
         args += [f"--{key.replace('_', '-')}", str(value)]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd, env=env)
     try:
         assert proc.stdout is not None
         lines = []
