@@ -19,6 +19,7 @@ from fmb.paths import ResultsLayout
 from fmb.redact import RedactingStream, Redactor, assignment_secrets
 
 if TYPE_CHECKING:
+    from fmb.collector.recovery import Recovered
     from fmb.config import LoadedConfig
 
 # Everything the commands print goes through these streams, which mask the secrets that
@@ -65,6 +66,17 @@ def _load(config: Path, assignments: tuple[str, ...], results: Path) -> LoadedCo
     loaded = load_config(config, values, results)
     _mask_in_output(loaded.redactor())
     return loaded
+
+
+def _say_recovered(recovered: list[Recovered]) -> None:
+    """Name the runs whose dead collector `fmb collect` or `fmb build` found and finished."""
+    for found in recovered:
+        console.print(
+            f"Run {found.run_id} was abandoned by a collector that ended without finishing it; recorded "
+            f"as abandoned, {found.rows} request row(s) recovered from its journal.",
+            highlight=False,
+            markup=False,
+        )
 
 
 class FmbGroup(click.Group):
@@ -175,13 +187,7 @@ def collect(
     outcome = run_collect(
         loaded, ResultsLayout(results), endpoints, quiet=quiet, only=experiments, console=console, resume=resume
     )
-    for found in outcome.recovered:
-        console.print(
-            f"Run {found.run_id} was abandoned by a collector that ended without finishing it; "
-            f"{found.rows} request row(s) recovered from its journal.",
-            highlight=False,
-            markup=False,
-        )
+    _say_recovered(outcome.recovered)
     if outcome.resumed_requests is not None:
         console.print(
             f"Resuming run {outcome.run_id}: {outcome.resumed_requests} missing request(s).",
@@ -294,13 +300,7 @@ def build_command(results: Path, select: tuple[str, ...], wait_s: float) -> None
         wait_s=wait_s,
         on_wait=lambda message: err_console.print(message, highlight=False, markup=False, soft_wrap=True),
     )
-    for found in outcome.recovered:
-        console.print(
-            f"Run {found.run_id} was abandoned by a collector that ended without finishing it; recorded "
-            f"as abandoned, {found.rows} request row(s) recovered from its journal.",
-            highlight=False,
-            markup=False,
-        )
+    _say_recovered(outcome.recovered)
     console.print(
         f"dbt build: {outcome.summary()}; warehouse {results / 'warehouse.duckdb'}, marts in {results / 'marts'}",
         highlight=False,
