@@ -183,7 +183,7 @@ def collect(
     from fmb.summary import print_collect_summary, print_left_running
 
     loaded = _load(config, assignments, results)
-    loaded, endpoints = resolve_endpoints(loaded, ResultsLayout(results), experiments)
+    endpoints = resolve_endpoints(loaded, ResultsLayout(results), experiments)
     outcome = run_collect(
         loaded, ResultsLayout(results), endpoints, quiet=quiet, only=experiments, console=console, resume=resume
     )

@@ -8,7 +8,7 @@ deployment records itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from fmb.config import LoadedConfig, ResolvedExperiment
 from fmb.errors import CollectError
@@ -25,10 +25,8 @@ class Endpoint:
     deploy_seconds: float | None = None
 
 
-def resolve_endpoints(
-    loaded: LoadedConfig, layout: ResultsLayout, only: tuple[str, ...] = ()
-) -> tuple[LoadedConfig, dict[str, Endpoint]]:
-    """The config with every experiment's endpoint filled in, and each endpoint.
+def resolve_endpoints(loaded: LoadedConfig, layout: ResultsLayout, only: tuple[str, ...] = ()) -> dict[str, Endpoint]:
+    """Where each experiment's requests go.
 
     An experiment with `deploy: yes` must have a running deployment; its URL or endpoint
     name comes from the deployment record.
@@ -44,16 +42,15 @@ def resolve_endpoints(
             "or use `fmb run CONFIG`, which does both; or set deploy: no and give ep_name/endpoint_url.",
         )
     endpoints: dict[str, Endpoint] = {}
-    experiments = []
     for exp in loaded.experiments:
         record = deployed.get(exp.name) if exp.spec.deploy else None
-        if record is not None:
-            exp = replace(exp, endpoint=_deployed_endpoint(exp, record["endpoint"]))
-            endpoints[exp.name] = Endpoint(exp.endpoint, True, record.get("deploy_seconds"))
-        else:
+        if record is None:
             endpoints[exp.name] = Endpoint(exp.endpoint)
-        experiments.append(exp)
-    return replace(loaded, experiments=experiments), endpoints
+        else:
+            endpoints[exp.name] = Endpoint(
+                _deployed_endpoint(exp, record["endpoint"]), True, record.get("deploy_seconds")
+            )
+    return endpoints
 
 
 def _deployed_endpoint(exp: ResolvedExperiment, recorded: str) -> str:

@@ -71,7 +71,7 @@ def run(
             started = {d.experiment for d in deployers.deploy(loaded, layout.root, console, attached=True)}
         if "collect" in steps:
             console.rule("collect")
-            ready, endpoints = resolve_endpoints(loaded, layout)
+            endpoints = resolve_endpoints(loaded, layout)
             for index in range(1, repeat + 1):
                 if repeat > 1:
                     console.print(
@@ -80,7 +80,7 @@ def run(
                         markup=False,
                     )
                 result = collect(
-                    ready,
+                    loaded,
                     layout,
                     endpoints,
                     quiet=quiet,

@@ -81,10 +81,6 @@ class LoadedConfig:
             words.extend(users)
         return credentials, words
 
-    def secret_values(self) -> list[str]:
-        """Every credential the config, the command line or the environment gives, to be masked anywhere."""
-        return self._secrets()[0]
-
     def redactor(self) -> Redactor:
         """Masks this config's secrets in text fmb writes or prints (never in what it sends)."""
         return Redactor(*self._secrets())
