@@ -8,7 +8,7 @@ every resource in the registry the moment it exists, so that ``remove`` (and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -29,11 +29,35 @@ class DeployContext:
     attached: bool  # local servers: stop when the fmb process that started them exits
 
 
+@dataclass
+class DeployPlan:
+    """What deploying an experiment would create, worked out without creating or contacting anything.
+
+    ``how`` is one line ("EC2: 1 Docker container from IMAGE on this host"); ``details`` are
+    the lines `fmb deploy --dry-run` prints under it (image, command, env with secrets
+    masked, ports, devices, instance type, ...); ``problems`` say why fmb cannot deploy it
+    as configured (empty when it can).
+    """
+
+    kind: str
+    how: str
+    details: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def deployable(self) -> bool:
+        return not self.problems
+
+
 class Deployer(Protocol):
     kind: str  # recorded in Deployment.kind
 
     def handles(self, exp: ResolvedExperiment) -> bool:
         """Whether this hosting option deploys the experiment (from its deployment_script)."""
+        ...
+
+    def plan(self, exp: ResolvedExperiment, loaded: LoadedConfig) -> DeployPlan:
+        """What deploy would create; reads local files at most, never creates or calls anything."""
         ...
 
     def deploy(self, exp: ResolvedExperiment, context: DeployContext) -> Deployment:

