@@ -21,7 +21,7 @@ from fmb.redact import Redactor
 @dataclass
 class Deployment:
     experiment: str
-    kind: str  # "local" or "sagemaker"
+    kind: str  # "local", "sagemaker", "ec2", "eks"
     endpoint: str  # URL or endpoint name the collector sends to
     created_at: str
     deploy_seconds: float
@@ -31,8 +31,14 @@ class Deployment:
     attached: bool = False  # local: stopped when the fmb process that started it exits
 
     def collect_info(self) -> dict[str, Any]:
-        """What the collector needs: where to send, and how long deploying took."""
-        return {"endpoint": self.endpoint, "deploy_seconds": self.deploy_seconds}
+        """What the collector needs: where to send (every copy's URL when there are several), and how long
+        deploying took."""
+        return {
+            "endpoint": self.endpoint,
+            "deploy_seconds": self.deploy_seconds,
+            "kind": self.kind,
+            "copies": list(self.resources.get("copy_urls") or []),
+        }
 
 
 class Registry:

@@ -23,6 +23,10 @@ class Endpoint:
     address: str | None
     deployed_by_fmb: bool = False
     deploy_seconds: float | None = None
+    kind: str | None = None  # the deployer that made it ("local", "ec2", "sagemaker", "eks"); None when brought
+    # Several copies of the model behind separate URLs (FMBench's model_copies): requests are
+    # spread over them and each row records which copy served it. Empty: one copy, at address.
+    copies: tuple[str, ...] = ()
 
 
 def resolve_endpoints(loaded: LoadedConfig, layout: ResultsLayout, only: tuple[str, ...] = ()) -> dict[str, Endpoint]:
@@ -48,7 +52,11 @@ def resolve_endpoints(loaded: LoadedConfig, layout: ResultsLayout, only: tuple[s
             endpoints[exp.name] = Endpoint(exp.endpoint)
         else:
             endpoints[exp.name] = Endpoint(
-                _deployed_endpoint(exp, record["endpoint"]), True, record.get("deploy_seconds")
+                _deployed_endpoint(exp, record["endpoint"]),
+                True,
+                record.get("deploy_seconds"),
+                kind=record.get("kind"),
+                copies=tuple(record.get("copies") or ()),
             )
     return endpoints
 
