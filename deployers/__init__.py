@@ -8,13 +8,14 @@ from rich.console import Console
 
 from fmb.config import LoadedConfig, ResolvedExperiment
 from fmb.deployers.base import DeployContext, Deployer
+from fmb.deployers.eks import EksDeployer
 from fmb.deployers.local import LocalDeployer
 from fmb.deployers.registry import Deployment, Registry
 from fmb.deployers.sagemaker import CONTAINER_SCRIPTS, JUMPSTART_SCRIPT, SageMakerDeployer
 from fmb.errors import FmbError
 
 # Every hosting option fmb can deploy to, one class each (see fmb.deployers.base.Deployer).
-DEPLOYERS: tuple[Deployer, ...] = (LocalDeployer(), SageMakerDeployer())
+DEPLOYERS: tuple[Deployer, ...] = (LocalDeployer(), SageMakerDeployer(), EksDeployer())
 
 
 def deployer_for(exp: ResolvedExperiment) -> Deployer:
@@ -25,8 +26,9 @@ def deployer_for(exp: ResolvedExperiment) -> Deployer:
     script = (exp.spec.deployment_script or "").strip()
     raise FmbError(
         f"experiment {exp.name!r}: fmb cannot deploy with deployment_script {script or '(none)'!r}.",
-        hint="fmb deploys local servers (deployment_script: local.py with a local: section) and SageMaker "
-        f"endpoints ({', '.join(sorted({JUMPSTART_SCRIPT, *CONTAINER_SCRIPTS}))}). For anything else, start the "
+        hint="fmb deploys local servers (deployment_script: local.py with a local: section), SageMaker "
+        f"endpoints ({', '.join(sorted({JUMPSTART_SCRIPT, *CONTAINER_SCRIPTS}))}) and EKS manifests "
+        "(eks_deploy.py with an eks: section). For anything else, start the "
         "endpoint yourself and set deploy: no with its ep_name or endpoint_url.",
     )
 

@@ -2,17 +2,23 @@
 
 TGI ``/generate`` and ``/generate_stream``, Triton ``/v2/models/<m>/generate`` and
 ``generate_stream``, DJL Serving ``/invocations``, Ollama ``/api/generate``, llama.cpp's
-``/completion``, and FMBench's custom REST predictor shape. Each streams where its API
-can; the parameters come from the experiment's inference parameter set, as in FMBench.
+``/completion``, FMBench's custom REST predictor shape, and the Ray Serve route of
+FMBench's EKS manifests. Each streams where its API can; the parameters come from the
+experiment's inference parameter set, as in FMBench.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any, ClassVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from fmb.collector.targets.base import Request, Usage, as_int
-from fmb.collector.targets.http import Chunk, HttpTarget
+import aiohttp
+from yarl import URL
+
+from fmb.collector.targets.base import EndpointError, Recorder, Request, Usage, as_int, http_error
+from fmb.collector.targets.http import Chunk, HttpTarget, read_body
 from fmb.config import ResolvedExperiment
 from fmb.errors import CollectError
 
@@ -194,3 +200,80 @@ class CustomRestTarget(HttpTarget):
         usage = data.get("usage") or {}
         text = data["completions"][0]["text"]
         return Chunk(text, Usage(as_int(usage.get("prompt_tokens")), as_int(usage.get("completion_tokens"))))
+
+
+def ray_serve_url(endpoint: str, prompt: str) -> str:
+    """The GET URL that asks a Ray Serve route about ``prompt``.
+
+    FMBench's EKS endpoints end in the query parameter that takes the prompt
+    (``http://host/serve/infer?sentence=``): the last parameter without a value is filled
+    in; when every parameter has one, the prompt goes in ``sentence``, as FMBench's
+    rest_predictor.py sends it.
+    """
+    parts = urlsplit(endpoint)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    blanks = [i for i, (_, value) in enumerate(query) if value == ""]
+    if blanks:
+        query[blanks[-1]] = (query[blanks[-1]][0], prompt)
+    else:
+        query.append(("sentence", prompt))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
+
+
+def ray_serve_text(raw: bytes, prompt: str) -> str:
+    """The generated text of a Ray Serve answer, without the prompt that these models echo.
+
+    The route returns a JSON string, a JSON list of strings (a batch of one) or plain text.
+    """
+    text = raw.decode("utf-8", "replace")
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = text
+    if isinstance(data, list):
+        data = "".join(str(item) for item in data)
+    elif isinstance(data, dict):
+        data = data.get("generated_text", data.get("text", text))
+    answer = str(data)
+    if prompt and answer.startswith(prompt):
+        answer = answer[len(prompt) :]
+    return answer.strip()
+
+
+class RayServeTarget(HttpTarget):
+    """A Ray Serve route (FMBench's EKS manifests): GET <route>?sentence=<prompt> -> the text.
+
+    The model's parameters live in its Ray Serve application, not in the request (as in
+    FMBench's eks_predictor.py and rest_predictor.py); the answer is never streamed.
+    """
+
+    def __init__(self, exp: ResolvedExperiment, max_connections: int) -> None:
+        super().__init__(exp, max_connections, _require_url(exp), stream=False)
+        self.headers.pop("Content-Type", None)  # a GET has no body
+
+    async def send(self, request: Request, rec: Recorder) -> Usage:
+        url = ray_serve_url(self.url, request.prompt)
+        try:
+            return await self._get(self.session, url, request.prompt, rec)
+        except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError):
+            # A kept-alive connection that the server had closed: nothing reached it, so send again.
+            if rec.http_status is not None:
+                raise
+            rec.restart()
+            return await self._get(self.fresh_session, url, request.prompt, rec)
+
+    async def _get(self, session: aiohttp.ClientSession, url: str, prompt: str, rec: Recorder) -> Usage:
+        rec.start()
+        async with session.get(URL(url, encoded=True), headers=self.headers, trace_request_ctx=rec) as response:
+            rec.http_status = response.status
+            try:
+                raw = await read_body(response)
+            except aiohttp.ClientPayloadError as exc:
+                raise EndpointError(
+                    "protocol_error", f"the response body broke off ({exc})", http_status=response.status
+                ) from None
+            rec.finish()
+            if response.status >= 400:
+                raise http_error(response.status, raw.decode("utf-8", "replace"))
+        rec.parts.append(ray_serve_text(raw, prompt))
+        return Usage()

@@ -42,6 +42,10 @@ BACKENDS: dict[str, Backend] = {
     "custom-rest": Backend(
         "FMBench's custom REST predictor shape", "fmb.collector.targets.containers:CustomRestTarget"
     ),
+    "ray-serve": Backend(
+        "Ray Serve GET <route>?sentence=<prompt> (FMBench's EKS manifests)",
+        "fmb.collector.targets.containers:RayServeTarget",
+    ),
 }
 
 _PREDICTOR_SCRIPTS = {
@@ -49,8 +53,12 @@ _PREDICTOR_SCRIPTS = {
     "bedrock_predictor.py": "bedrock",
     "custom_rest_predictor.py": "custom-rest",
     "openai_predictor.py": "openai-chat",
+    "rest_predictor.py": "ray-serve",
 }
 _CONTAINER_SCRIPTS = {"ec2_predictor.py", "eks_predictor.py"}
+# A container script's back end when it names no container_type (FMBench's eks_predictor.py
+# sends to the Ray Serve route of its EKS manifests and reads no container_type).
+_SCRIPT_DEFAULTS = {"eks_predictor.py": "ray-serve"}
 _CONTAINER_TYPES = {
     None: "djl",
     "djl": "djl",
@@ -92,6 +100,8 @@ def resolve_backend(exp: Experiment) -> Resolution:
         return Resolution(_PREDICTOR_SCRIPTS[script])
     if script in _CONTAINER_SCRIPTS:
         ctype = exp.inference_spec.container_type
+        if ctype is None and script in _SCRIPT_DEFAULTS:
+            return Resolution(_SCRIPT_DEFAULTS[script])
         if ctype in _CONTAINER_TYPES:
             return Resolution(_CONTAINER_TYPES[ctype])
         types = ", ".join(sorted(t for t in _CONTAINER_TYPES if t))

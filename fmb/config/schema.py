@@ -326,6 +326,9 @@ class InferenceSpec(Section):
     tp_degree: str | None = None
     shm_size: str | None = None
     model_loading_timeout: Number | None = None
+    inference_url_format: str | None = Field(
+        None, description="FMBench (EKS): appended to the ingress address to make the endpoint URL."
+    )
     cli_params: str | None = None
     headers: Annotated[dict[str, Any], AfterValidator(_headers)] = Field(default_factory=dict)
     model_id: str | None = None
@@ -370,6 +373,29 @@ class Ec2Settings(Section):
     )
 
 
+class EksSettings(Section):
+    """FMBench's `eks:` section of an experiment deployed with eks_deploy.py, and fmb's additions."""
+
+    eks_cluster_name: str | None = Field(
+        None, description="FMBench: the EKS cluster; fmb uses the kubeconfig context that names it."
+    )
+    eks_model_namespace: str | None = Field(
+        None, description="FMBench: the model's namespace; fmb: objects of the manifest that name none go here."
+    )
+    manifest_dir: str | None = Field(
+        None, description="FMBench: folder of the manifest, e.g. configs/eks_manifests (looked up from the config)."
+    )
+    manifest_file: str | None = Field(
+        None, description="FMBench: the Kubernetes manifest (YAML, one or more objects) to apply."
+    )
+    kubeconfig: str | None = Field(
+        None, description="fmb: the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config, then in-cluster)."
+    )
+    context: str | None = Field(
+        None, description="fmb: the kubeconfig context (default: the one whose cluster is eks_cluster_name)."
+    )
+
+
 class Experiment(Section):
     name: Annotated[str, AfterValidator(_folder_name)]
     region: str | None = None
@@ -392,6 +418,7 @@ class Experiment(Section):
     accept_eula: bool | None = None
     env: dict[str, Any] = Field(default_factory=dict)
     ec2: Ec2Settings = Field(default_factory=Ec2Settings)
+    eks: EksSettings | None = Field(None, description="FMBench: the EKS deployment (eks_deploy.py).")
     serving_properties: str | None = Field(None, alias="serving.properties")
     bucket: str | None = None
     use_messages_api_format: bool | None = Field(
