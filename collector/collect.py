@@ -15,6 +15,7 @@ from typing import Any
 
 from rich.console import Console
 
+from fmb.collector.host_telemetry import host_telemetry
 from fmb.collector.plan import Plan, make_plan
 from fmb.collector.progress import CellProgress
 from fmb.collector.recovery import Recovered, recover_abandoned
@@ -187,7 +188,11 @@ def collect(
     try:
         cells = [c for cs in plan.cells.values() for c in cs if resumption is None or c in resumption.missing]
         requests = sum(len(resumption.missing[c]) if resumption else c.requests for c in cells)
-        with CellProgress(quiet, console, total_cells=len(cells), total_requests=requests) as progress:
+        with (
+            CellProgress(quiet, console, total_cells=len(cells), total_requests=requests) as progress,
+            # Samples this host off the event loop while the requests go to a server fmb deployed here.
+            host_telemetry(loaded, layout, recorder.run_id, endpoints, plan.cells, console=console, quiet=quiet),
+        ):
             asyncio.run(_run_experiments(loaded, plan, layout, recorder, progress, result, endpoints, resumption))
     except BaseExceptionGroup as group:  # an error inside the runner's task group
         first = group.exceptions[0]

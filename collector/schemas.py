@@ -12,6 +12,7 @@ Layout under the results folder (hive partitions, percent-encoded values)::
     raw/cells/run_id=<id>/cells.parquet                             one row per planned cell of a run
     raw/pricing/run_id=<id>/pricing.parquet                         prices in force for the run
     raw/prompts/benchmark=<name>/prompts.parquet                    prompts written by `fmb prepare`
+    raw/host_metrics/run_id=<id>/part-NNNNN.parquet                 host telemetry samples, long format
 """
 
 from __future__ import annotations
@@ -215,6 +216,39 @@ PROMPTS = pa.schema(
     ]
 )
 
+# What a host telemetry sample measured (see fmb.collector.host_telemetry for the metric names).
+HostMetricSource = Literal["host", "nvidia", "neuron"]
+HOST_METRIC_SOURCES: tuple[str, ...] = get_args(HostMetricSource)
+
+HOST_METRICS = pa.schema(
+    [
+        _f("run_id", pa.string(), "Run the sample was taken during.", False),
+        _f("host", pa.string(), "Host name of the machine sampled (the one that ran the collector).", False),
+        _f("sampled_at", UTC_TS, "UTC wall-clock time the sample was taken.", False),
+        _f(
+            "source",
+            pa.string(),
+            "What took the sample: host (CPU and memory, psutil), nvidia (NVML) or neuron (neuron-monitor).",
+            False,
+        ),
+        _f(
+            "device",
+            pa.string(),
+            "Device sampled: host for the whole machine, the GPU index (nvidia) or the NeuronCore index (neuron).",
+            False,
+        ),
+        _f(
+            "metric",
+            pa.string(),
+            "Metric name, e.g. cpu_percent, memory_used_bytes, gpu_utilization_percent, gpu_power_watts, "
+            "neuroncore_utilization_percent.",
+            False,
+        ),
+        _f("value", pa.float64(), "Value of the metric, in unit.", False),
+        _f("unit", pa.string(), "Unit of value: percent, bytes or watts.", False),
+    ]
+)
+
 TABLES: dict[str, pa.Schema] = {
     "requests": REQUESTS,
     "runs": RUNS,
@@ -222,4 +256,5 @@ TABLES: dict[str, pa.Schema] = {
     "cells": CELLS,
     "pricing": PRICING,
     "prompts": PROMPTS,
+    "host_metrics": HOST_METRICS,
 }

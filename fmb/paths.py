@@ -63,5 +63,8 @@ class ResultsLayout:
     def run_table_dir(self, table: str, run_id: str) -> Path:
         return self.raw / table / f"run_id={partition_value(run_id)}"
 
+    def host_metrics_dir(self, run_id: str) -> Path:
+        return self.run_table_dir("host_metrics", run_id)
+
     def prompts_dir(self, benchmark: str) -> Path:
         return self.raw / "prompts" / f"benchmark={partition_value(benchmark)}"

@@ -486,6 +486,17 @@ class Experiment(Section):
         return value
 
 
+class Telemetry(Section):
+    """fmb: host telemetry while `fmb collect` runs against a model server fmb deployed on this host."""
+
+    enabled: bool = Field(
+        True,
+        description="fmb: sample this host's CPU, memory, NVIDIA GPUs and NeuronCores while collecting from an "
+        "endpoint fmb deployed here (local or ec2) into raw/host_metrics.",
+    )
+    host_interval_s: Number = Field(1.0, ge=0.1, le=3600, description="fmb: seconds between two samples.")
+
+
 class FmbenchConfig(Section):
     general: General
     aws: Aws = Field(default_factory=Aws)
@@ -499,6 +510,8 @@ class FmbenchConfig(Section):
     inference_parameters: dict[str, dict[str, Any]] = Field(default_factory=dict)
     experiments: list[Experiment]
     report: Report = Field(default_factory=Report)
+    # None when absent (the defaults apply), so that configs without it keep their hash.
+    telemetry: Telemetry | None = Field(None, description="fmb: host telemetry while collecting.")
 
     _maps = field_validator("run_steps", "inference_parameters", mode="before")(_none_to_empty_dict)
 

@@ -169,15 +169,22 @@ def build(
 
 
 def _record_unplanned_runs(layout: ResultsLayout) -> None:
-    """Runs collected before fmb recorded planned cells get an empty cells table: planned counts unknown."""
+    """Runs collected before fmb recorded planned cells get an empty cells table: planned counts unknown.
+
+    Likewise runs without host telemetry (not sampled, or collected before fmb sampled it)
+    get an empty host_metrics table.
+    """
     from fmb.collector.parquet_io import write_atomic
     from fmb.collector.recovery import run_ids
-    from fmb.collector.schemas import CELLS
+    from fmb.collector.schemas import CELLS, HOST_METRICS
 
     for run_id in run_ids(layout):
         path = layout.run_table_dir("cells", run_id) / "cells.parquet"
         if not path.is_file():
             write_atomic([], CELLS, path)
+        samples = layout.host_metrics_dir(run_id)
+        if not any(samples.glob("*.parquet")):
+            write_atomic([], HOST_METRICS, samples / "none.parquet")
 
 
 def _run_dbt(results: Path, args: list[str]) -> dbtRunnerResult:
