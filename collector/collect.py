@@ -53,13 +53,20 @@ class RunResult:
     client_busy: list[str] = field(default_factory=list)  # why the client machine was busy, if it was
 
 
-def _targets(loaded: LoadedConfig, plan: Plan) -> dict[str, Target]:
+def _targets(loaded: LoadedConfig, plan: Plan, endpoints: dict[str, Endpoint]) -> dict[str, Target]:
     from botocore.exceptions import BotoCoreError
 
-    targets = {}
+    from fmb.collector.targets.copies import CopiesTarget
+
+    targets: dict[str, Target] = {}
     for exp in plan.experiments:
+        connections = max(exp.spec.concurrency_levels)
+        endpoint = endpoints.get(exp.name)
         try:
-            targets[exp.name] = make_target(exp, loaded, max_connections=max(exp.spec.concurrency_levels))
+            if endpoint is not None and len(endpoint.copies) > 1:
+                targets[exp.name] = CopiesTarget.for_urls(exp, loaded, connections, endpoint.copies)
+            else:
+                targets[exp.name] = make_target(exp, loaded, max_connections=connections)
         except BotoCoreError as exc:  # e.g. a profile given with -A aws_profile that does not exist
             raise CollectError(f"experiment {exp.name!r}: cannot set up the AWS client ({exc}).") from None
     return targets
@@ -87,7 +94,7 @@ async def _run_experiments(
     session = resumption.session if resumption else 0
     targets: dict[str, Target] = {}
     try:
-        targets = _targets(loaded, plan)
+        targets = _targets(loaded, plan, endpoints)
         for target in targets.values():
             await target.check_reachable()
         recorder.lock({"tokenizer": str(getattr(counter, "path", "") or "") or None})
@@ -152,6 +159,7 @@ def collect(
     resume: str | None = None,
     run_group: str | None = None,
     repeat_index: int = 1,
+    run_id: str | None = None,
 ) -> RunResult:
     """Run every cell of the config and record the run; rows already written are never lost.
 
@@ -160,6 +168,7 @@ def collect(
     :mod:`fmb.collector.recovery`). With ``resume``, only the missing requests of that run's
     cells are sent, into the same run. ``run_group`` and ``repeat_index`` place the run in a
     group of repeated runs (`fmb run --repeat N`); by default it is a group of its own.
+    ``run_id`` names a new run (`fmb run` names it before deploying); by default a new id.
     """
     recovered = recover_abandoned(layout)
     loaded = replace(
@@ -172,7 +181,9 @@ def collect(
     resumption = plan_resumption(loaded, layout, resume, plan.cells) if resume else None
     if resumption is not None:  # a resumed run stays in its group
         run_group, repeat_index = resumption.run.get("run_group"), resumption.run.get("repeat_index") or 1
-    recorder = RunRecorder(loaded, layout, resume or new_run_id(), run_group=run_group, repeat_index=repeat_index)
+    recorder = RunRecorder(
+        loaded, layout, resume or run_id or new_run_id(), run_group=run_group, repeat_index=repeat_index
+    )
     result = RunResult(recorder.run_id, "running", recovered=recovered)
     if resumption is not None:
         recorder.started_at = resumption.run["started_at"]

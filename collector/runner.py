@@ -179,6 +179,7 @@ class RowMaker:
             "prompt_id": request.prompt_id,
             "is_warmup": is_warmup,
             "session": self.session,
+            "model_copy": rec.model_copy,
             "attempts": rec.attempts,
             "started_at": datetime.fromtimestamp(started / 1e9, UTC),
             "ended_at": datetime.fromtimestamp((started + end - start) / 1e9, UTC),

@@ -59,6 +59,12 @@ REQUESTS = pa.schema(
             False,
         ),
         _f(
+            "model_copy",
+            pa.int32(),
+            "Copy of the model that served the request (1, 2, ...) when the endpoint runs several "
+            "(FMBench's model_copies); null when there is one.",
+        ),
+        _f(
             "attempts",
             pa.int32(),
             "Times the request was sent (1 without retries, also 2 when a kept-alive "

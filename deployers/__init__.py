@@ -7,7 +7,9 @@ from pathlib import Path
 from rich.console import Console
 
 from fmb.config import LoadedConfig, ResolvedExperiment
-from fmb.deployers.base import DeployContext, Deployer
+from fmb.deployers.base import DeployContext, Deployer, DeployPlan
+from fmb.deployers.containers import EC2_SCRIPT
+from fmb.deployers.ec2 import Ec2Deployer
 from fmb.deployers.eks import EksDeployer
 from fmb.deployers.local import LocalDeployer
 from fmb.deployers.registry import Deployment, Registry
@@ -15,7 +17,7 @@ from fmb.deployers.sagemaker import CONTAINER_SCRIPTS, JUMPSTART_SCRIPT, SageMak
 from fmb.errors import FmbError
 
 # Every hosting option fmb can deploy to, one class each (see fmb.deployers.base.Deployer).
-DEPLOYERS: tuple[Deployer, ...] = (LocalDeployer(), SageMakerDeployer(), EksDeployer())
+DEPLOYERS: tuple[Deployer, ...] = (LocalDeployer(), SageMakerDeployer(), Ec2Deployer(), EksDeployer())
 
 
 def deployer_for(exp: ResolvedExperiment) -> Deployer:
@@ -27,10 +29,22 @@ def deployer_for(exp: ResolvedExperiment) -> Deployer:
     raise FmbError(
         f"experiment {exp.name!r}: fmb cannot deploy with deployment_script {script or '(none)'!r}.",
         hint="fmb deploys local servers (deployment_script: local.py with a local: section), SageMaker "
-        f"endpoints ({', '.join(sorted({JUMPSTART_SCRIPT, *CONTAINER_SCRIPTS}))}) and EKS manifests "
-        "(eks_deploy.py with an eks: section). For anything else, start the "
+        f"endpoints ({', '.join(sorted({JUMPSTART_SCRIPT, *CONTAINER_SCRIPTS}))}) and inference containers on "
+        f"this host ({EC2_SCRIPT}), and EKS manifests (eks_deploy.py with an eks: section). For anything else, "
+        "start the "
         "endpoint yourself and set deploy: no with its ep_name or endpoint_url.",
     )
+
+
+def plan(exp: ResolvedExperiment, loaded: LoadedConfig, host_port: str | None = None) -> DeployPlan:
+    """What deploying the experiment would create, or why fmb cannot deploy it; creates nothing."""
+    try:
+        deployer = deployer_for(exp)
+    except FmbError as exc:
+        return DeployPlan("none", "fmb cannot deploy it", problems=[exc.message])
+    if isinstance(deployer, Ec2Deployer):
+        return deployer.plan(exp, loaded, host_port=host_port)
+    return deployer.plan(exp, loaded)
 
 
 def deployer_of(deployment: Deployment) -> Deployer:
@@ -52,6 +66,8 @@ def deploy(
     *,
     attached: bool,
     only: tuple[str, ...] = (),
+    host_port: str | None = None,
+    run_id: str | None = None,
 ) -> list[Deployment]:
     """Stand up every experiment with `deploy: yes` (and not already up); record each at once.
 
@@ -67,7 +83,7 @@ def deploy(
             if known is not None and is_running(known):
                 console.print(f"{exp.name}: already deployed at {known.endpoint}", highlight=False, markup=False)
                 continue
-            context = DeployContext(loaded, registry, results, console, attached)
+            context = DeployContext(loaded, registry, results, console, attached, host_port, run_id)
             started.append(deployer_for(exp).deploy(exp, context))
     except BaseException:
         for deployment in started:

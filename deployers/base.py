@@ -27,6 +27,8 @@ class DeployContext:
     results: Path
     console: Console
     attached: bool  # local servers: stop when the fmb process that started them exits
+    host_port: str | None = None  # containers: overrides ec2.host_port ("auto", "config" or a number)
+    run_id: str | None = None  # under `fmb run`: the run the deployment is for (a label on containers)
 
 
 @dataclass

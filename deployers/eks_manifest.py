@@ -86,17 +86,9 @@ def manifest_candidates(exp: ResolvedExperiment, loaded: LoadedConfig) -> list[P
 
 
 def hf_token(loaded: LoadedConfig) -> tuple[str | None, str]:
-    """FMBench's hf_token.txt in the read folder's scripts, else $HUGGING_FACE_HUB_TOKEN or $HF_TOKEN."""
-    scripts = loaded.config.s3_read_data.scripts_prefix or "scripts"
-    for path in (loaded.read_root / scripts / HF_TOKEN_FILE, loaded.read_root / HF_TOKEN_FILE):
-        if path.is_file():
-            token = path.read_text(encoding="utf-8").strip()
-            if token:
-                return token, str(path)
-    for variable in (TOKEN_VARIABLE, "HF_TOKEN"):
-        if os.environ.get(variable):
-            return os.environ[variable], f"${variable}"
-    return None, ""
+    """FMBench's hf_token.txt in the read folder's scripts, else $HF_TOKEN or $HUGGING_FACE_HUB_TOKEN."""
+    found = loaded.hf_token()
+    return found if found else (None, "")
 
 
 def _fill(value: Any, values: dict[str, str]) -> Any:

@@ -118,35 +118,16 @@ def _blank(value: str | None) -> bool:
     return not value or not value.strip() or value.strip() == "None"
 
 
-def _extra(model: Any, name: str) -> Any:
-    return (getattr(model, "model_extra", None) or {}).get(name)
-
-
 def _role(loaded: LoadedConfig, exp: ResolvedExperiment) -> tuple[str, str]:
     """The execution role and its key: the experiment's (FMBench's Neuron configs set it there), else aws's."""
-    own = _extra(exp.spec, "sagemaker_execution_role")
+    own = exp.spec.sagemaker_execution_role
     if isinstance(own, str) and not _blank(own):
         return own.strip(), f"{exp.key}.sagemaker_execution_role"
     return (loaded.config.aws.sagemaker_execution_role or "").strip(), "aws.sagemaker_execution_role"
 
 
 def _instance_count(exp: ResolvedExperiment, problems: list[Problem]) -> int:
-    """FMBench's Neuron configs leave instance_count empty and give it as ec2.instance_count."""
-    if exp.spec.deployment_script == NEURON_SCRIPT and exp.spec.instance_count is None:
-        value = _extra(exp.spec.ec2, "instance_count")
-        if value not in (None, ""):
-            try:
-                count = int(str(value).strip())
-                if count < 1:
-                    raise ValueError
-                return count
-            except ValueError:
-                problems.append(
-                    Problem(
-                        f"{exp.key}.ec2.instance_count is {value!r}, not a whole number of 1 or more",
-                        "Set instance_count (or ec2.instance_count) to the number of instances, e.g. 1.",
-                    )
-                )
+    """FMBench's Neuron configs leave instance_count empty and give it as ec2.instance_count (the loader reads both)."""
     return exp.instance_count
 
 
@@ -236,7 +217,7 @@ def container_spec(exp: ResolvedExperiment, loaded: LoadedConfig, name: str) -> 
         return result
 
     # FMBench's DJL script gives the container the Hugging Face token of hf_token.txt.
-    token = artifacts.hf_token(loaded)
+    token = loaded.hf_token()
     if token and not ({artifacts.HF_TOKEN_VARIABLE, "HF_TOKEN"} & set(env)):
         env[artifacts.HF_TOKEN_VARIABLE] = token[0]
         env_from[artifacts.HF_TOKEN_VARIABLE] = token[1]
@@ -278,18 +259,13 @@ def container_spec(exp: ResolvedExperiment, loaded: LoadedConfig, name: str) -> 
             result.model_location = (model_id, f"{properties_key} option.model_id", not_done)
         elif not model_id:
             notes.append(f"{properties_key} names no model (no option.model_id line)")
-    if script == DJL_SCRIPT and _extra(spec, "download_from_hf_place_in_s3") is True:
-        target = _extra(spec, "model_s3_path")
+    if script == DJL_SCRIPT and spec.download_from_hf_place_in_s3 is True:
+        target = spec.model_s3_path
         notes.append(DJL_NOT_DONE)
         if isinstance(target, str) and target.startswith("s3://"):
             result.model_location = (target, f"{exp.key}.model_s3_path", DJL_NOT_DONE)
     if script == NEURON_SCRIPT:
         notes.append(NEURON_NOT_DONE)
-        if result.instance_count != exp.instance_count:
-            notes.append(
-                f"neuron_deploy.py deploys ec2.instance_count = {result.instance_count} instances, while the "
-                f"results record instance_count = {exp.instance_count}; set instance_count too to price them right"
-            )
     return result
 
 

@@ -133,20 +133,6 @@ def is_stand_in(loaded: LoadedConfig, placeholder: str, value: str) -> bool:
     return value == default and not (env and os.environ.get(env))
 
 
-def hf_token(loaded: LoadedConfig) -> tuple[str, str] | None:
-    """The Hugging Face token and where it came from: FMBench's hf_token.txt in the scripts folder, else $HF_TOKEN."""
-    path = loaded.read_root / (loaded.config.s3_read_data.scripts_prefix or "scripts") / "hf_token.txt"
-    try:
-        text = path.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError):
-        text = ""
-    if text:
-        return text, str(path)
-    if os.environ.get("HF_TOKEN", "").strip():
-        return os.environ["HF_TOKEN"].strip(), "$HF_TOKEN"
-    return None
-
-
 def s3_url(bucket: str, key: str) -> str:
     return f"s3://{bucket}/{key}"
 

@@ -207,23 +207,60 @@ def collect(
         sys.exit(130)
 
 
+def host_port_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--host-port, for inference containers on this host."""
+    return click.option(
+        "--host-port",
+        "host_port",
+        metavar="auto|config|PORT",
+        default=None,
+        callback=_check_host_port,
+        help="Containers (ec2_deploy.py): publish the first copy on this host port; auto lets Docker pick free "
+        "ports, config (the default) uses the port in ep_name, as FMBench does. Overrides ec2.host_port.",
+    )(func)
+
+
+def _check_host_port(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None or value in ("auto", "config") or (value.isdigit() and 1 <= int(value) <= 65535):
+        return value
+    raise click.BadParameter("expected auto, config or a port number (1-65535)")
+
+
 @cli.command()
 @config_options
 @click.option(
     "--experiment", "experiments", multiple=True, metavar="NAME", help="Deploy only this experiment (repeatable)."
 )
-def deploy(config: Path, assignments: tuple[str, ...], results: Path, experiments: tuple[str, ...]) -> None:
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print what would be created for every experiment (image, command, env with secrets masked, ports, "
+    "devices, instance type) and create nothing.",
+)
+@host_port_option
+def deploy(
+    config: Path,
+    assignments: tuple[str, ...],
+    results: Path,
+    experiments: tuple[str, ...],
+    dry_run: bool,
+    host_port: str | None,
+) -> None:
     """Stand up every experiment of CONFIG with `deploy: yes` and record what was created.
 
-    Local servers keep running in the background after this command; `fmb collect` finds
-    them through the record, and `fmb cleanup CONFIG` stops exactly them. Endpoints with
-    `deploy: no` are never touched.
+    Local servers and containers keep running in the background after this command;
+    `fmb collect` finds them through the record, and `fmb cleanup CONFIG` removes exactly
+    them. Endpoints with `deploy: no` are never touched.
     """
     from fmb import deployers
-    from fmb.summary import print_left_running
+    from fmb.summary import print_deploy_plans, print_left_running
 
     loaded = _load(config, assignments, results)
-    made = deployers.deploy(loaded, results, console, attached=False, only=experiments)
+    if dry_run:
+        if not print_deploy_plans(console, loaded, experiments, host_port):
+            sys.exit(1)
+        return
+    made = deployers.deploy(loaded, results, console, attached=False, only=experiments, host_port=host_port)
     if not made:
         console.print("Nothing to deploy (no experiment with deploy: yes, or all already up).")
     print_left_running(console, deployers.still_running(loaded, results), str(config), results)
@@ -252,7 +289,10 @@ def cleanup(config: Path, assignments: tuple[str, ...], results: Path) -> None:
     metavar="N",
     help="Run the collect step N times into one run group; the report shows the spread of each cell.",
 )
-def run_command(config: Path, assignments: tuple[str, ...], results: Path, quiet: bool, repeat: int) -> None:
+@host_port_option
+def run_command(
+    config: Path, assignments: tuple[str, ...], results: Path, quiet: bool, repeat: int, host_port: str | None
+) -> None:
     """Run the whole benchmark: prepare, deploy, collect, dbt build, report, cleanup.
 
     Honours the config's run_steps (FMBench's old and new step names). What this run
@@ -264,7 +304,15 @@ def run_command(config: Path, assignments: tuple[str, ...], results: Path, quiet
 
     loaded = _load(config, assignments, results)
     try:
-        outcome = run(loaded, ResultsLayout(results), console, quiet=quiet, config_arg=str(config), repeat=repeat)
+        outcome = run(
+            loaded,
+            ResultsLayout(results),
+            console,
+            quiet=quiet,
+            config_arg=str(config),
+            repeat=repeat,
+            host_port=host_port,
+        )
     except KeyboardInterrupt:
         err_console.print("Interrupted; what was measured is kept, and what this run deployed was removed.")
         sys.exit(130)

@@ -73,6 +73,8 @@ HARMLESS_ASSIGNMENTS = frozenset(
         "tp_degree",
         "model_copies",
         "batch_size",
+        "cli_params",
+        "shm_size",
     }
 )
 # -A values that cannot be secrets: numbers and booleans.

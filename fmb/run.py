@@ -45,9 +45,11 @@ def run(
     quiet: bool = False,
     config_arg: str = "CONFIG",
     repeat: int = 1,
+    host_port: str | None = None,
 ) -> RunOutcome:
     """Run the config's steps; with ``repeat`` > 1 the collect step runs that many times into one run group."""
     from fmb.collector.collect import collect
+    from fmb.collector.run_tables import new_run_id
     from fmb.endpoints import resolve_endpoints
     from fmb.prepare.payloads import prepare
     from fmb.reports.render import render_report
@@ -59,6 +61,8 @@ def run(
         console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     console.print(f"[bold]fmb run {escape(loaded.name)}[/]: {' -> '.join(steps) or 'nothing to do'}", highlight=False)
     outcome = RunOutcome(steps)
+    # Named before deploying, so that what is deployed for the run carries its id.
+    run_id = new_run_id()
     previous: Callable | int | None = signal.signal(signal.SIGTERM, _raise_interrupt)
     finished = False
     started: set[str] = set()
@@ -68,7 +72,8 @@ def run(
             print_prepare_summary(console, prepare(loaded, layout))
         if "deploy" in steps:
             console.rule("deploy")
-            started = {d.experiment for d in deployers.deploy(loaded, layout.root, console, attached=True)}
+            made = deployers.deploy(loaded, layout.root, console, attached=True, host_port=host_port, run_id=run_id)
+            started = {d.experiment for d in made}
         if "collect" in steps:
             console.rule("collect")
             endpoints = resolve_endpoints(loaded, layout)
@@ -87,6 +92,7 @@ def run(
                     console=console,
                     run_group=outcome.run_ids[0] if outcome.run_ids else None,
                     repeat_index=index,
+                    run_id=run_id if index == 1 else None,
                 )
                 print_collect_summary(console, result, layout)
                 outcome.run_id = result.run_id

@@ -36,6 +36,49 @@ def request_mode(exp: ResolvedExperiment) -> str:
     )
 
 
+def deploy_summary(exp: ResolvedExperiment, loaded: LoadedConfig) -> str:
+    """Whether fmb deploys the experiment, how, or why it cannot (one line; creates nothing)."""
+    from fmb import deployers
+
+    if not exp.spec.deploy:
+        return "no (fmb sends to the endpoint the config names)"
+    plan = deployers.plan(exp, loaded)
+    if plan.deployable:
+        return f"yes: {plan.how} (fmb deploy --dry-run shows every setting)"
+    return f"yes, but fmb cannot: {'; '.join(plan.problems)}"
+
+
+def print_deploy_plans(
+    console: Console, loaded: LoadedConfig, only: tuple[str, ...] = (), host_port: str | None = None
+) -> bool:
+    """`fmb deploy --dry-run`: what deploying would create, per experiment; False if one cannot be deployed."""
+    from fmb import deployers
+
+    redact = loaded.redactor()
+    ok = True
+    chosen = [e for e in loaded.experiments if not only or e.name in only]
+    for exp in chosen:
+        if not exp.spec.deploy:
+            console.print(
+                f"[bold]{escape(exp.name)}[/]: deploy: no; nothing to create (requests go to "
+                f"{escape(redact(exp.endpoint) or '-')})",
+                highlight=False,
+                soft_wrap=True,
+            )
+            continue
+        plan = deployers.plan(exp, loaded, host_port=host_port)
+        console.print(f"[bold]{escape(exp.name)}[/]: {escape(plan.how)}", highlight=False, soft_wrap=True)
+        for line in plan.details:
+            console.print(f"  {redact(line)}", highlight=False, soft_wrap=True, markup=False)
+        for problem in plan.problems:
+            ok = False
+            console.print(f"  [bold red]cannot deploy:[/] {escape(redact(problem) or '')}", highlight=False)
+    if not chosen:
+        console.print("No experiment matches.", highlight=False)
+    console.print("Dry run: nothing was created.", highlight=False, markup=False)
+    return ok
+
+
 def print_config_summary(console: Console, loaded: LoadedConfig, layout: ResultsLayout) -> None:
     from fmb.collector.plan import requests_per_cell
 
@@ -75,6 +118,7 @@ def print_config_summary(console: Console, loaded: LoadedConfig, layout: Results
             soft_wrap=True,
         )
         console.print(f"  request mode: {request_mode(exp)}", highlight=False, soft_wrap=True, markup=False)
+        console.print(f"  deploy: {deploy_summary(exp, loaded)}", highlight=False, soft_wrap=True, markup=False)
         console.print(f"  endpoint: {redact(exp.endpoint) or '-'}", highlight=False, soft_wrap=True, markup=False)
         console.print(f"  concurrency levels: {', '.join(str(c) for c in spec.concurrency_levels)}", highlight=False)
         for pf in spec.payload_files:

@@ -204,7 +204,7 @@ def mutated_configs(draw: st.DrawFn) -> Any:
                 del parent[last]
             elif isinstance(parent, dict):
                 parent[draw(_keys)] = draw(_values)
-            else:
+            elif isinstance(parent, list):
                 parent.append(draw(_values))
         except (KeyError, IndexError, TypeError):
             continue  # an earlier mutation removed or replaced this path

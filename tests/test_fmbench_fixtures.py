@@ -29,8 +29,11 @@ TARGET_TOKENS = [120, 300, 700, 920, 1500, 2500, 3200, 3500, 3700, 3900, 4500, 5
 
 @pytest.fixture(scope="module")
 def read_dir(tmp_path_factory: pytest.TempPathFactory, fmbench_fixtures_module: Path) -> Path:
-    """Source data named as FMBench's configs list it, and FMBench's prompt templates."""
-    root = tmp_path_factory.mktemp("fmbench-read")
+    return write_read_dir(tmp_path_factory.mktemp("fmbench-read"), fmbench_fixtures_module)
+
+
+def write_read_dir(root: Path, fmbench_fixtures: Path) -> Path:
+    """Source data named as FMBench's configs list it, and FMBench's prompt templates, in ``root``."""
     source = root / "source_data"
     source.mkdir()
     for i, name in enumerate(LONGBENCH_FILES):
@@ -48,7 +51,7 @@ def read_dir(tmp_path_factory: pytest.TempPathFactory, fmbench_fixtures_module: 
                     "_id": f"{name}-{j}",
                 }
                 fh.write(json.dumps(record) + "\n")
-    shutil.copytree(fmbench_fixtures_module / "prompt_template", root / "prompt_template")
+    shutil.copytree(fmbench_fixtures / "prompt_template", root / "prompt_template")
     return root
 
 

@@ -63,7 +63,8 @@ def test_every_hosting_option_is_one_deployer(write_config, tmp_path: Path) -> N
     from fmb.config import load_config
 
     kinds = [d.kind for d in DEPLOYERS]
-    assert len(kinds) == len(set(kinds)) == 2
+    assert len(kinds) == len(set(kinds))
+    assert set(kinds) == {"local", "sagemaker", "ec2", "eks"}
     config = write_config(
         """
         general: {name: d}

@@ -86,6 +86,7 @@ class Recorder:
     parts: list[str] = field(default_factory=list)
     http_status: int | None = None
     attempts: int = 1
+    model_copy: int | None = None  # which copy of the model served it, when there are several
 
     def start(self) -> None:
         self.start_wall_ns = time.time_ns()

@@ -72,6 +72,9 @@ class LoadedConfig:
                 credentials.extend(header_secrets(headers))
             if exp.spec.api_key_env and os.environ.get(exp.spec.api_key_env):
                 credentials.append(os.environ[exp.spec.api_key_env])
+        token = self.hf_token()
+        if token:
+            credentials.append(token[0])
         from_assignments, words = assignment_secrets(self.assignments, credentials)
         credentials.extend(from_assignments)
         dump = self.config.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -80,6 +83,25 @@ class LoadedConfig:
             credentials.extend(userinfo)
             words.extend(users)
         return credentials, words
+
+    def hf_token_file(self) -> Path:
+        """Where FMBench keeps the Hugging Face token: hf_token.txt in the config's scripts folder."""
+        return self.read_root / (self.config.s3_read_data.scripts_prefix or "scripts") / "hf_token.txt"
+
+    def hf_token(self) -> tuple[str, str] | None:
+        """The Hugging Face token and where it came from (hf_token.txt, else $HF_TOKEN or
+        $HUGGING_FACE_HUB_TOKEN), or None."""
+        path = self.hf_token_file()
+        try:
+            text = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            text = ""
+        if text:
+            return text, str(path)
+        for variable in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):  # Hugging Face's own names for it
+            if os.environ.get(variable, "").strip():
+                return os.environ[variable].strip(), f"${variable}"
+        return None
 
     def redactor(self) -> Redactor:
         """Masks this config's secrets in text fmb writes or prints (never in what it sends)."""
@@ -280,7 +302,8 @@ def _resolve_experiment(path: Path, cfg: FmbenchConfig, index: int, exp: Experim
         stream_source=stream_source,
         endpoint=endpoint,
         parameters=parameters,
-        instance_count=exp.instance_count or 1,
+        # FMBench's Neuron configs give the count as ec2.instance_count (neuron_deploy.py reads it there).
+        instance_count=exp.instance_count or exp.ec2.instance_count or 1,
     )
 
 

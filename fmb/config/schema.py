@@ -70,10 +70,29 @@ def _at_most(limit: Limit, unit: str = "") -> AfterValidator:
     return AfterValidator(lambda value: limit.check(value, unit))
 
 
+def _number_maybe_quoted(value: Any) -> Any:
+    """FMBench's own configs quote some numbers (model_loading_timeout: "2400"): text that is a number is one."""
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            raise ValueError("expected a number, got text that is not one") from None
+    return _number(value)
+
+
+def _whole_number_maybe_quoted(value: Any) -> Any:
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return _whole_number(value)
+
+
 # An int that is written as one (no booleans, fractions or quoted numbers), within 64 bits.
 WholeNumber = Annotated[int, BeforeValidator(_whole_number)]
 # A finite number that is written as one (no booleans or quoted numbers).
 Number = Annotated[float, BeforeValidator(_number)]
+# FMBench's keys that its sample configs write quoted as well as plain.
+QuotedNumber = Annotated[float, BeforeValidator(_number_maybe_quoted)]
+QuotedWholeNumber = Annotated[int, BeforeValidator(_whole_number_maybe_quoted)]
 Concurrency = Annotated[WholeNumber, _at_most(limits.CONCURRENCY)]
 Tokens = Annotated[WholeNumber, _at_most(limits.TOKENS, " tokens")]
 
@@ -325,11 +344,16 @@ class InferenceSpec(Section):
     model_copies: str | None = None
     tp_degree: str | None = None
     shm_size: str | None = None
-    model_loading_timeout: Number | None = None
+    model_loading_timeout: QuotedNumber | None = Field(None, gt=0)
     inference_url_format: str | None = Field(
         None, description="FMBench (EKS): appended to the ingress address to make the endpoint URL."
     )
     cli_params: str | None = None
+    container_params: dict[str, Any] | None = Field(
+        None, description="FMBench: Triton's model parameters (tp_degree, batch_size, serving.properties, ...)."
+    )
+    backend: str | None = Field(None, description="FMBench: Triton's backend on Neuron hosts (vllm or djl).")
+    batch_size: WholeNumber | None = Field(None, ge=1, description="FMBench: Triton's maximum batch size.")
     headers: Annotated[dict[str, Any], AfterValidator(_headers)] = Field(default_factory=dict)
     model_id: str | None = None
 
@@ -358,10 +382,13 @@ class Ec2Settings(Section):
     gpu_or_neuron_setting: str | None = Field(
         None, description="FMBench: docker run flags for the accelerator, e.g. --gpus all --shm-size 12g."
     )
-    model_loading_timeout: Annotated[Number, _at_most(limits.DEPLOY_TIMEOUT_S, " s")] | None = Field(
+    model_loading_timeout: Annotated[QuotedNumber, _at_most(limits.DEPLOY_TIMEOUT_S, " s")] | None = Field(
         None, gt=0, description="FMBench: seconds the container may take to answer its first request."
     )
     privileged_mode: bool = Field(False, description="FMBench: run the container privileged.")
+    instance_count: QuotedWholeNumber | None = Field(
+        None, ge=1, description="FMBench (neuron_deploy.py): instances of the SageMaker endpoint."
+    )
     accelerator: Literal["auto", "nvidia", "neuron", "none"] = Field(
         "auto",
         description="fmb: the host's accelerator; auto looks for NVIDIA GPUs (NVML) and Neuron devices (/dev/neuron*).",
@@ -420,6 +447,13 @@ class Experiment(Section):
     ec2: Ec2Settings = Field(default_factory=Ec2Settings)
     eks: EksSettings | None = Field(None, description="FMBench: the EKS deployment (eks_deploy.py).")
     serving_properties: str | None = Field(None, alias="serving.properties")
+    sagemaker_execution_role: str | None = Field(
+        None, description="FMBench (neuron_deploy.py): the endpoint's execution role, instead of aws's."
+    )
+    download_from_hf_place_in_s3: bool | None = Field(
+        None, description="FMBench (DJL): copy the model from Hugging Face to model_s3_path first (fmb does not)."
+    )
+    model_s3_path: str | None = Field(None, description="FMBench (DJL): where the model's files are in S3.")
     bucket: str | None = None
     use_messages_api_format: bool | None = Field(
         None, description="SageMaker: send {messages: [...]} (the messages API) instead of {inputs, parameters}."

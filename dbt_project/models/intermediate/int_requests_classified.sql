@@ -29,6 +29,7 @@ final as (
         prompt_id,
         is_warmup,
         collection_session,
+        model_copy,
         is_streamed,
         started_at,
         ended_at,

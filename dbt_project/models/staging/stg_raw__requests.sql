@@ -13,6 +13,7 @@ final as (
         cast(prompt_id as varchar) as prompt_id,
         cast(is_warmup as boolean) as is_warmup,
         cast(session as integer) as collection_session,
+        cast(model_copy as integer) as model_copy,
         cast(attempts as integer) as attempts,
         cast(started_at as timestamp with time zone) as started_at,
         cast(ended_at as timestamp with time zone) as ended_at,
