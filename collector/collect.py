@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 from rich.console import Console
 
@@ -25,7 +27,7 @@ from fmb.collector.runner import Cell, CellStats, Policy, RowMaker, run_cell
 from fmb.collector.targets import make_target
 from fmb.collector.targets.base import Target
 from fmb.collector.writer import RequestWriter
-from fmb.config import LoadedConfig
+from fmb.config import LoadedConfig, ResolvedExperiment
 from fmb.endpoints import Endpoint
 from fmb.errors import CollectError, FmbError
 from fmb.paths import ResultsLayout
@@ -53,23 +55,96 @@ class RunResult:
     client_busy: list[str] = field(default_factory=list)  # why the client machine was busy, if it was
 
 
-def _targets(loaded: LoadedConfig, plan: Plan, endpoints: dict[str, Endpoint]) -> dict[str, Target]:
+class Stage(Protocol):
+    """An endpoint stood up just before its experiment's cells and taken down right after them.
+
+    `fmb run` stages the inference containers of a config with several of them on this
+    host, one experiment at a time, as FMBench deploys them: they would share its ports
+    and accelerators. ``up`` blocks until the endpoint answers; ``down`` removes it.
+    """
+
+    def up(self) -> Endpoint: ...
+
+    def down(self, failed: bool) -> None:
+        """Remove what ``up`` made. With ``failed`` (the cells ended in an error) a problem removing it is
+        reported, not raised, so that it never hides the error that ended the cells."""
+        ...
+
+
+@contextmanager
+def _interruptible() -> Iterator[None]:
+    """While the event loop is blocked (a deploy between experiments), Ctrl-C and SIGTERM interrupt at once.
+
+    The loop's own SIGTERM handler (which cancels the main task) is set aside meanwhile, so a
+    SIGTERM is acted on once, as a KeyboardInterrupt here, and not again as a cancellation.
+    """
+    with _signals(_raise_interrupt):
+        yield
+
+
+@contextmanager
+def _deferred() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait until the block is done (taking a deployment down), then interrupt."""
+    received: list[int] = []
+    with _signals(lambda signum, frame: received.append(signum)):
+        yield
+    if received:
+        raise KeyboardInterrupt
+
+
+@contextmanager
+def _signals(handler: Any) -> Iterator[None]:
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    try:
+        previous_int = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread: signals are not ours to handle
+        yield
+        return
+    try:
+        loop.remove_signal_handler(signal.SIGTERM)
+    except (NotImplementedError, RuntimeError):
+        pass
+    previous_term = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous_int)
+        signal.signal(signal.SIGTERM, previous_term)
+        if main is not None:
+            try:
+                loop.add_signal_handler(signal.SIGTERM, main.cancel)
+            except (NotImplementedError, RuntimeError):
+                pass
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _target(loaded: LoadedConfig, exp: ResolvedExperiment, endpoint: Endpoint | None) -> Target:
     from botocore.exceptions import BotoCoreError
 
     from fmb.collector.targets.copies import CopiesTarget
 
-    targets: dict[str, Target] = {}
-    for exp in plan.experiments:
-        connections = max(exp.spec.concurrency_levels)
-        endpoint = endpoints.get(exp.name)
-        try:
-            if endpoint is not None and len(endpoint.copies) > 1:
-                targets[exp.name] = CopiesTarget.for_urls(exp, loaded, connections, endpoint.copies)
-            else:
-                targets[exp.name] = make_target(exp, loaded, max_connections=connections)
-        except BotoCoreError as exc:  # e.g. a profile given with -A aws_profile that does not exist
-            raise CollectError(f"experiment {exp.name!r}: cannot set up the AWS client ({exc}).") from None
-    return targets
+    connections = max(exp.spec.concurrency_levels)
+    try:
+        if endpoint is not None and len(endpoint.copies) > 1:
+            return CopiesTarget.for_urls(exp, loaded, connections, endpoint.copies)
+        if endpoint is not None and endpoint.address is not None:
+            exp = replace(exp, endpoint=endpoint.address)
+        return make_target(exp, loaded, max_connections=connections)
+    except BotoCoreError as exc:  # e.g. a profile given with -A aws_profile that does not exist
+        raise CollectError(f"experiment {exp.name!r}: cannot set up the AWS client ({exc}).") from None
+
+
+def _targets(
+    loaded: LoadedConfig, plan: Plan, endpoints: dict[str, Endpoint], staged: dict[str, Stage]
+) -> dict[str, Target]:
+    """A target per experiment; a staged one gets its target once it is stood up."""
+    return {
+        exp.name: _target(loaded, exp, endpoints.get(exp.name)) for exp in plan.experiments if exp.name not in staged
+    }
 
 
 async def _run_experiments(
@@ -81,6 +156,7 @@ async def _run_experiments(
     result: RunResult,
     endpoints: dict[str, Endpoint],
     resumption: Resumption | None,
+    stages: dict[str, Stage],
 ) -> None:
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
@@ -90,11 +166,12 @@ async def _run_experiments(
         except (NotImplementedError, RuntimeError):  # not the main thread, or no signals here
             pass
     counter, _ = load_counter(tokenizer_candidates(loaded))
-    redact = recorder.redact
     session = resumption.session if resumption else 0
     targets: dict[str, Target] = {}
+    closed: set[str] = set()  # staged experiments' targets, closed once their cells were done
+    endpoints = dict(endpoints)
     try:
-        targets = _targets(loaded, plan, endpoints)
+        targets = _targets(loaded, plan, endpoints, stages)
         for target in targets.values():
             await target.check_reachable()
         recorder.lock({"tokenizer": str(getattr(counter, "path", "") or "") or None})
@@ -110,42 +187,106 @@ async def _run_experiments(
                 cells = [c for c in cells if c in resumption.missing]
                 if not cells:
                     continue
-            rows = RowMaker(recorder.run_id, targets[exp.name].stream, counter, redact, session)
-            writer = RequestWriter(layout.requests_dir(exp.name, recorder.run_id), complete=rows.complete)
-            policy = Policy(exp.spec.request_timeout_s, exp.spec.max_attempts, exp.spec.retry_backoff_s)
+            stage = stages.get(exp.name)
+            if stage is None:
+                await _run_experiment(
+                    exp,
+                    cells,
+                    plan,
+                    layout,
+                    recorder,
+                    progress,
+                    result,
+                    targets[exp.name],
+                    counter,
+                    session,
+                    resumption,
+                )
+                continue
+            failed = True
             try:
-                for cell in cells:
-                    missing = resumption.missing[cell] if resumption else None
-                    stats = CellStats()
-                    progress.start_cell(cell if missing is None else replace(cell, requests=len(missing)), stats)
-
-                    def sink(row: dict[str, Any], stats: CellStats = stats, writer: RequestWriter = writer) -> None:
-                        writer.add(row)
-                        progress.update(stats)
-
-                    warmup = resumption is None or cell not in resumption.warmed_up
-                    try:
-                        await run_cell(
-                            targets[exp.name],
-                            cell,
-                            plan.prompts[cell.payload_file],
-                            rows,
-                            sink,
-                            policy,
-                            stats,
-                            missing,
-                            warmup,
-                        )
-                    finally:
-                        progress.update(stats)
-                        result.cells.append(CellResult(cell, stats.done, stats.errors, stats.p50_ms()))
-                    writer.flush()  # between cells nothing is in flight: make the cell's rows durable
+                with _interruptible():
+                    endpoints[exp.name] = stage.up()
+                targets[exp.name] = _target(loaded, exp, endpoints[exp.name])
+                await targets[exp.name].check_reachable()
+                if resumption is None:  # now with where its requests go, and how long deploying took
+                    recorder.write_experiments(plan, targets, endpoints)
+                await _run_experiment(
+                    exp,
+                    cells,
+                    plan,
+                    layout,
+                    recorder,
+                    progress,
+                    result,
+                    targets[exp.name],
+                    counter,
+                    session,
+                    resumption,
+                )
+                failed = False
             finally:
-                writer.close()
-                result.rows += writer.rows_written
+                target = targets.get(exp.name)
+                with _deferred():
+                    try:
+                        if target is not None:
+                            closed.add(exp.name)  # kept in targets: the experiments table still describes it
+                            await target.close()
+                    finally:
+                        stage.down(failed)
     finally:
-        for target in targets.values():
-            await target.close()
+        for name, target in targets.items():
+            if name not in closed:
+                await target.close()
+
+
+async def _run_experiment(
+    exp: ResolvedExperiment,
+    cells: list[Cell],
+    plan: Plan,
+    layout: ResultsLayout,
+    recorder: RunRecorder,
+    progress: CellProgress,
+    result: RunResult,
+    target: Target,
+    counter: Any,
+    session: int,
+    resumption: Resumption | None,
+) -> None:
+    """The cells of one experiment, in order; every row is written as it finishes."""
+    rows = RowMaker(recorder.run_id, target.stream, counter, recorder.redact, session)
+    writer = RequestWriter(layout.requests_dir(exp.name, recorder.run_id), complete=rows.complete)
+    policy = Policy(exp.spec.request_timeout_s, exp.spec.max_attempts, exp.spec.retry_backoff_s)
+    try:
+        for cell in cells:
+            missing = resumption.missing[cell] if resumption else None
+            stats = CellStats()
+            progress.start_cell(cell if missing is None else replace(cell, requests=len(missing)), stats)
+
+            def sink(row: dict[str, Any], stats: CellStats = stats, writer: RequestWriter = writer) -> None:
+                writer.add(row)
+                progress.update(stats)
+
+            warmup = resumption is None or cell not in resumption.warmed_up
+            try:
+                await run_cell(
+                    target,
+                    cell,
+                    plan.prompts[cell.payload_file],
+                    rows,
+                    sink,
+                    policy,
+                    stats,
+                    missing,
+                    warmup,
+                )
+            finally:
+                progress.update(stats)
+                result.cells.append(CellResult(cell, stats.done, stats.errors, stats.p50_ms()))
+            writer.flush()  # between cells nothing is in flight: make the cell's rows durable
+    finally:
+        writer.close()
+        result.rows += writer.rows_written
 
 
 def collect(
@@ -160,6 +301,7 @@ def collect(
     run_group: str | None = None,
     repeat_index: int = 1,
     run_id: str | None = None,
+    stages: dict[str, Stage] | None = None,
 ) -> RunResult:
     """Run every cell of the config and record the run; rows already written are never lost.
 
@@ -169,6 +311,8 @@ def collect(
     cells are sent, into the same run. ``run_group`` and ``repeat_index`` place the run in a
     group of repeated runs (`fmb run --repeat N`); by default it is a group of its own.
     ``run_id`` names a new run (`fmb run` names it before deploying); by default a new id.
+    ``stages`` are experiments whose endpoint is stood up right before their cells and
+    removed right after them (see :class:`Stage`); their ``endpoints`` entry is a stand-in.
     """
     recovered = recover_abandoned(layout)
     loaded = replace(
@@ -204,7 +348,9 @@ def collect(
             # Samples this host off the event loop while the requests go to a server fmb deployed here.
             host_telemetry(loaded, layout, recorder.run_id, endpoints, plan.cells, console=console, quiet=quiet),
         ):
-            asyncio.run(_run_experiments(loaded, plan, layout, recorder, progress, result, endpoints, resumption))
+            asyncio.run(
+                _run_experiments(loaded, plan, layout, recorder, progress, result, endpoints, resumption, stages or {})
+            )
     except BaseExceptionGroup as group:  # an error inside the runner's task group
         first = group.exceptions[0]
         if recorder.recorded:

@@ -125,12 +125,14 @@ class RunRecorder:
         for exp in plan.experiments:
             spec = exp.spec
             endpoint = endpoints.get(exp.name, Endpoint(exp.endpoint))
+            target = targets.get(exp.name)  # none yet for an experiment deployed when its cells start
+            where = target.describe() if target is not None else "(deployed when its cells start)"
             rows.append(
                 {
                     "run_id": self.run_id,
                     "experiment": exp.name,
                     "backend": exp.backend,
-                    "endpoint": self.redact(targets[exp.name].describe()),
+                    "endpoint": self.redact(where),
                     "model_id": spec.model_id,
                     "model_name": spec.model_name,
                     "instance_type": spec.instance_type,
@@ -140,7 +142,7 @@ class RunRecorder:
                     "deployment_script": spec.deployment_script,
                     "inference_script": spec.inference_script,
                     "image_uri": spec.image_uri,
-                    "stream": targets[exp.name].stream,
+                    "stream": target.stream if target is not None else exp.stream,
                     "parameter_set": spec.inference_spec.parameter_set,
                     "inference_parameters_json": json.dumps(
                         redact_mapping(exp.parameters, self.redact), sort_keys=True, default=str

@@ -47,6 +47,25 @@ def plan(exp: ResolvedExperiment, loaded: LoadedConfig, host_port: str | None = 
     return deployer.plan(exp, loaded)
 
 
+def one_at_a_time(loaded: LoadedConfig) -> frozenset[str]:
+    """Experiments to deploy one at a time, each right before its cells: the containers on this host.
+
+    FMBench deploys every experiment, runs it and removes it before the next; containers on
+    one host would otherwise share its ports and accelerators. With one such experiment
+    there is nothing to share, so it is deployed with the others.
+    """
+    names = []
+    for exp in loaded.experiments:
+        if not exp.spec.deploy:
+            continue
+        try:
+            if deployer_for(exp).kind == Ec2Deployer.kind:
+                names.append(exp.name)
+        except FmbError:
+            continue
+    return frozenset(names) if len(names) > 1 else frozenset()
+
+
 def deployer_of(deployment: Deployment) -> Deployer:
     """The hosting option that made a recorded deployment."""
     for deployer in DEPLOYERS:
@@ -83,6 +102,9 @@ def deploy(
             if known is not None and is_running(known):
                 console.print(f"{exp.name}: already deployed at {known.endpoint}", highlight=False, markup=False)
                 continue
+            if known is not None:  # recorded but no longer up (a container that exited): take it down first
+                deployer_of(known).remove(known, loaded)
+                registry.remove(exp.name)
             context = DeployContext(loaded, registry, results, console, attached, host_port, run_id)
             started.append(deployer_for(exp).deploy(exp, context))
     except BaseException:

@@ -136,6 +136,7 @@ class ContainerSpec:
     files: dict[str, str] = field(default_factory=dict)  # host path -> text fmb writes before starting
     extra_ports: dict[int, int | None] = field(default_factory=dict)  # more container -> host ports
     restart_on_failure: bool = False
+    ulimits: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (soft, hard)
 
     def shown_env(self) -> dict[str, str]:
         return {k: ("****" if k in self.secret_env else v) for k, v in self.env.items()}
@@ -160,6 +161,7 @@ class ContainerSpec:
             parts.append(f"-p {host_ip}:{host_port if host_port is not None else '(free)'}:{container_port}")
         parts += [f"-v {host}:{inside}:{mode}" for host, (inside, mode) in self.volumes.items()]
         parts += [f"-e {shlex.quote(f'{k}={v}')}" for k, v in self.shown_env().items()]
+        parts += [f"--ulimit {name}={soft}:{hard}" for name, (soft, hard) in self.ulimits.items()]
         if self.restart_on_failure:
             parts.append("--restart on-failure")
         parts.append(self.image)
@@ -375,7 +377,12 @@ def build_plan(
         notes.append(f"HF_TOKEN from {token[1]}")
     else:
         notes.append(f"no Hugging Face token ({loaded.hf_token_file()} or $HF_TOKEN); gated models will not download")
-    tp_degree = _whole(ispec.tp_degree, "inference_spec.tp_degree", problems) or 1
+    # FMBench's order: container_params.tp_degree, then inference_spec.tp_degree, then 1.
+    tp_degree = (
+        _whole((ispec.container_params or {}).get("tp_degree"), "inference_spec.container_params.tp_degree", problems)
+        or _whole(ispec.tp_degree, "inference_spec.tp_degree", problems)
+        or 1
+    )
     shm = ispec.shm_size or _shm_from_flags(spec.ec2.gpu_or_neuron_setting)
     timeout = float(spec.ec2.model_loading_timeout or ispec.model_loading_timeout or spec.deploy_timeout_s)
     privileged = bool(spec.ec2.privileged_mode)
@@ -529,7 +536,6 @@ def build_plan(
     elif ctype == "triton":
         params = dict(ispec.container_params or {})
         batch = _whole(params.get("batch_size", ispec.batch_size), "container_params.batch_size", problems) or 4
-        tp_degree = _whole(params.get("tp_degree"), "container_params.tp_degree", problems) or tp_degree
         copies, per_copy = _model_copies(ispec.model_copies, tp_degree, acc, problems, notes)
         if acc.kind == "neuron":
             backend = (ispec.backend or "vllm").lower()
@@ -579,7 +585,15 @@ def build_plan(
                 ContainerSpec(
                     1,
                     image,
-                    ["bash", "-c", f"/scripts/serve_model.sh {model_id} {tp_degree} {batch} {copies} {ep_port}"],
+                    [
+                        "bash",
+                        "/scripts/serve_model.sh",
+                        model_id,
+                        str(tp_degree),
+                        str(batch),
+                        str(copies),
+                        str(ep_port),
+                    ],
                     ep_port,
                     port_for(0, 3),
                     env,
@@ -596,6 +610,7 @@ def build_plan(
                     files={str(folder / "scripts" / "serve_model.sh"): _triton_gpu_script()},
                     extra_ports=extra,
                     restart_on_failure=True,
+                    ulimits={"memlock": (-1, -1), "stack": (67108864, 67108864)},  # what TensorRT-LLM needs
                 )
             )
             urls_per_container = copies
@@ -608,6 +623,13 @@ def build_plan(
             f"model_copies {ispec.model_copies}: FMBench runs one {ctype} container whatever model_copies says; "
             "so does fmb"
         )
+    for container in containers:
+        for wanted in [container.host_port, *container.extra_ports.values()]:
+            if wanted is not None and wanted > 65535:
+                problems.append(
+                    f"copy {container.copy} would need host port {wanted}, above 65535; lower the port in ep_name, "
+                    "model_copies, or use --host-port auto"
+                )
     return ContainerPlan(
         exp.name,
         ctype,

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -68,6 +70,14 @@ def _errors() -> Any:
     return docker.errors
 
 
+def _engine_errors() -> tuple[type[BaseException], ...]:
+    """What a call to the engine raises when it fails: the SDK's errors and the HTTP client's under them."""
+    import docker.errors
+    import requests
+
+    return (docker.errors.DockerException, requests.RequestException)
+
+
 def _workdir(results: Path, loaded: LoadedConfig, exp: ResolvedExperiment, deploy_id: str) -> Path:
     return (results / "deployments" / slug(loaded.name) / slug(exp.name) / deploy_id).resolve()
 
@@ -87,12 +97,12 @@ def _ensure_image(client: Any, image: str, console: Console) -> None:
         return
     except errors.ImageNotFound:
         pass
-    except errors.APIError as exc:
-        raise FmbError(f"the Docker engine could not look up image {image} ({exc.explanation or exc}).") from None
+    except _engine_errors() as exc:
+        raise FmbError(f"the Docker engine could not look up image {image} ({exc}).") from None
     console.print(f"Pulling {image} (not on this host yet)...", highlight=False, markup=False)
     try:
         client.images.pull(image)
-    except errors.DockerException as exc:
+    except _engine_errors() as exc:
         raise FmbError(
             f"image {image} is not on this host and could not be pulled ({exc}).",
             hint="Log in to its registry (for ECR images: aws ecr get-login-password | docker login ...) "
@@ -132,6 +142,10 @@ def _create_kwargs(spec: ContainerSpec, plan: ContainerPlan, name: str, labels: 
         kwargs["volumes"] = {host: {"bind": inside, "mode": mode} for host, (inside, mode) in spec.volumes.items()}
     if spec.restart_on_failure:
         kwargs["restart_policy"] = {"Name": "on-failure"}
+    if spec.ulimits:
+        from docker.types import Ulimit
+
+        kwargs["ulimits"] = [Ulimit(name=n, soft=soft, hard=hard) for n, (soft, hard) in spec.ulimits.items()]
     return kwargs
 
 
@@ -221,13 +235,15 @@ class Ec2Deployer:
         )
         try:
             self._start(exp, plan, client, deployment, context, deploy_id)
-            self._wait_ready(exp, plan, client, deployment, console, started)
+            # FMBench's clock starts once the containers run: pulling an image does not count.
+            self._wait_ready(exp, plan, client, deployment, console, time.monotonic())
+        except _engine_errors() as exc:
+            self._undo(exp, deployment, context)
+            raise FmbError(
+                f"experiment {exp.name!r}: the Docker engine failed ({type(exc).__name__}: {exc})."
+            ) from None
         except BaseException:
-            try:
-                self.remove(deployment, loaded)
-                context.registry.remove(exp.name)
-            except FmbError as exc:  # the record stays for `fmb cleanup`
-                console.print(f"[bold red]Cleanup failed:[/] {escape(exc.message)}", highlight=False)
+            self._undo(exp, deployment, context)
             raise
         deployment.deploy_seconds = time.monotonic() - started
         context.registry.add(deployment)
@@ -240,6 +256,14 @@ class Ec2Deployer:
             soft_wrap=True,
         )
         return deployment
+
+    def _undo(self, exp: ResolvedExperiment, deployment: Deployment, context: DeployContext) -> None:
+        """Remove what a failed deploy created; if that fails too, the record stays for `fmb cleanup`."""
+        try:
+            self.remove(deployment, context.loaded)
+            context.registry.remove(exp.name)
+        except FmbError as exc:
+            context.console.print(f"[bold red]Cleanup failed:[/] {escape(exc.message)}", highlight=False)
 
     def _start(
         self,
@@ -257,6 +281,8 @@ class Ec2Deployer:
             for path, text in spec.files.items():
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
                 Path(path).write_text(text, encoding="utf-8")
+                if text.startswith("#!"):
+                    Path(path).chmod(0o755)
             for host_path, (_, mode) in spec.volumes.items():
                 if host_path.startswith(str(deployment.resources["workdir"])):
                     Path(host_path).mkdir(parents=True, exist_ok=True)
@@ -276,7 +302,7 @@ class Ec2Deployer:
                 labels[f"{LABEL_PREFIX}run_id"] = context.run_id
             try:
                 container = client.containers.create(**_create_kwargs(spec, plan, name, labels))
-            except errors.DockerException as exc:
+            except _engine_errors() as exc:
                 raise FmbError(f"experiment {exp.name!r}: Docker could not create container {name} ({exc}).") from None
             deployment.resources["containers"].append({"id": container.id, "name": name, "copy": spec.copy})
             context.registry.add(deployment)  # recorded before it runs: cleanup can always find it
@@ -323,10 +349,16 @@ class Ec2Deployer:
         owner = [containers[min(i, len(containers) - 1)] for i in range(len(urls))]
         pending = dict(enumerate(urls))
         pulled = plan.pull_model is None
-        with console.status(f"{escape(exp.name)}: starting") as status:
+        with _progress(console, f"{escape(exp.name)}: starting") as status:
             while pending:
                 for container in containers:
-                    state, restarts = _status(container)
+                    try:
+                        state, restarts = _status(container)
+                    except _errors().NotFound:
+                        raise FmbError(
+                            f"experiment {exp.name!r}: container {container.name} was removed (not by fmb) before "
+                            "it answered."
+                        ) from None
                     if state in ("exited", "dead") or restarts >= MAX_RESTARTS:
                         what = (
                             f"exited (code {container.attrs['State'].get('ExitCode')})"
@@ -385,7 +417,7 @@ class Ec2Deployer:
                     return True
             except errors.NotFound:
                 continue
-            except errors.DockerException:
+            except _engine_errors():
                 return True
         return False
 
@@ -395,20 +427,31 @@ class Ec2Deployer:
 
     def remove(self, deployment: Deployment, loaded: LoadedConfig) -> None:
         """Keep each recorded container's log, then stop and remove it; never touch another container."""
-        recorded = deployment.resources.get("containers", [])
-        if not recorded:
+        recorded = list(deployment.resources.get("containers", []))
+        deploy_id = deployment.resources.get("deploy_id")
+        if not recorded and not deploy_id:
             return
         client = _docker()
         errors = _errors()
-        deploy_id = deployment.resources.get("deploy_id")
         problems = []
+        try:  # a container created but not yet recorded when the deploy was interrupted carries the id too
+            labelled = client.containers.list(all=True, filters={"label": f"{LABEL_PREFIX}deployment={deploy_id}"})
+        except _engine_errors() as exc:
+            labelled = []
+            problems.append(f"listing the containers of deployment {deploy_id}: {exc}")
+        known = {entry["id"] for entry in recorded}
+        recorded += [
+            {"id": c.id, "name": c.name, "copy": (c.labels or {}).get(f"{LABEL_PREFIX}copy", "?")}
+            for c in labelled
+            if c.id not in known
+        ]
         log_dir = Path(deployment.log_path) if deployment.log_path else None
         for entry in recorded:
             try:
                 container = client.containers.get(entry["id"])
             except errors.NotFound:
                 continue
-            except errors.DockerException as exc:
+            except _engine_errors() as exc:
                 problems.append(f"{entry['name']}: {exc}")
                 continue
             if (container.labels or {}).get(f"{LABEL_PREFIX}deployment") != deploy_id:
@@ -416,7 +459,7 @@ class Ec2Deployer:
                 continue
             try:
                 container.stop(timeout=10)
-            except errors.DockerException:
+            except _engine_errors():
                 pass  # removed below with force
             if log_dir is not None:
                 try:
@@ -424,19 +467,48 @@ class Ec2Deployer:
                     logs = container.logs(timestamps=True).decode("utf-8", errors="replace")
                     path = log_dir / f"{slug(deployment.experiment)}-{deploy_id}-copy-{entry['copy']}.log"
                     path.write_text(loaded.redactor()(logs) or "", encoding="utf-8")
-                except (OSError, errors.DockerException):
+                except (OSError, *_engine_errors()):  # type: ignore[misc]
                     pass  # a lost log never keeps a container running
             try:
                 container.remove(force=True)
             except errors.NotFound:
                 pass
-            except errors.DockerException as exc:
+            except _engine_errors() as exc:
                 problems.append(f"{entry['name']}: {exc}")
         if problems:
             raise FmbError(
                 f"could not remove everything fmb started for {deployment.experiment}: {'; '.join(problems)}.",
                 hint="The record is kept; run `fmb cleanup CONFIG` again, or remove them with docker rm -f.",
             )
+
+
+class _Lines:
+    """Progress as a line every few seconds, where a live status cannot be shown (another live display is on)."""
+
+    def __init__(self, console: Console, every_s: float = 15.0) -> None:
+        self.console, self.every_s, self.last = console, every_s, 0.0
+
+    def update(self, text: str) -> None:
+        if time.monotonic() - self.last >= self.every_s:
+            self.last = time.monotonic()
+            self.console.print(text, highlight=False)
+
+
+@contextmanager
+def _progress(console: Console, text: str) -> Iterator[Any]:
+    """A live status line, or plain lines when a live display (the collect progress) is already on."""
+    from rich.errors import LiveError
+
+    status = console.status(text)
+    try:
+        status.start()
+    except LiveError:
+        yield _Lines(console)
+        return
+    try:
+        yield status
+    finally:
+        status.stop()
 
 
 def httpx_ok(url: str) -> bool:

@@ -29,16 +29,19 @@ class Endpoint:
     copies: tuple[str, ...] = ()
 
 
-def resolve_endpoints(loaded: LoadedConfig, layout: ResultsLayout, only: tuple[str, ...] = ()) -> dict[str, Endpoint]:
+def resolve_endpoints(
+    loaded: LoadedConfig, layout: ResultsLayout, only: tuple[str, ...] = (), staged: frozenset[str] = frozenset()
+) -> dict[str, Endpoint]:
     """Where each experiment's requests go.
 
     An experiment with `deploy: yes` must have a running deployment; its URL or endpoint
-    name comes from the deployment record.
+    name comes from the deployment record. A ``staged`` experiment is deployed later, right
+    before its cells (see :class:`fmb.collector.collect.Stage`): its entry is a stand-in.
     """
     from fmb import deployers
 
     deployed = deployers.endpoints(loaded, layout.root)
-    missing = deployers.missing_deployments(loaded, layout.root, only)
+    missing = [m for m in deployers.missing_deployments(loaded, layout.root, only) if m not in staged]
     if missing:
         raise CollectError(
             f"experiment(s) {', '.join(missing)} have deploy: yes but nothing fmb deployed for them is running.",
@@ -48,7 +51,9 @@ def resolve_endpoints(loaded: LoadedConfig, layout: ResultsLayout, only: tuple[s
     endpoints: dict[str, Endpoint] = {}
     for exp in loaded.experiments:
         record = deployed.get(exp.name) if exp.spec.deploy else None
-        if record is None:
+        if exp.name in staged:
+            endpoints[exp.name] = Endpoint(exp.endpoint, True, kind=deployers.deployer_for(exp).kind)
+        elif record is None:
             endpoints[exp.name] = Endpoint(exp.endpoint)
         else:
             endpoints[exp.name] = Endpoint(

@@ -20,6 +20,7 @@ from rich.markup import escape
 from fmb import deployers
 from fmb.config import LoadedConfig
 from fmb.config.steps import enabled_steps
+from fmb.endpoints import Endpoint
 from fmb.errors import FmbError
 from fmb.paths import ResultsLayout
 
@@ -31,6 +32,46 @@ class RunOutcome:
     run_ids: list[str] = field(default_factory=list)  # every run collected, in order (one run group)
     report: Path | None = None
     left_running: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DeployedStage:
+    """One experiment deployed right before its cells and removed after them (fmb.collector.collect.Stage)."""
+
+    loaded: LoadedConfig
+    layout: ResultsLayout
+    console: Console
+    experiment: str
+    host_port: str | None
+    run_id: str
+    made: bool = False
+
+    def up(self) -> Endpoint:
+        from fmb.endpoints import resolve_endpoints
+
+        self.console.rule(f"deploy {self.experiment}")
+        made = deployers.deploy(
+            self.loaded,
+            self.layout.root,
+            self.console,
+            attached=True,
+            only=(self.experiment,),
+            host_port=self.host_port,
+            run_id=self.run_id,
+        )
+        self.made = bool(made)  # one already running (from `fmb deploy`) is used, and left as it was
+        return resolve_endpoints(self.loaded, self.layout, (self.experiment,))[self.experiment]
+
+    def down(self, failed: bool) -> None:
+        if not self.made:
+            return
+        try:
+            deployers.cleanup(self.loaded, self.layout.root, self.console, only={self.experiment}, attached_too=False)
+        except FmbError as exc:
+            if not failed:
+                raise
+            self.console.print(f"[bold red]Cleanup failed:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
+        self.made = False
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -48,7 +89,7 @@ def run(
     host_port: str | None = None,
 ) -> RunOutcome:
     """Run the config's steps; with ``repeat`` > 1 the collect step runs that many times into one run group."""
-    from fmb.collector.collect import collect
+    from fmb.collector.collect import Stage, collect
     from fmb.collector.run_tables import new_run_id
     from fmb.endpoints import resolve_endpoints
     from fmb.prepare.payloads import prepare
@@ -70,13 +111,30 @@ def run(
         if "prepare" in steps:
             console.rule("prepare")
             print_prepare_summary(console, prepare(loaded, layout))
+        staged = deployers.one_at_a_time(loaded) if "deploy" in steps and "collect" in steps else frozenset()
         if "deploy" in steps:
             console.rule("deploy")
-            made = deployers.deploy(loaded, layout.root, console, attached=True, host_port=host_port, run_id=run_id)
-            started = {d.experiment for d in made}
+            if staged:
+                console.print(
+                    f"{', '.join(sorted(staged))}: containers on this host, deployed one at a time right before "
+                    "their cells and removed after them (as FMBench does)",
+                    highlight=False,
+                    markup=False,
+                    soft_wrap=True,
+                )
+            now = tuple(e.name for e in loaded.experiments if e.spec.deploy and e.name not in staged)
+            if now:
+                made = deployers.deploy(
+                    loaded, layout.root, console, attached=True, only=now, host_port=host_port, run_id=run_id
+                )
+                started = {d.experiment for d in made}
         if "collect" in steps:
             console.rule("collect")
-            endpoints = resolve_endpoints(loaded, layout)
+            endpoints = resolve_endpoints(loaded, layout, staged=staged)
+            started |= staged  # whatever of them is still up when the run fails is taken down at the end
+            stages: dict[str, Stage] = {
+                name: DeployedStage(loaded, layout, console, name, host_port, run_id) for name in sorted(staged)
+            }
             for index in range(1, repeat + 1):
                 if repeat > 1:
                     console.print(
@@ -93,6 +151,7 @@ def run(
                     run_group=outcome.run_ids[0] if outcome.run_ids else None,
                     repeat_index=index,
                     run_id=run_id if index == 1 else None,
+                    stages=stages,
                 )
                 print_collect_summary(console, result, layout)
                 outcome.run_id = result.run_id

@@ -119,6 +119,20 @@ def test_djl_copies_split_the_gpus_and_each_gets_serving_properties(write_config
     assert plan.probe == {"inputs": plan.probe["inputs"]}
 
 
+def test_container_params_tp_degree_comes_first_as_in_fmbench(write_config, tmp_path) -> None:
+    extra = "model_copies: max\ntp_degree: 1\ncontainer_params:\n  tp_degree: 4"
+    loaded = load_config(ec2_config(write_config, "djl", extra))
+    plan = build_plan(loaded.experiments[0], loaded, tmp_path, accelerators=NVIDIA_8)
+    assert [c.gpus for c in plan.containers] == [[0, 1, 2, 3], [4, 5, 6, 7]]
+
+
+def test_a_copy_beyond_the_last_port_is_a_problem(write_config, tmp_path) -> None:
+    path = ec2_config(write_config, "djl", "model_copies: 3", ep_name="http://127.0.0.1:65534/invocations")
+    loaded = load_config(path)
+    plan = build_plan(loaded.experiments[0], loaded, tmp_path, accelerators=CPU)
+    assert any("host port 65536, above 65535" in p for p in plan.problems)
+
+
 def test_djl_on_neuron_maps_devices_per_copy(write_config, tmp_path) -> None:
     loaded = load_config(ec2_config(write_config, None, "model_copies: max\ntp_degree: 8"))
     plan = build_plan(loaded.experiments[0], loaded, tmp_path, accelerators=NEURON_12)
@@ -174,7 +188,17 @@ def test_triton_gpu_runs_one_container_with_a_server_per_copy(write_config, tmp_
     assert plan.problems == []
     (spec,) = plan.containers
     assert plan.urls_per_container == 2 and spec.extra_ports == {8083: 8083}
-    assert spec.command[-1].endswith("serve_model.sh meta-llama/Meta-Llama-3-8B-Instruct 4 8 2 8080")
+    assert spec.command == [
+        "bash",
+        "/scripts/serve_model.sh",
+        "meta-llama/Meta-Llama-3-8B-Instruct",
+        "4",
+        "8",
+        "2",
+        "8080",
+    ]
+    assert spec.ulimits == {"memlock": (-1, -1), "stack": (67108864, 67108864)}  # FMBench's, for TensorRT-LLM
+    assert [c.gpus for c in plan.containers] == ["all"]
     assert plan.probe["max_tokens"] == 50
 
 

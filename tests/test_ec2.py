@@ -26,6 +26,7 @@ from fmb.cli import cli
 from tests import docker_env
 from tests.conftest import SHARED_FIXTURES
 from tests.test_fmbench_fixtures import write_read_dir
+from tests.test_secrets import free_port
 
 pytestmark = pytest.mark.slow  # a Docker engine, image builds, dbt builds
 
@@ -66,11 +67,11 @@ def hf_token(monkeypatch) -> str:
 
 
 @pytest.fixture
-def no_leftovers(engine: Any) -> Iterator[None]:
-    """After the test, no container fmb labelled may remain; any that does is removed and fails the test."""
-    before = {c.id for c in docker_env.fmb_containers(engine)}
+def no_leftovers(engine: Any, tmp_path: Path) -> Iterator[None]:
+    """After the test, no container fmb started for this test's results may remain (any is removed, and fails it)."""
     yield
-    left = [c for c in docker_env.fmb_containers(engine) if c.id not in before]
+    ours = str(tmp_path.resolve())
+    left = [c for c in docker_env.fmb_containers(engine) if (c.labels or {}).get("fmb.results", "").startswith(ours)]
     for container in left:
         container.remove(force=True)
     assert not left, f"containers left behind: {[c.name for c in left]}"
@@ -340,3 +341,65 @@ def test_sigterm_during_fmb_run_removes_the_containers(
     assert proc.returncode == 130, output
     assert "Traceback" not in output
     assert docker_env.fmb_containers(engine, benchmark="llama3-8b-g5.2xl-djl-ec2") == []
+
+
+def test_two_container_experiments_on_one_host_are_deployed_one_at_a_time(
+    engine, tmp_path, cli_runner, no_leftovers
+) -> None:
+    """Both ask for the same host port (as FMBench's EC2 configs do): fmb run deploys, runs and removes each in turn."""
+    port = free_port()
+    experiment = """
+    - name: {name}
+      model_id: org/{name}
+      ep_name: http://127.0.0.1:{port}/v1/completions
+      instance_type: g6e.xlarge
+      image_uri: {image}
+      deploy: yes
+      deployment_script: ec2_deploy.py
+      inference_script: ec2_predictor.py
+      ec2: {{model_loading_timeout: 120}}
+      inference_spec: {{container_type: vllm, parameter_set: p}}
+      payload_files: [payload_en_1-400.jsonl]
+      concurrency_levels: [1, 2]
+    """
+    config = tmp_path / "two.yml"
+    config.write_text(
+        """
+general: {name: two-on-one-host}
+s3_read_data: {source_data_files: ["synthetic:longbench"]}
+datasets:
+  prompt_template_keys: [input, context]
+  synthetic: {records: 20, max_context_words: 200}
+  min_iters_per_combination: 2
+  max_iters_per_combination: 2
+  filters:
+  - {language: en, min_length_in_tokens: 1, max_length_in_tokens: 400, payload_file: "payload_{lang}_{min}-{max}.jsonl"}
+inference_parameters:
+  p: {max_tokens: 8}
+experiments:
+"""
+        + "".join(
+            experiment.format(name=name, port=port, image=VLLM_IMAGE).replace("\n    ", "\n")
+            for name in ("first", "second")
+        )
+    )
+    results = tmp_path / "results"
+    with docker_env.impersonating_image(engine, "vllm", VLLM_IMAGE):
+        result = cli_runner.invoke(cli, ["run", str(config), "--results", str(results), "--quiet"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "deployed one at a time" in result.output
+    cells = warehouse(results, "select experiment, count_successful_requests, count_requests from cells")
+    assert {e for e, _, _ in cells} == {"first", "second"} and all(ok == n > 0 for _, ok, n in cells)
+    # One run holds both, and each experiment's row says where its container answered and how long it took.
+    assert warehouse(results, "select count(distinct run_id) from cells") == [(1,)]
+    experiments = warehouse(results, "select experiment, endpoint, deploy_seconds from stg_raw__experiments")
+    assert {e: url for e, url, _ in experiments} == {
+        "first": f"http://127.0.0.1:{port}/v1/completions",
+        "second": f"http://127.0.0.1:{port}/v1/completions",
+    }
+    assert all(s is not None and s > 0 for _, _, s in experiments)
+    # The first container had stopped before the second started.
+    logs = {p.name.split("-")[0]: p.read_text().splitlines() for p in (results / "deployments" / "logs").rglob("*.log")}
+    first_stopped = logs["first"][-1].split()[0]
+    second_started = logs["second"][0].split()[0]
+    assert first_stopped < second_started

@@ -21,7 +21,15 @@ from fmb.config.schema import Experiment, FmbenchConfig
 from fmb.config.steps import enabled_steps
 from fmb.errors import ConfigError
 from fmb.paths import BUNDLED_PRICING
-from fmb.redact import Redactor, assignment_secrets, header_secrets, redact_mapping, strings, url_secrets
+from fmb.redact import (
+    Redactor,
+    assignment_secrets,
+    header_secrets,
+    is_secret_key,
+    redact_mapping,
+    strings,
+    url_secrets,
+)
 
 MAX_ERRORS_SHOWN = 6
 
@@ -72,6 +80,8 @@ class LoadedConfig:
                 credentials.extend(header_secrets(headers))
             if exp.spec.api_key_env and os.environ.get(exp.spec.api_key_env):
                 credentials.append(os.environ[exp.spec.api_key_env])
+            # Container env values under secret-looking names (API_TOKEN, ...) go into the containers only.
+            credentials.extend(str(v) for k, v in exp.spec.env.items() if v not in (None, "") and is_secret_key(str(k)))
         token = self.hf_token()
         if token:
             credentials.append(token[0])
