@@ -1,0 +1,1 @@
+"""The accuracy step: scoring model responses against the dataset's ground truth."""
