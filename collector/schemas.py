@@ -13,6 +13,11 @@ Layout under the results folder (hive partitions, percent-encoded values)::
     raw/pricing/run_id=<id>/pricing.parquet                         prices in force for the run
     raw/prompts/benchmark=<name>/prompts.parquet                    prompts written by `fmb prepare`
     raw/host_metrics/run_id=<id>/part-NNNNN.parquet                 host telemetry samples, long format
+    raw/evaluation_runs/run_id=<id>/<evaluation_id>.parquet         one row per `fmb evaluate` of a run
+    raw/evaluations/run_id=<id>/evaluation_id=<id>/part-NNNNN.parquet        one row per judge call
+    raw/evaluation_scores/run_id=<id>/evaluation_id=<id>/part-NNNNN.parquet  one row per response judged
+
+(fmb.paths.ResultsLayout names these folders.)
 """
 
 from __future__ import annotations
@@ -255,6 +260,96 @@ HOST_METRICS = pa.schema(
     ]
 )
 
+# What a judge said about a response; null when the call failed or its answer had no verdict.
+Verdict = Literal["correct", "incorrect"]
+VERDICTS: tuple[str, ...] = get_args(Verdict)
+# How an evaluation (`fmb evaluate`) ended.
+EvaluationStatus = Literal["running", "completed", "failed", "interrupted"]
+EVALUATION_STATUSES: tuple[str, ...] = get_args(EvaluationStatus)
+
+_RESPONSE_KEY = [
+    _f("evaluation_id", pa.string(), "Evaluation (one `fmb evaluate` of a run) the row belongs to.", False),
+    _f("run_id", pa.string(), "Run whose response was evaluated.", False),
+    _f("experiment", pa.string(), "Experiment that gave the response.", False),
+    _f("payload_file", pa.string(), "Payload file of the response's cell.", False),
+    _f("concurrency", pa.int32(), "Concurrency of the response's cell.", False),
+    _f("request_index", pa.int64(), "Request index of the response within its cell.", False),
+    _f("session", pa.int32(), "Collection session of the response's row (requests.session).", False),
+    _f("prompt_id", pa.string(), "sha256 of the prompt text, first 16 hex digits.", False),
+]
+
+EVALUATION_RUNS = pa.schema(
+    [
+        _f("evaluation_id", pa.string(), "Evaluation identifier: UTC start time and a random suffix.", False),
+        _f("run_id", pa.string(), "Run whose responses were evaluated.", False),
+        _f("started_at", UTC_TS, "UTC time the evaluation started.", False),
+        _f("ended_at", UTC_TS, "UTC time the evaluation ended; null while it runs."),
+        _f("status", pa.string(), "running, completed, failed or interrupted.", False),
+        _f("status_message", pa.string(), "Why it failed or was stopped, secrets removed."),
+        _f("method", pa.string(), "Voting method of the judge panel (FMBench: majority_vote).", False),
+        _f("use_quantitative_metrics", pa.bool_(), "Whether the cosine-similarity thresholds check verdicts.", False),
+        _f(
+            "correct_cosine_threshold",
+            pa.float64(),
+            "A correct verdict stands when the response's cosine similarity is at least this (FMBench's "
+            "correct_verdict_cosine_similarity_threshold).",
+        ),
+        _f(
+            "incorrect_cosine_threshold",
+            pa.float64(),
+            "An incorrect verdict stands when the response's cosine similarity is at most this (FMBench's "
+            "incorrect_verdict_cosine_similarity_threshold).",
+        ),
+        _f("embeddings_model", pa.string(), "Model that embedded responses and ground truths for cosine similarity."),
+        _f(
+            "judges_json", pa.string(), "The judge panel: model id, back end and prompt template of each (JSON).", False
+        ),
+        _f("eval_config", pa.string(), "File the evaluation settings came from (FMBench's model_eval_all_info.yml)."),
+    ]
+)
+
+EVALUATIONS = pa.schema(
+    [
+        *_RESPONSE_KEY,
+        _f("judge", pa.string(), "Judge model id as the panel names it.", False),
+        _f(
+            "judge_backend",
+            pa.string(),
+            "Back end the judge was called through (bedrock, sagemaker, openai-chat, ...).",
+            False,
+        ),
+        _f("prompt_template", pa.string(), "Judge prompt template used.", False),
+        _f("status", pa.string(), "ok, error, timeout or throttled: how the judge call ended.", False),
+        _f("verdict", pa.string(), "correct or incorrect; null when the call failed or the answer had no verdict."),
+        _f("explanation", pa.string(), "The judge's explanation of its verdict, secrets removed."),
+        _f("error_type", pa.string(), "Short class of the failure, e.g. http_429, no_verdict."),
+        _f("error_message", pa.string(), "Short error message, secrets removed."),
+        _f("prompt_tokens", pa.int32(), "Prompt tokens of the judge call (the judge's count, else the client's)."),
+        _f(
+            "completion_tokens",
+            pa.int32(),
+            "Completion tokens of the judge call (the judge's count, else the client's).",
+        ),
+        _f("latency_ms", pa.float64(), "Judge call sent to its answer's end (ms).", False),
+        _f("attempts", pa.int32(), "Times the judge call was sent (retries after throttling included).", False),
+        _f("started_at", UTC_TS, "UTC time the judge call was sent.", False),
+    ]
+)
+
+EVALUATION_SCORES = pa.schema(
+    [
+        *_RESPONSE_KEY,
+        _f("ground_truth", pa.string(), "Ground truth of the prompt (datasets.ground_truth_col_key)."),
+        _f("question", pa.string(), "Question of the prompt (datasets.question_col_key)."),
+        _f("cosine_similarity", pa.float64(), "Cosine similarity of the response's and the ground truth's embeddings."),
+        _f("levenshtein_ratio", pa.float64(), "Normalized Levenshtein similarity of response and ground truth, 0..1."),
+        _f("token_set_ratio", pa.float64(), "Token-set similarity of response and ground truth, 0..1."),
+        _f("exact_match", pa.bool_(), "Response equals the ground truth (or one of its options) once normalized."),
+        _f("token_f1", pa.float64(), "Token F1 of response against the ground truth (best over its options)."),
+        _f("embeddings_model", pa.string(), "Model that embedded the texts for cosine_similarity."),
+    ]
+)
+
 TABLES: dict[str, pa.Schema] = {
     "requests": REQUESTS,
     "runs": RUNS,
@@ -263,4 +358,7 @@ TABLES: dict[str, pa.Schema] = {
     "pricing": PRICING,
     "prompts": PROMPTS,
     "host_metrics": HOST_METRICS,
+    "evaluation_runs": EVALUATION_RUNS,
+    "evaluations": EVALUATIONS,
+    "evaluation_scores": EVALUATION_SCORES,
 }

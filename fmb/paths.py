@@ -25,6 +25,7 @@ def _project_root() -> Path:
 PROJECT_ROOT = _project_root()
 DBT_PROJECT_DIR = PROJECT_ROOT  # dbt's --project-dir and --profiles-dir
 METRIC_DOCS = PROJECT_ROOT / "dbt_project" / "models" / "docs.md"  # the metric definitions' docs blocks
+ACCURACY_DOCS = PROJECT_ROOT / "dbt_project" / "models" / "accuracy.md"  # the accuracy step's docs blocks
 BUNDLED_CONFIGS = PROJECT_ROOT / "configs"
 BUNDLED_PROMPT_TEMPLATES = BUNDLED_CONFIGS / "prompt_template"
 BUNDLED_PRICING = BUNDLED_CONFIGS / "pricing.yml"
@@ -42,6 +43,10 @@ def slug(value: str) -> str:
     """A readable file-system name for a benchmark or experiment name."""
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", value).strip("-.")
     return cleaned or "unnamed"
+
+
+# The raw tables `fmb evaluate` writes as part files, one folder per run and evaluation.
+EVALUATION_PART_TABLES = ("evaluations", "evaluation_scores")
 
 
 class ResultsLayout:
@@ -65,6 +70,16 @@ class ResultsLayout:
 
     def host_metrics_dir(self, run_id: str) -> Path:
         return self.run_table_dir("host_metrics", run_id)
+
+    def evaluation_run_path(self, run_id: str, evaluation_id: str) -> Path:
+        """The one-row file of an evaluation (`fmb evaluate`) of a run in raw/evaluation_runs."""
+        return self.run_table_dir("evaluation_runs", run_id) / f"{partition_value(evaluation_id)}.parquet"
+
+    def evaluation_dir(self, table: str, run_id: str, evaluation_id: str) -> Path:
+        """The folder of an evaluation's part files in raw/evaluations or raw/evaluation_scores."""
+        if table not in EVALUATION_PART_TABLES:
+            raise ValueError(f"{table!r} is not a table of part files per evaluation: {EVALUATION_PART_TABLES}")
+        return self.run_table_dir(table, run_id) / f"evaluation_id={partition_value(evaluation_id)}"
 
     def prompts_dir(self, benchmark: str) -> Path:
         return self.raw / "prompts" / f"benchmark={partition_value(benchmark)}"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import random
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from textwrap import dedent
@@ -182,3 +183,117 @@ def query(warehouse: Path, sql: str, params: list | None = None) -> list[dict]:
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     finally:
         con.close()
+
+
+@dataclass
+class JudgedResponse:
+    """One response of a cell as an evaluation saw it: each judge's verdict and its scores.
+
+    A verdict of None is a failed judge call (status error, no tokens); cosine_similarity None
+    is a response whose embedding could not be compared.
+    """
+
+    experiment: str
+    payload_file: str
+    concurrency: int
+    request_index: int
+    verdicts: dict[str, str | None]
+    cosine_similarity: float | None = 0.9
+    exact_match: bool = False
+    token_f1: float = 0.5
+
+    @property
+    def key(self) -> tuple[str, str, int, int]:
+        """Experiment, payload file, concurrency and request index."""
+        return (self.experiment, self.payload_file, self.concurrency, self.request_index)
+
+
+JUDGE_PROMPT_TOKENS = 100
+JUDGE_COMPLETION_TOKENS = 10
+
+
+def write_evaluation(
+    results: Path,
+    run_id: str,
+    evaluation_id: str,
+    responses: list[JudgedResponse],
+    *,
+    started_at: datetime,
+    status: str = "completed",
+    use_quantitative_metrics: bool = True,
+    correct_threshold: float | None = 0.6,
+    incorrect_threshold: float | None = 0.4,
+) -> None:
+    """One evaluation of a run, written as `fmb evaluate` writes it (fmb.paths names the files)."""
+    from fmb.collector.parquet_io import write_atomic
+    from fmb.collector.schemas import EVALUATION_RUNS, EVALUATION_SCORES, EVALUATIONS
+
+    layout = ResultsLayout(results)
+    judges = sorted({judge for r in responses for judge in r.verdicts})
+    run_row = {
+        "evaluation_id": evaluation_id,
+        "run_id": run_id,
+        "started_at": started_at,
+        "ended_at": None if status == "running" else started_at + timedelta(minutes=5),
+        "status": status,
+        "status_message": None,
+        "method": "majority_vote",
+        "use_quantitative_metrics": use_quantitative_metrics,
+        "correct_cosine_threshold": correct_threshold,
+        "incorrect_cosine_threshold": incorrect_threshold,
+        "embeddings_model": "sentence-transformers/all-mpnet-base-v2",
+        "judges_json": json.dumps([{"model_id": j, "backend": "bedrock", "prompt_template": "t"} for j in judges]),
+        "eval_config": "model_eval_all_info.yml",
+    }
+    write_atomic([run_row], EVALUATION_RUNS, layout.evaluation_run_path(run_id, evaluation_id))
+    calls, scores = [], []
+    for r in responses:
+        key = {
+            "evaluation_id": evaluation_id,
+            "run_id": run_id,
+            "experiment": r.experiment,
+            "payload_file": r.payload_file,
+            "concurrency": r.concurrency,
+            "request_index": r.request_index,
+            "session": 0,
+            "prompt_id": f"p{r.request_index}",
+        }
+        scores.append(
+            key
+            | {
+                "ground_truth": "the answer",
+                "question": "the question",
+                "cosine_similarity": r.cosine_similarity,
+                "levenshtein_ratio": 0.5,
+                "token_set_ratio": 0.5,
+                "exact_match": r.exact_match,
+                "token_f1": r.token_f1,
+                "embeddings_model": "sentence-transformers/all-mpnet-base-v2",
+            }
+        )
+        for judge, verdict in r.verdicts.items():
+            failed = verdict is None
+            calls.append(
+                key
+                | {
+                    "judge": judge,
+                    "judge_backend": "bedrock",
+                    "prompt_template": "t",
+                    "status": "error" if failed else "ok",
+                    "verdict": verdict,
+                    "explanation": None if failed else "because",
+                    "error_type": "http_500" if failed else None,
+                    "error_message": "boom" if failed else None,
+                    "prompt_tokens": None if failed else JUDGE_PROMPT_TOKENS,
+                    "completion_tokens": None if failed else JUDGE_COMPLETION_TOKENS,
+                    "latency_ms": 250.0,
+                    "attempts": 1,
+                    "started_at": started_at,
+                }
+            )
+    write_atomic(calls, EVALUATIONS, layout.evaluation_dir("evaluations", run_id, evaluation_id) / "part-00000.parquet")
+    write_atomic(
+        scores,
+        EVALUATION_SCORES,
+        layout.evaluation_dir("evaluation_scores", run_id, evaluation_id) / "part-00000.parquet",
+    )

@@ -34,6 +34,13 @@ MARTS = [
     "runs",
     "request_errors",
     "cell_spreads",
+    "accuracy",
+    "accuracy_by_payload_file",
+    "accuracy_by_experiment",
+    "judge_agreement",
+    "judge_pair_agreement",
+    "evaluation_cost",
+    "evaluations",
 ]
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from fmb.collector.recovery import Recovered, recover_abandoned
 from fmb.errors import FmbError
-from fmb.paths import DBT_PROJECT_DIR, ResultsLayout
+from fmb.paths import DBT_PROJECT_DIR, EVALUATION_PART_TABLES, ResultsLayout
 from fmb.warehouse.lock import DEFAULT_WAIT_S, build_lock, check_warehouse_free
 from fmb.warehouse.rawcheck import check_raw_readable
 
@@ -28,6 +28,10 @@ _PATH_CHARACTERS = {
     "#": ("dbt-duckdb reads the warehouse path as a URL, where # starts a fragment", True),
     "?": ("DuckDB takes a ? in a database path for the start of its options (even behind a symbolic link)", False),
 }
+
+
+# The run and evaluation id of the empty evaluation tables a build writes when there is no evaluation.
+NO_EVALUATION = "_none"
 
 
 @dataclass
@@ -172,11 +176,14 @@ def _record_unplanned_runs(layout: ResultsLayout) -> None:
     """Runs collected before fmb recorded planned cells get an empty cells table: planned counts unknown.
 
     Likewise runs without host telemetry (not sampled, or collected before fmb sampled it)
-    get an empty host_metrics table.
+    get an empty host_metrics table. A results folder without any evaluation (`fmb evaluate`)
+    gets one empty file in each evaluation table, under partitions named ``_none`` that no run
+    or evaluation has: DuckDB's read_parquet needs a file to match its glob, and an empty one
+    adds no row (it stays harmless beside the evaluations written later).
     """
     from fmb.collector.parquet_io import write_atomic
     from fmb.collector.recovery import run_ids
-    from fmb.collector.schemas import CELLS, HOST_METRICS
+    from fmb.collector.schemas import CELLS, HOST_METRICS, TABLES
 
     for run_id in run_ids(layout):
         path = layout.run_table_dir("cells", run_id) / "cells.parquet"
@@ -185,6 +192,12 @@ def _record_unplanned_runs(layout: ResultsLayout) -> None:
         samples = layout.host_metrics_dir(run_id)
         if not any(samples.glob("*.parquet")):
             write_atomic([], HOST_METRICS, samples / "none.parquet")
+    if not any((layout.raw / "evaluation_runs").glob("*/*.parquet")):
+        write_atomic([], TABLES["evaluation_runs"], layout.evaluation_run_path(NO_EVALUATION, NO_EVALUATION))
+    for table in EVALUATION_PART_TABLES:
+        if not any((layout.raw / table).glob("*/*/*.parquet")):
+            folder = layout.evaluation_dir(table, NO_EVALUATION, NO_EVALUATION)
+            write_atomic([], TABLES[table], folder / "part-00000.parquet")
 
 
 def _run_dbt(results: Path, args: list[str]) -> dbtRunnerResult:

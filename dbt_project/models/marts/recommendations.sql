@@ -9,6 +9,10 @@ runs as (
     select * from {{ ref('stg_raw__runs') }}
 ),
 
+accuracy as (
+    select * from {{ ref('accuracy') }}
+),
+
 checked as (
     select
         cells.run_id,
@@ -27,6 +31,9 @@ checked as (
         runs.latency_budget_s,
         runs.cost_per_10k_txn_budget_usd,
         runs.error_rate_budget,
+        accuracy.accuracy,
+        runs.accuracy_budget,
+        accuracy.accuracy is null as is_accuracy_unknown,
         coalesce(runs.selection_rule, 'cheapest') as selection_rule,
         coalesce(runs.min_requests_for_best, {{ var('min_requests_for_best') }}) as min_requests_for_best,
         case
@@ -40,15 +47,27 @@ checked as (
         case
             when runs.error_rate_budget is null then true
             else cells.error_rate <= runs.error_rate_budget
-        end as meets_error_rate_budget
+        end as meets_error_rate_budget,
+        -- A cell without an accuracy figure cannot show that it meets an accuracy budget.
+        case
+            when runs.accuracy_budget is null then true
+            else coalesce(accuracy.accuracy >= runs.accuracy_budget, false)
+        end as meets_accuracy_budget
     from cells
     inner join runs on cells.run_id = runs.run_id
+    left join accuracy
+        on
+            cells.run_id = accuracy.run_id
+            and cells.experiment = accuracy.experiment
+            and cells.payload_file = accuracy.payload_file
+            and cells.concurrency = accuracy.concurrency
 ),
 
 scored as (
     select
         *,
-        meets_latency_budget and meets_cost_budget and meets_error_rate_budget as is_feasible,
+        meets_latency_budget and meets_cost_budget and meets_error_rate_budget and meets_accuracy_budget
+            as is_feasible,
         -- A cut-short cell measured fewer requests than planned, a small one too few to trust:
         -- never a best option or a near miss.
         count_requests < min_requests_for_best as is_below_min_requests,
@@ -59,11 +78,13 @@ scored as (
         end as ineligible_reason,
         (case when meets_latency_budget then 0 else 1 end)
         + (case when meets_cost_budget then 0 else 1 end)
-        + (case when meets_error_rate_budget then 0 else 1 end) as count_budgets_broken,
+        + (case when meets_error_rate_budget then 0 else 1 end)
+        + (case when meets_accuracy_budget then 0 else 1 end) as count_budgets_broken,
         trim(
             (case when meets_latency_budget then '' else 'latency ' end)
             || (case when meets_cost_budget then '' else 'cost ' end)
-            || (case when meets_error_rate_budget then '' else 'error_rate' end)
+            || (case when meets_error_rate_budget then '' else 'error_rate ' end)
+            || (case when meets_accuracy_budget then '' else 'accuracy' end)
         ) as budgets_broken,
         (case
             when meets_latency_budget then 0
@@ -73,7 +94,8 @@ scored as (
             when meets_cost_budget then 0
             else coalesce(cost_per_10k_txn_usd / nullif(cost_per_10k_txn_budget_usd, 0) - 1, 1)
         end)
-        + (case when meets_error_rate_budget then 0 else error_rate - error_rate_budget end) as budget_excess
+        + (case when meets_error_rate_budget then 0 else error_rate - error_rate_budget end)
+        + (case when meets_accuracy_budget then 0 else coalesce(accuracy_budget - accuracy, 1) end) as budget_excess
     from checked
 ),
 

@@ -18,6 +18,18 @@ cells as (
     select * from {{ ref('cells') }}
 ),
 
+evaluations as (
+    select * from {{ ref('int_evaluation_runs_chosen') }}
+),
+
+evaluation_counts as (
+    select
+        run_id,
+        count(*) as count_evaluations
+    from {{ ref('stg_raw__evaluation_runs') }}
+    group by run_id
+),
+
 -- Planned cells against what they measured; a planned cell that never started has no row in cells.
 completeness as (
     select
@@ -81,6 +93,7 @@ final as (
         runs.latency_budget_s,
         runs.cost_per_10k_txn_budget_usd,
         runs.error_rate_budget,
+        runs.accuracy_budget,
         coalesce(runs.selection_rule, 'cheapest') as selection_rule,
         coalesce(runs.min_requests_for_best, {{ var('min_requests_for_best') }}) as min_requests_for_best,
         runs.txn_count_for_showing_cost,
@@ -121,11 +134,16 @@ final as (
         completeness.count_planned_cells,
         completeness.count_planned_requests,
         completeness.count_missing_requests,
-        completeness.count_cut_short_cells
+        completeness.count_cut_short_cells,
+        evaluations.evaluation_id,
+        evaluations.started_at as evaluation_started_at,
+        coalesce(evaluation_counts.count_evaluations, 0) as count_evaluations
     from runs
     left join totals on runs.run_id = totals.run_id
     left join measured on runs.run_id = measured.run_id
     left join completeness on runs.run_id = completeness.run_id
+    left join evaluations on runs.run_id = evaluations.run_id
+    left join evaluation_counts on runs.run_id = evaluation_counts.run_id
 )
 
 select * from final

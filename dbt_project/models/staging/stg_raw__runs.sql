@@ -24,6 +24,8 @@ final as (
         cast(latency_budget_s as double) as latency_budget_s,
         cast(cost_per_10k_txn_budget_usd as double) as cost_per_10k_txn_budget_usd,
         cast(error_rate_budget as double) as error_rate_budget,
+        -- report.accuracy_budget is read from the run's config (no column of its own in raw.runs).
+        {{ json_number('config_json', '$.report.accuracy_budget') }} as accuracy_budget,
         cast(txn_count_for_showing_cost as bigint) as txn_count_for_showing_cost,
         -- A run collected before fmb recorded groups is a group of its own.
         coalesce(cast(run_group as varchar), cast(run_id as varchar)) as run_group,

@@ -1,0 +1,26 @@
+with source as (
+    select * from {{ source('raw', 'evaluation_scores') }}
+),
+
+final as (
+    select
+        cast(evaluation_id as varchar) as evaluation_id,
+        cast(run_id as varchar) as run_id,
+        cast(experiment as varchar) as experiment,
+        cast(payload_file as varchar) as payload_file,
+        cast(concurrency as integer) as concurrency,
+        cast(request_index as bigint) as request_index,
+        cast(session as integer) as collection_session,
+        cast(prompt_id as varchar) as prompt_id,
+        cast(ground_truth as varchar) as ground_truth,
+        cast(question as varchar) as question,
+        cast(cosine_similarity as double) as cosine_similarity,
+        cast(levenshtein_ratio as double) as levenshtein_ratio,
+        cast(token_set_ratio as double) as token_set_ratio,
+        cast(exact_match as boolean) as is_exact_match,
+        cast(token_f1 as double) as token_f1,
+        cast(embeddings_model as varchar) as embeddings_model
+    from source
+)
+
+select * from final
