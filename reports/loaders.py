@@ -15,11 +15,25 @@ from typing import Any
 import duckdb
 
 from fmb.errors import FmbError
-from fmb.paths import METRIC_DOCS
+from fmb.paths import ACCURACY_DOCS, METRIC_DOCS
 
 _DOCS_BLOCK = re.compile(r"{%\s*docs\s+(\w+)\s*%}(.*?){%\s*enddocs\s*%}", re.S)
 
 Row = dict[str, Any]
+
+
+@dataclass
+class Accuracy:
+    """The accuracy marts of a run's evaluation (the latest completed `fmb evaluate`)."""
+
+    evaluation: Row
+    cells: list[Row]
+    by_payload_file: list[Row]
+    by_experiment: list[Row]
+    judges: list[Row]
+    judge_pairs: list[Row]
+    cost: list[Row]
+    definitions: list[tuple[str, str]]
 
 
 @dataclass
@@ -38,6 +52,7 @@ class ReportData:
     comparisons: list[Row]
     spreads: list[Row] = field(default_factory=list)  # cells of the run's group, when it has several runs
     definitions: list[tuple[str, str]] = field(default_factory=list)
+    accuracy: Accuracy | None = None  # the run's evaluation (`fmb evaluate`), when it has a completed one
 
     @property
     def config(self) -> dict[str, Any]:
@@ -102,7 +117,9 @@ _CANDIDATE_COLUMNS = """
     c.e2e_latency_mean_ms, c.e2e_latency_p50_ms, c.e2e_latency_p95_ms, c.e2e_latency_p99_ms,
     c.ttft_p50_ms, c.ttft_p95_ms, c.ttft_p99_ms, c.tpot_p50_ms, c.tpot_p95_ms, c.tpot_p99_ms,
     c.transactions_per_minute, c.requests_per_s, c.price_per_txn_usd, c.cost_per_10k_txn_usd,
-    c.cost_for_txn_count_usd, c.cost_per_1m_output_tokens_usd, c.price_status, c.is_streamed, c.backend
+    c.cost_for_txn_count_usd, c.cost_per_1m_output_tokens_usd, c.price_status, c.is_streamed, c.backend,
+    r.accuracy, r.accuracy_budget, r.is_accuracy_unknown, r.meets_accuracy_budget,
+    a.count_judged_responses, a.count_correct_responses, a.count_incorrect_responses, a.count_needs_review_responses
 """
 
 
@@ -113,7 +130,8 @@ def load(warehouse: Path, run_id: str | None = None, benchmark: str | None = Non
         (run,) = _rows(con, "select * from runs where run_id = ?", [run_id])
         candidates_sql = (
             f"select {_CANDIDATE_COLUMNS} from recommendations r join cells c "
-            "using (run_id, experiment, payload_file, concurrency) where r.run_id = ? "
+            "using (run_id, experiment, payload_file, concurrency) "
+            "left join accuracy a using (run_id, experiment, payload_file, concurrency) where r.run_id = ? "
         )
         candidates = _rows(con, candidates_sql + "order by r.experiment, r.payload_file, r.concurrency", [run_id])
         best = _rows(con, candidates_sql + "and r.is_best_overall", [run_id])
@@ -176,6 +194,27 @@ def load(warehouse: Path, run_id: str | None = None, benchmark: str | None = Non
                 [run["run_group"]],
             ),
             definitions=definitions(),
+            accuracy=_accuracy(con, run_id, run["evaluation_id"]) if run["evaluation_id"] is not None else None,
         )
     finally:
         con.close()
+
+
+def _accuracy(con: duckdb.DuckDBPyConnection, run_id: str, evaluation_id: str) -> Accuracy:
+    (evaluation,) = _rows(con, "select * from evaluations where evaluation_id = ?", [evaluation_id])
+    return Accuracy(
+        evaluation=evaluation,
+        cells=_rows(
+            con, "select * from accuracy where run_id = ? order by experiment, payload_file, concurrency", [run_id]
+        ),
+        by_payload_file=_rows(
+            con, "select * from accuracy_by_payload_file where run_id = ? order by experiment, payload_file", [run_id]
+        ),
+        by_experiment=_rows(con, "select * from accuracy_by_experiment where run_id = ? order by experiment", [run_id]),
+        judges=_rows(con, "select * from judge_agreement where run_id = ? order by judge", [run_id]),
+        judge_pairs=_rows(
+            con, "select * from judge_pair_agreement where run_id = ? order by judge_a, judge_b", [run_id]
+        ),
+        cost=_rows(con, "select * from evaluation_cost where run_id = ? order by judge", [run_id]),
+        definitions=definitions(ACCURACY_DOCS),
+    )

@@ -12,7 +12,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from matplotlib.figure import Figure
 
 from fmb.paths import slug
-from fmb.reports import charts
+from fmb.reports import accuracy_charts, charts
 from fmb.reports.format import FILTERS, fence_for
 from fmb.reports.loaders import ReportData, load
 
@@ -95,6 +95,42 @@ def draw_charts(data: ReportData) -> list[tuple[str, str, ChartMaker, str]]:
     ]
 
 
+def draw_accuracy_charts(data: ReportData) -> list[tuple[str, str, ChartMaker, str]]:
+    """The charts of the accuracy section, as :func:`draw_charts` gives them; none without an evaluation."""
+    accuracy = data.accuracy
+    if accuracy is None:
+        return []
+    budget = data.run["accuracy_budget"]
+    return [
+        (
+            "Accuracy per payload file",
+            "accuracy_by_payload_file.png",
+            lambda: accuracy_charts.accuracy_by_payload_file(accuracy.by_payload_file, budget),
+            "no response has a correct or incorrect majority vote",
+        ),
+        (
+            "Overall accuracy per experiment",
+            "accuracy_by_experiment.png",
+            lambda: accuracy_charts.accuracy_by_experiment(accuracy.by_experiment, budget),
+            "no response has a correct or incorrect majority vote",
+        ),
+    ]
+
+
+def _make(out: Path, makers: list[tuple[str, str, ChartMaker, str]]) -> list[Chart]:
+    made: list[Chart] = []
+    for title, file, make, missing in makers:
+        figure = make()
+        target = out / file
+        if not isinstance(figure, Figure):
+            target.unlink(missing_ok=True)  # never leave a chart of an older report beside this one
+            made.append(Chart(title, None, figure.reason if isinstance(figure, charts.NotDrawn) else missing))
+            continue
+        figure.savefig(target, dpi=110)
+        made.append(Chart(title, file))
+    return made
+
+
 def render_report(
     warehouse: Path,
     out: Path | None,
@@ -107,22 +143,23 @@ def render_report(
     if out is None:
         out = (results or warehouse.parent) / "reports" / slug(data.run["benchmark"])
     out.mkdir(parents=True, exist_ok=True)
-    made: list[Chart] = []
-    for title, file, make, missing in draw_charts(data):
-        figure = make()
-        target = out / file
-        if not isinstance(figure, Figure):
-            target.unlink(missing_ok=True)  # never leave a chart of an older report beside this one
-            made.append(Chart(title, None, figure.reason if isinstance(figure, charts.NotDrawn) else missing))
-            continue
-        figure.savefig(target, dpi=110)
-        made.append(Chart(title, file))
+    made = _make(out, draw_charts(data))
+    accuracy_made = _make(out, draw_accuracy_charts(data))
+    if data.accuracy is None:  # never leave the accuracy charts of an older report beside this one
+        for name in ("accuracy_by_payload_file.png", "accuracy_by_experiment.png"):
+            (out / name).unlink(missing_ok=True)
     config_yaml = yaml.safe_dump(json.loads(data.run["config_json"] or "{}"), sort_keys=False, allow_unicode=True)
     text = (
         _environment()
         .get_template("report.md.j2")
-        .render(data=data, charts=made, config_yaml=config_yaml, config_fence=fence_for(config_yaml))
+        .render(
+            data=data,
+            charts=made,
+            accuracy_charts=accuracy_made,
+            config_yaml=config_yaml,
+            config_fence=fence_for(config_yaml),
+        )
     )
     path = out / "report.md"
     path.write_text(text, encoding="utf-8")
-    return Report(path, data.run["run_id"], made)
+    return Report(path, data.run["run_id"], made + accuracy_made)
