@@ -268,6 +268,26 @@ def deploy(
 
 @cli.command()
 @config_options
+@click.option("--run-id", default=None, help="Run to evaluate (default: the benchmark's latest).")
+def evaluate(config: Path, assignments: tuple[str, ...], results: Path, run_id: str | None) -> None:
+    """Judge the accuracy of a run's responses: FMBench's panel of LLM judges and quantitative scores.
+
+    Reads the settings FMBench keeps in model_eval_all_info.yml (the config's
+    model_evaluations), scores every successful response against its ground truth (cosine
+    similarity, Levenshtein and token-set ratios, exact match, token F1) and asks every judge
+    of the panel for a verdict; every judge call is a row of raw/evaluations. `fmb build`
+    turns them into votes, accuracy per cell, judge agreement and the cost of judging.
+    """
+    from fmb.evaluate.step import evaluate as run_evaluate
+    from fmb.summary import print_evaluation_summary
+
+    loaded = _load(config, assignments, results)
+    outcome = run_evaluate(loaded, ResultsLayout(results), console, run_id=run_id)
+    print_evaluation_summary(console, outcome)
+
+
+@cli.command()
+@config_options
 def cleanup(config: Path, assignments: tuple[str, ...], results: Path) -> None:
     """Remove exactly what `fmb deploy` (or `fmb run`) created for CONFIG, as recorded; nothing else."""
     from fmb import deployers
@@ -411,6 +431,15 @@ def report(results: Path, run_id: str | None, benchmark: str | None, out: Path |
     default=False,
     show_default=True,
     help="yes: put the request's headers into the completion text and into error bodies.",
+)
+@click.option(
+    "--reply",
+    type=click.Choice(["words", "echo", "judge", "auto"]),
+    default="words",
+    show_default=True,
+    help="What the generated text is: words (w0 w1 ...), echo (the prompt itself: a candidate whose answers "
+    "hold what the prompt holds) or judge (a panel judge's JSON verdict: correct exactly when the candidate "
+    "answer contains the ground truth), or auto (judge for a judge's prompt, else echo).",
 )
 def mock_server(host: str, port: int, **settings: Any) -> None:
     """Serve a mock endpoint with exact timings and injected faults.

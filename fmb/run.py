@@ -158,6 +158,12 @@ def run(
                 outcome.run_ids.append(result.run_id)
                 if result.status == "interrupted":
                     raise KeyboardInterrupt
+        if "evaluate" in steps:
+            console.rule("evaluate")
+            from fmb.evaluate.step import evaluate
+            from fmb.summary import print_evaluation_summary
+
+            print_evaluation_summary(console, evaluate(loaded, layout, console, run_id=outcome.run_id))
         if "build" in steps:
             console.rule("build")
             built = build(layout.root, on_wait=lambda message: console.print(message, highlight=False, markup=False))

@@ -16,6 +16,7 @@ from fmb.paths import ResultsLayout
 if TYPE_CHECKING:
     from fmb.collector.collect import RunResult
     from fmb.deployers.registry import Deployment
+    from fmb.evaluate.step import EvaluationResult
     from fmb.prepare.payloads import PrepareResult
 
 
@@ -214,6 +215,26 @@ def _print_collect_footer(console: Console, outcome: RunResult, layout: ResultsL
             highlight=False,
             soft_wrap=True,
         )
+
+
+def print_evaluation_summary(console: Console, outcome: EvaluationResult) -> None:
+    """What `fmb evaluate` did: responses judged, verdicts per judge, failed calls."""
+    console.print(
+        f"evaluation {outcome.evaluation_id} of run {outcome.run_id}: {outcome.status}; "
+        f"{outcome.responses} response(s), {outcome.judge_calls} judge call(s), "
+        f"{outcome.failed_calls} without a verdict",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+    for judge, counts in sorted(outcome.verdicts.items()):
+        shown = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
+        console.print(f"  {judge}: {shown}", highlight=False, markup=False, soft_wrap=True)
+    if outcome.message:
+        console.print(f"[yellow]note:[/] {escape(outcome.message)}", highlight=False, soft_wrap=True)
+    if outcome.settings_file:
+        console.print(f"settings: {outcome.settings_file}", highlight=False, markup=False, soft_wrap=True)
+    console.print("Accuracy per cell, votes and judge agreement: fmb build, then the accuracy marts.", highlight=False)
 
 
 def print_left_running(console: Console, deployments: list[Deployment], config: str, results: Path) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from fmb.collector.mock import eventstream
-from fmb.collector.mock.behaviour import Behaviour, Fate
+from fmb.collector.mock.behaviour import Behaviour, Fate, prompt_of
 
 THROTTLED = "Too many requests, please wait before trying again (injected)."
 
@@ -83,7 +83,7 @@ def sagemaker_routes(behaviour: Behaviour) -> list[web.RouteDef]:
                 return answer
             await asyncio.sleep(behaviour.s.ttft_ms / 1000)
             return web.json_response({"embedding": [[0.1, 0.2, 0.3]]})
-        fate = behaviour.fate(max_tokens(body))
+        fate = behaviour.fate(max_tokens(body), prompt=prompt_of(body))
         if (answer := _fault(fate, behaviour, "sagemaker")) is not None:
             return answer
         text = await behaviour.wait_all(fate, arrival)
@@ -101,7 +101,7 @@ def sagemaker_routes(behaviour: Behaviour) -> list[web.RouteDef]:
     async def invoke_stream(request: web.Request) -> web.StreamResponse:
         arrival = asyncio.get_running_loop().time()
         body = await request.json()
-        fate = behaviour.fate(max_tokens(body))
+        fate = behaviour.fate(max_tokens(body), prompt=prompt_of(body))
         if (answer := _fault(fate, behaviour, "sagemaker")) is not None:
             return answer
         messages_api = "messages" in body
@@ -218,7 +218,7 @@ def bedrock_routes(behaviour: Behaviour) -> list[web.RouteDef]:
     async def converse(request: web.Request) -> web.StreamResponse:
         arrival = asyncio.get_running_loop().time()
         body = await request.json()
-        fate = behaviour.fate((body.get("inferenceConfig") or {}).get("maxTokens"))
+        fate = behaviour.fate((body.get("inferenceConfig") or {}).get("maxTokens"), prompt=converse_prompt(body))
         if (answer := _fault(fate, behaviour, "bedrock")) is not None:
             return answer
         text = await behaviour.wait_all(fate, arrival)
@@ -235,7 +235,7 @@ def bedrock_routes(behaviour: Behaviour) -> list[web.RouteDef]:
     async def converse_stream(request: web.Request) -> web.StreamResponse:
         arrival = asyncio.get_running_loop().time()
         body = await request.json()
-        fate = behaviour.fate((body.get("inferenceConfig") or {}).get("maxTokens"))
+        fate = behaviour.fate((body.get("inferenceConfig") or {}).get("maxTokens"), prompt=converse_prompt(body))
         if (answer := _fault(fate, behaviour, "bedrock")) is not None:
             return answer
         prompt = _prompt_tokens(converse_prompt(body))
@@ -265,7 +265,7 @@ def bedrock_routes(behaviour: Behaviour) -> list[web.RouteDef]:
     async def invoke(request: web.Request) -> web.StreamResponse:
         arrival = asyncio.get_running_loop().time()
         family, prompt, limit = _family_request(await request.json())
-        fate = behaviour.fate(limit)
+        fate = behaviour.fate(limit, prompt=prompt)
         if (answer := _fault(fate, behaviour, "bedrock")) is not None:
             return answer
         text = await behaviour.wait_all(fate, arrival)
@@ -281,7 +281,7 @@ def bedrock_routes(behaviour: Behaviour) -> list[web.RouteDef]:
     async def invoke_stream(request: web.Request) -> web.StreamResponse:
         arrival = asyncio.get_running_loop().time()
         family, prompt, limit = _family_request(await request.json())
-        fate = behaviour.fate(limit)
+        fate = behaviour.fate(limit, prompt=prompt)
         if (answer := _fault(fate, behaviour, "bedrock")) is not None:
             return answer
 

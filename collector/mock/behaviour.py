@@ -15,9 +15,12 @@ tests send every kind of fault to one server.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass
@@ -38,6 +41,12 @@ class MockSettings:
     # Put the request's own headers into the answer (completion text and error bodies), as a
     # careless endpoint may: for tests that fmb masks what an endpoint echoes back.
     echo_headers: bool = False
+    # What the generated text is: words (" w0 w1 ..."), echo (the prompt itself, word by word:
+    # a candidate whose answer holds whatever the prompt holds), judge (a panel judge's JSON
+    # verdict: "correct" exactly when the candidate answer in the prompt contains the ground truth,
+    # or one of its comma-separated options), or auto (judge for a judge's prompt, else echo: one
+    # server for candidates and judges). echo, judge and auto ignore output_tokens.
+    reply: str = "words"
 
 
 # What can happen to a request: ok, error (HTTP error status), throttle (429), stall,
@@ -70,6 +79,7 @@ class Fate:
 
     kind: str  # one of FAULT_KINDS
     tokens: int
+    words: list[str] | None = None  # the text to send, word by word (reply echo or judge)
 
 
 # Half of the event loop's timer tick (epoll waits in whole milliseconds).
@@ -83,9 +93,20 @@ class Behaviour:
         self.requests = 0
         self.completed = 0  # responses written to the end (the last byte handed to the socket)
 
-    def fate(self, max_tokens: int | None, forced: str | None = None) -> Fate:
+    def fate(self, max_tokens: int | None, forced: str | None = None, prompt: str | None = None) -> Fate:
         self.requests += 1
         tokens = self.s.output_tokens if max_tokens is None else min(self.s.output_tokens, max_tokens)
+        words = None
+        if self.s.reply in ("echo", "judge", "auto") and prompt is not None:
+            judging = self.s.reply == "judge" or (self.s.reply == "auto" and judge_parts(prompt) is not None)
+            text = judge_reply(prompt) if judging else prompt
+            words = [(" " if i else "") + w for i, w in enumerate(text.split(" "))]
+            tokens = len(words)
+        fate = self._fate(tokens, forced)
+        fate.words = words
+        return fate
+
+    def _fate(self, tokens: int, forced: str | None) -> Fate:
         if forced in FAULT_KINDS:
             return Fate(forced, tokens)
         draw = self._rng.random()
@@ -121,9 +142,57 @@ class Behaviour:
             delay = deadline - loop.time() - HALF_TICK_S
             if delay > 0:
                 await asyncio.sleep(delay)
-            yield "".join(self.word(i + k) for k in range(n))
+            if fate.words is not None:
+                yield "".join(fate.words[i : i + n])
+            else:
+                yield "".join(self.word(i + k) for k in range(n))
             i += n
 
     async def wait_all(self, fate: Fate, arrival: float) -> str:
         """The whole text, released when the last token is due (non-streaming responses)."""
         return "".join([c async for c in self.chunks(fate, arrival)])
+
+
+# Where a judge prompt holds the candidate's answer and the ground truth: fmb's templates tag
+# them; FMBench's Claude template uses its own tags, its other templates labelled lines.
+_ANSWER = (
+    re.compile(r"<candidate_answer>\s*(.*?)\s*</candidate_answer>", re.DOTALL),
+    re.compile(r"<candidate model output>\s*(.*?)\s*</candidate model output>", re.DOTALL),
+    re.compile(r"candidate model response:\s*(.*?)\s*\n\s*\n", re.DOTALL),
+)
+_TRUTH = (
+    re.compile(r"<ground_truth>\s*(.*?)\s*</ground_truth>", re.DOTALL),
+    re.compile(r"^ground_truth:\s*(.*?)\s*$", re.MULTILINE),
+)
+
+
+def judge_parts(prompt: str) -> tuple[str, str] | None:
+    """(candidate answer, ground truth) of a judge's prompt; None for any other prompt."""
+    answer = next((m.group(1) for r in _ANSWER if (m := r.search(prompt))), None)
+    truth = next((m.group(1) for r in _TRUTH if (m := r.search(prompt))), None)
+    return None if answer is None or truth is None else (answer, truth)
+
+
+def judge_reply(prompt: str) -> str:
+    """A judge's JSON verdict: correct exactly when the answer contains the ground truth or one of its options."""
+    answer, truth = judge_parts(prompt) or ("", "")
+    options = [o.strip().lower() for o in truth.split(",") if o.strip()]
+    correct = bool(options) and any(option in answer.lower() for option in options)
+    verdict = "correct" if correct else "incorrect"
+    explanation = "the answer contains the ground truth" if correct else "the ground truth is not in the answer"
+    return json.dumps({"verdict": verdict, "explanation": explanation})
+
+
+def prompt_of(body: dict[str, Any]) -> str | None:
+    """The prompt text of a request body in any of the APIs the mock speaks."""
+    for key in ("prompt", "inputs", "text_input", "inputText"):
+        if isinstance(body.get(key), str):
+            return str(body[key])
+    messages = body.get("messages")
+    if isinstance(messages, list) and messages:
+        content = messages[-1].get("content") if isinstance(messages[-1], dict) else None
+        if isinstance(content, str):
+            return content
+        if isinstance(content, list):
+            return " ".join(str(c.get("text", "")) for c in content if isinstance(c, dict))
+    return None

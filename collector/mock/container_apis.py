@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from fmb.collector.mock.behaviour import Behaviour, Fate
+from fmb.collector.mock.behaviour import Behaviour, Fate, prompt_of
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -53,7 +53,7 @@ def routes(behaviour: Behaviour) -> list[web.RouteDef]:
     async def start(request: web.Request, max_tokens: Callable[[dict[str, Any]], Any]) -> tuple[dict, Fate, float]:
         arrival = asyncio.get_running_loop().time()
         body = await request.json()
-        return body, behaviour.fate(max_tokens(body)), arrival
+        return body, behaviour.fate(max_tokens(body), prompt=prompt_of(body)), arrival
 
     def params(body: dict[str, Any]) -> dict[str, Any]:
         return body.get("parameters") or {}

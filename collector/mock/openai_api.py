@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from fmb.collector.mock.behaviour import FAULT_HEADER, Behaviour, Fate
+from fmb.collector.mock.behaviour import FAULT_HEADER, Behaviour, Fate, prompt_of
 
 
 def _prompt_tokens(body: dict[str, Any]) -> int:
@@ -72,7 +72,7 @@ def routes(behaviour: Behaviour) -> list[web.RouteDef]:
             body = await request.json()
         except json.JSONDecodeError:
             return web.json_response({"error": {"message": "body is not JSON"}}, status=400)
-        fate = behaviour.fate(body.get("max_tokens"), request.headers.get(FAULT_HEADER))
+        fate = behaviour.fate(body.get("max_tokens"), request.headers.get(FAULT_HEADER), prompt_of(body))
         if behaviour.s.echo_headers and fate.kind == "error":
             message = f"injected fault; request headers: {echoed_headers(request)}"
             return web.json_response({"error": {"message": message}}, status=behaviour.s.error_status)

@@ -315,7 +315,9 @@ class Report(Section):
     latency_budget: Number | None = Field(None, ge=0, description="Seconds, against p95 latency.")
     cost_per_10k_txn_budget: Number | None = Field(None, ge=0, description="USD per 10,000 transactions.")
     error_rate_budget: Number | None = Field(None, ge=0, le=1)
-    accuracy_budget: Number | None = None
+    accuracy_budget: Number | None = Field(
+        None, ge=0, le=1, description="Minimum accuracy of the judges' majority vote, 0 to 1 (FMBench: 1 is 100%)."
+    )
     accuracy_error_rate_budget: Number | None = None
     cosine_similarity_budget: Number | None = None
     # FMBench writes these files; fmb does not (its results are tables), so they are not paths here.

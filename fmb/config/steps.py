@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 # fmb's steps, in the order `fmb run` takes them.
-STEPS = ("prepare", "deploy", "collect", "build", "report", "cleanup")
+STEPS = ("prepare", "deploy", "collect", "evaluate", "build", "report", "cleanup")
 
 # FMBench step names without their number and extension, and fmb's own names.
 _ALIASES = {
@@ -13,7 +13,7 @@ _ALIASES = {
     "generate_data": ("prepare",),
     "deploy_model": ("deploy",),
     "run_inference": ("collect",),
-    "get_evaluations": None,  # accuracy evaluation is not part of fmb yet
+    "get_evaluations": ("evaluate",),
     "train_model": None,
     "model_metric_analysis": ("build", "report"),
     "cleanup": ("cleanup",),
@@ -22,6 +22,7 @@ _ALIASES = {
     "collect": ("collect",),
     "build": ("build",),
     "report": ("report",),
+    "evaluate": ("evaluate",),
 }
 _NAME = re.compile(r"^(?:\d+_)?(?P<name>[a-z_]+?)(?:\.ipynb|\.py)?$")
 
@@ -40,11 +41,11 @@ def normalise_step(name: str) -> tuple[str, ...] | None:
 def enabled_steps(run_steps: dict[str, bool]) -> tuple[list[str], list[str]]:
     """The fmb steps to run (in fmb's order) and notes about names that map to nothing.
 
-    A config without run_steps runs every step. A step that several FMBench names map to
-    runs when any of them is enabled.
+    A config without run_steps runs every step but evaluate (judging costs judge calls, so it
+    runs when asked for). A step that several FMBench names map to runs when any of them is enabled.
     """
     if not run_steps:
-        return list(STEPS), []
+        return [s for s in STEPS if s != "evaluate"], []
     enabled: set[str] = set()
     notes: list[str] = []
     for name, on in run_steps.items():
@@ -57,8 +58,6 @@ def enabled_steps(run_steps: dict[str, bool]) -> tuple[list[str], list[str]]:
             )
             continue
         if steps is None:
-            if on and "evaluations" in name:
-                notes.append(f"run_steps: {name!r} (accuracy evaluation) is not part of fmb yet; skipped")
             continue
         if on:
             enabled.update(steps)
