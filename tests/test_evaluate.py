@@ -316,6 +316,29 @@ def test_a_failing_judge_is_a_row_not_a_crash(tmp_path, cli_runner) -> None:
         .fetchall()
     )
     assert sorted(errors) == [("broken", "http_500"), ("chatty", "no_verdict")]
+    # A panel that gave no verdict at all is a failed evaluation: it never replaces a good one.
+    with mock_server(reply="judge", error_rate=1.0, error_status=500) as broken:
+        (tmp_path / "eval.yml").write_text(eval_settings([{"model_id": "broken", "endpoint_url": f"{broken}/v1"}]))
+        result = cli_runner.invoke(cli, ["evaluate", str(config), "--results", str(results)], terminal_width=200)
+    assert result.exit_code == 1 and "no judge call returned a verdict" in result.output
+    assert "Traceback" not in result.output
+    statuses = (
+        duckdb.connect()
+        .execute(f"select status from read_parquet('{results}/raw/evaluation_runs/*/*.parquet') order by started_at")
+        .fetchall()
+    )
+    assert statuses == [("completed",), ("failed",)]
+
+
+def test_placeholders_are_filled_once() -> None:
+    filled = fill_template(
+        "Q {question} A {answer} G {ground_truth}",
+        question="{answer}?",
+        answer="I think {ground_truth}",
+        ground_truth="Paris",
+        rules="",
+    )
+    assert filled == "Q {answer}? A I think {ground_truth} G Paris"
 
 
 @pytest.mark.slow
@@ -361,3 +384,51 @@ def test_fmbench_bedrock_evaluation_sample_with_judges_on_the_bedrock_runtime(
     }
     # The candidates echo their prompts, whose passages hold the answers: every judge says correct.
     assert {(s, v) for _, _, _, s, v in rows} == {("ok", "correct")}
+
+
+@pytest.mark.slow
+def test_the_real_local_model_as_candidate_and_as_judge(tmp_path, cli_runner) -> None:
+    """llama.cpp with Gemma 3 270M answers the questions, then judges its own answers (a base model: the
+    verdicts are whatever it says, but every call is a real request with real timings and tokens)."""
+    from tests.test_deployers import tiny_real_config
+
+    config = tiny_real_config(tmp_path, concurrency="[1]", rounds=1)
+    judge = {"model_id": "gemma-3-270m", "experiment": "gemma-270m-1-thread"}
+    settings = eval_settings([judge]).replace("max_tokens: 300", "max_tokens: 40")
+    (tmp_path / "eval.yml").write_text(settings)
+    steps = ", ".join(
+        f"{n}: yes"
+        for n in (
+            "1_generate_data.ipynb",
+            "2_deploy_model.ipynb",
+            "3_run_inference.ipynb",
+            "4_get_evaluations.ipynb",
+            "5_model_metric_analysis.ipynb",
+            "6_cleanup.ipynb",
+        )
+    )
+    config.write_text(config.read_text() + f"\nmodel_evaluations: eval.yml\nrun_steps: {{{steps}}}\n")
+    results = tmp_path / "results"
+    result = cli_runner.invoke(cli, ["run", str(config), "--results", str(results), "--quiet"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    responses = (
+        duckdb.connect()
+        .execute(
+            f"select count(*) from read_parquet('{results}/raw/requests/*/*/*.parquet') where status = 'ok' and not is_warmup"
+        )
+        .fetchone()[0]
+    )
+    calls = (
+        duckdb.connect()
+        .execute(
+            "select status, verdict, latency_ms, prompt_tokens, completion_tokens, judge_backend from "
+            f"read_parquet('{results}/raw/evaluations/*/*/*.parquet', hive_partitioning = true)"
+        )
+        .fetchall()
+    )
+    assert responses > 0 and len(calls) == responses
+    assert all(c[0] == "ok" and c[2] > 0 and c[3] > 0 and c[4] > 0 for c in calls)
+    assert {c[1] for c in calls} <= {"correct", "incorrect", None}
+    assert {c[5] for c in calls} == {"experiment gemma-270m-1-thread"}
+    counted = warehouse(results, "select sum(count_responses) from accuracy")
+    assert counted == [(responses,)]

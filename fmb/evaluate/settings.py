@@ -10,8 +10,9 @@ other ``{placeholder}`` from ``-A``.
 A judge is FMBench's entry (``model_id``, ``eval_prompt_template_dir``,
 ``eval_prompt_template_name``), called through Amazon Bedrock by default; with fmb's
 keys on the entry it is any back end fmb can send to: ``endpoint_url`` and ``api``
-(``openai-chat`` or ``openai-completions``) for an OpenAI-compatible server, such as the
-local llama.cpp deployer's, or ``backend: sagemaker`` with ``ep_name``.
+(``openai-chat`` or ``openai-completions``) for an OpenAI-compatible server,
+``backend: sagemaker`` with ``ep_name``, or ``experiment: NAME`` for the endpoint of one of
+the config's experiments (such as the local llama.cpp server fmb deployed for it).
 """
 
 from __future__ import annotations
@@ -68,9 +69,14 @@ class Judge(_Section):
     ep_name: str | None = None
     region: str | None = None
     api_key_env: str | None = None
+    # fmb: an experiment of this config as the judge (its endpoint, deployed by fmb or brought),
+    # e.g. the local llama.cpp server that also answered as a candidate.
+    experiment: str | None = None
 
     @property
     def resolved_backend(self) -> str:
+        if self.experiment:
+            return f"experiment {self.experiment}"
         if self.backend:
             return self.backend
         if self.api or self.endpoint_url:
@@ -83,9 +89,9 @@ class Subjective(_Section):
     run_parallel_inference_count: int = Field(5, ge=1, le=256)
     inference_parameters: dict[str, Any] = Field(default_factory=dict)
     # fmb: per judge call.
-    request_timeout_s: float = Field(120.0, gt=0)
-    max_attempts: int = Field(4, ge=1, le=20)  # retries on throttling
-    retry_backoff_s: float = Field(2.0, ge=0)
+    request_timeout_s: float = Field(120.0, gt=0, le=3600)
+    max_attempts: int = Field(6, ge=1, le=20)  # tries per judge call when the judge throttles
+    retry_backoff_s: float = Field(2.0, ge=0, le=30)
 
 
 class ModelEvaluations(_Section):
@@ -156,8 +162,16 @@ def load_settings(loaded: LoadedConfig) -> tuple[EvalSettings, Path]:
     except ValidationError as err:
         problems = "; ".join(f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}" for e in err.errors()[:5])
         raise ConfigError(str(path), f"the evaluation settings are not valid: {problems}.") from None
-    if not settings.model_evaluations.subjective_eval_info.judge_panel_list:
+    panel = settings.model_evaluations.subjective_eval_info.judge_panel_list
+    if not panel:
         raise ConfigError(str(path), "subjective_eval_info.judge_panel_list names no judge.")
+    ids = [j.model_id for j in panel]
+    twice = sorted({i for i in ids if ids.count(i) > 1})
+    if twice:
+        raise ConfigError(
+            str(path),
+            f"judge_panel_list names {', '.join(twice)} more than once; each judge votes once, under its model_id.",
+        )
     return settings, path
 
 
@@ -206,4 +220,4 @@ def _family_folder(model_id: str) -> str:
     for family in ("claude", "llama3", "cohere", "mistral"):
         if family in lowered or (family == "llama3" and "llama" in lowered):
             return f"{family}_eval_prompt_templates"
-    return "llama3_eval_prompt_templates"
+    return "cohere_eval_prompt_templates"  # plain text, no chat markers: right for a chat API judge

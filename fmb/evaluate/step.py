@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
@@ -96,7 +97,7 @@ def latest_run(layout: ResultsLayout, benchmark: str) -> str:
             duckdb.connect()
             .execute(
                 f"select run_id from read_parquet('{_quoted(pattern)}', union_by_name = true) "
-                "where benchmark = ? order by started_at desc limit 1",
+                "where benchmark = ? and status <> 'running' order by started_at desc limit 1",
                 [benchmark],
             )
             .fetchone()
@@ -109,6 +110,32 @@ def latest_run(layout: ResultsLayout, benchmark: str) -> str:
             hint="Collect one first (fmb collect CONFIG), or name the results folder with --results.",
         )
     return str(found[0])
+
+
+def check_run(layout: ResultsLayout, run_id: str, benchmark: str) -> None:
+    """The run must be one of this config's benchmark, and finished: its payload files hold the ground truths."""
+    pattern = str(layout.raw / "runs" / "*" / "*.parquet")
+    try:
+        found = (
+            duckdb.connect()
+            .execute(
+                f"select benchmark, status from read_parquet('{_quoted(pattern)}', union_by_name = true) "
+                "where run_id = ? order by started_at desc limit 1",
+                [run_id],
+            )
+            .fetchone()
+        )
+    except duckdb.Error:
+        found = None
+    if not found:
+        raise FmbError(f"run {run_id} is not in {layout.root}.", hint="fmb report lists the runs it knows.")
+    if found[0] != benchmark:
+        raise FmbError(
+            f"run {run_id} is a run of benchmark {found[0]!r}, not of this config's {benchmark!r}.",
+            hint="Evaluate it with the config it was collected with.",
+        )
+    if found[1] == "running":
+        raise FmbError(f"run {run_id} is still running; evaluate it once it has ended.")
 
 
 def _quoted(text: str) -> str:
@@ -179,13 +206,14 @@ def ground_truth_text(value: Any) -> str | None:
     return str(value)
 
 
+_PLACEHOLDERS = re.compile(r"\{(rules|question|answer|ground_truth)\}")
+
+
 def fill_template(template: str, *, question: str | None, answer: str, ground_truth: str, rules: str) -> str:
-    """FMBench's four placeholders; replaced one by one, so braces elsewhere in the text stay as they are."""
+    """FMBench's four placeholders, filled in one pass: braces elsewhere, and in the values, stay as they are."""
     values = {"question": question or "(no question given)", "answer": answer, "ground_truth": ground_truth}
-    text = template.replace("{rules}", rules)
-    for key, value in values.items():
-        text = text.replace("{" + key + "}", value)
-    return text
+    values["rules"] = rules
+    return _PLACEHOLDERS.sub(lambda m: values[m.group(1)], template)
 
 
 _VERDICT = re.compile(r'"verdict"\s*:\s*"\s*(correct|incorrect)\s*"', re.IGNORECASE)
@@ -209,9 +237,14 @@ def parse_verdict(text: str) -> tuple[str | None, str | None]:
     return None, None
 
 
-def judge_experiment(judge: Judge, settings: EvalSettings, loaded: LoadedConfig) -> ResolvedExperiment:
+def judge_experiment(
+    judge: Judge, settings: EvalSettings, loaded: LoadedConfig, layout: ResultsLayout
+) -> ResolvedExperiment:
     """The judge as an experiment, so that any of fmb's targets can send to it."""
     subjective = settings.model_evaluations.subjective_eval_info
+    parameters = {k: v for k, v in subjective.inference_parameters.items() if k != "caching"}
+    if judge.experiment:
+        return _experiment_as_judge(judge, parameters, loaded, layout)
     backend = judge.resolved_backend
     spec: dict[str, Any] = {
         "name": re.sub(r"[^A-Za-z0-9._-]+", "-", judge.model_id).strip("-") or "judge",
@@ -237,7 +270,6 @@ def judge_experiment(judge: Judge, settings: EvalSettings, loaded: LoadedConfig)
             raise FmbError(f"judge {judge.model_id}: an OpenAI-compatible judge needs endpoint_url.")
         spec |= {"endpoint_url": judge.endpoint_url, "api": backend}
         endpoint = judge.endpoint_url
-    parameters = {k: v for k, v in subjective.inference_parameters.items() if k != "caching"}
     if backend.startswith("openai"):
         parameters.setdefault("model", judge.model_id)
     return ResolvedExperiment(
@@ -250,6 +282,25 @@ def judge_experiment(judge: Judge, settings: EvalSettings, loaded: LoadedConfig)
         parameters=parameters,
         instance_count=1,
     )
+
+
+def _experiment_as_judge(
+    judge: Judge, parameters: dict[str, Any], loaded: LoadedConfig, layout: ResultsLayout
+) -> ResolvedExperiment:
+    """One of the config's experiments as the judge: its back end and endpoint, the judge's parameters."""
+    from dataclasses import replace
+
+    from fmb.endpoints import resolve_endpoints
+
+    try:
+        exp = loaded.experiment(judge.experiment or "")
+    except KeyError:
+        names = ", ".join(e.name for e in loaded.experiments)
+        raise FmbError(
+            f"judge {judge.model_id}: experiment {judge.experiment!r} is not one of the config's ({names})."
+        ) from None
+    endpoint = resolve_endpoints(loaded, layout, (exp.name,))[exp.name].address
+    return replace(exp, endpoint=endpoint, parameters=exp.parameters | parameters, stream=False)
 
 
 class _PartWriter:
@@ -286,10 +337,17 @@ def evaluate(
     settings, settings_file = load_settings(loaded)
     evaluations = settings.model_evaluations
     run_id = run_id or latest_run(layout, loaded.name)
+    check_run(layout, run_id, loaded.name)
+    judges = evaluations.subjective_eval_info.judge_panel_list
+    for judge in judges:  # every judge's settings checked before anything is scored or recorded
+        try:
+            judge_experiment(judge, settings, loaded, layout)
+        except ValidationError as err:
+            problem = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors()[:3])
+            raise FmbError(f"judge {judge.model_id} in {settings_file}: {problem}.") from None
     found = responses(loaded, layout, run_id)
     evaluation_id = new_evaluation_id()
     result = EvaluationResult(evaluation_id, run_id, responses=len(found), settings_file=settings_file)
-    judges = evaluations.subjective_eval_info.judge_panel_list
     rules = instructions_text(loaded, settings)
     templates = {judge.model_id: template_text(loaded, settings, judge) for judge in judges}
     started = datetime.now(UTC)
@@ -331,6 +389,7 @@ def evaluate(
             "`fmb collect CONFIG` again.",
         )
     write_run("running")
+    sigterm = signal.getsignal(signal.SIGTERM)
     try:
         scores = _PartWriter(layout.evaluation_dir("evaluation_scores", run_id, evaluation_id), EVALUATION_SCORES)
         with_truth = [r for r in found if r.ground_truth is not None]
@@ -341,12 +400,18 @@ def evaluate(
             scores.add(response.key(evaluation_id) | row)
         scores.flush()
         calls = _PartWriter(layout.evaluation_dir("evaluations", run_id, evaluation_id), EVALUATIONS)
-        asyncio.run(_judge_all(loaded, settings, judges, templates, rules, with_truth, calls, result, evaluation_id))
+        asyncio.run(
+            _judge_all(loaded, settings, judges, templates, rules, with_truth, calls, result, evaluation_id, layout)
+        )
         calls.flush()
     except (KeyboardInterrupt, asyncio.CancelledError):
         result.status, result.message = "interrupted", "stopped by the user (Ctrl-C or SIGTERM)"
         write_run(result.status, result.message, ended=True)
         raise KeyboardInterrupt from None
+    except BaseExceptionGroup as group:  # an error inside a judging worker
+        first = group.exceptions[0]
+        write_run("failed", f"{type(first).__name__}: {first}", ended=True)
+        raise first from None
     except FmbError as exc:
         result.status, result.message = "failed", exc.message
         write_run("failed", exc.message, ended=True)
@@ -354,6 +419,16 @@ def evaluate(
     except Exception as exc:
         write_run("failed", f"{type(exc).__name__}: {exc}", ended=True)
         raise
+    finally:
+        signal.signal(signal.SIGTERM, sigterm)  # asyncio.run leaves the default handler behind
+    if result.judge_calls and result.failed_calls == result.judge_calls:
+        result.status = "failed"
+        result.message = "no judge call returned a verdict; the evaluation does not count (see raw/evaluations)"
+        write_run("failed", result.message, ended=True)
+        raise FmbError(
+            f"evaluation {evaluation_id} of run {run_id}: {result.message}.",
+            hint="Check the judges' endpoints, credentials and prompt templates; every call is a row with its error.",
+        )
     result.status = "completed"
     if missing_truth:
         result.message = f"{missing_truth} response(s) had no ground truth and were not judged"
@@ -421,6 +496,7 @@ async def _judge_all(
     calls: _PartWriter,
     result: EvaluationResult,
     evaluation_id: str,
+    layout: ResultsLayout,
 ) -> None:
     main = asyncio.current_task()
     loop = asyncio.get_running_loop()
@@ -431,11 +507,24 @@ async def _judge_all(
             pass
     subjective = settings.model_evaluations.subjective_eval_info
     policy = Policy(subjective.request_timeout_s, subjective.max_attempts, subjective.retry_backoff_s)
-    redact = loaded.redactor()
+    import os
+
+    from fmb.redact import Redactor
+
+    keys = [os.environ[j.api_key_env] for j in judges if j.api_key_env and os.environ.get(j.api_key_env)]
+    config_redact, key_redact = loaded.redactor(), Redactor(keys)
+
+    class _Both:
+        """The config's secrets and the judges' API keys, masked in what the rows keep."""
+
+        def shortened(self, text: str, limit: int) -> str:
+            return config_redact.shortened(key_redact(text) or "", limit)
+
+    redact = _Both()
     targets: dict[str, Target] = {}
     try:
         for judge in judges:
-            exp = judge_experiment(judge, settings, loaded)
+            exp = judge_experiment(judge, settings, loaded, layout)
             targets[judge.model_id] = make_target(exp, loaded, max_connections=subjective.run_parallel_inference_count)
         jobs = [(judge, response) for response in found for judge in judges]
         queue: asyncio.Queue[tuple[Judge, Response]] = asyncio.Queue()
