@@ -103,7 +103,7 @@ experiments:
 """
 
 
-def eval_settings(judges: list[dict], quantitative: bool = False) -> str:
+def eval_settings(judges: list[dict], quantitative: bool = False, embeddings: dict | None = None) -> str:
     return yaml_dump(
         {
             "model_evaluations": {
@@ -111,7 +111,7 @@ def eval_settings(judges: list[dict], quantitative: bool = False) -> str:
                 "question_col": "{question}",
                 "PoLL_Composition_and_Voting": {"method": "majority_vote", "use_quantitative_metrics": quantitative},
                 "quantitative_eval_info": {
-                    "embeddings_model_id": {"model_id": "sentence-transformers/all-MiniLM-L6-v2"}
+                    "embeddings_model_id": embeddings or {"model_id": "sentence-transformers/all-MiniLM-L6-v2"}
                 },
                 "subjective_eval_info": {
                     "judge_panel_list": judges,
@@ -432,3 +432,41 @@ def test_the_real_local_model_as_candidate_and_as_judge(tmp_path, cli_runner) ->
     assert {c[5] for c in calls} == {"experiment gemma-270m-1-thread"}
     counted = warehouse(results, "select sum(count_responses) from accuracy")
     assert counted == [(responses,)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("embeddings", "assignment"),
+    [
+        ({"model_id": "amazon.titan-embed-text-v2:0"}, "bedrock_runtime_endpoint_url"),
+        ({"model_id": "bge-base", "ep_name": "bge-endpoint"}, "sagemaker_runtime_endpoint_url"),
+    ],
+)
+def test_embeddings_endpoints_on_the_aws_runtimes(tmp_path, write_config, embeddings, assignment) -> None:
+    """Titan on Bedrock and a SageMaker embeddings endpoint, through boto3 against the mock AWS runtimes."""
+    from rich.console import Console
+
+    from fmb.evaluate import scores
+    from fmb.evaluate.step import embeddings_provider
+
+    judges = [{"model_id": "j", "endpoint_url": "http://127.0.0.1:9/v1"}]
+    (tmp_path / "eval.yml").write_text(eval_settings(judges, quantitative=True, embeddings=embeddings))
+    config = write_config(MINIMAL_EVAL_CONFIG.format(eval_file="eval.yml"), name="c.yml")
+    with mock_server() as runtime:
+        loaded = load_config(
+            config,
+            {
+                assignment: runtime,
+                "aws_access_key_id": "testing",
+                "aws_secret_access_key": "testing",
+                "region": "us-east-1",
+            },
+        )
+        settings, _ = load_settings(loaded)
+        provider = embeddings_provider(settings, Console(), loaded)
+        rows = scores.score_batch(
+            [("The capital of Lomital is Momo", "capital of Lomital is Momo"), ("zz yy", "Momo")], provider
+        )
+    assert provider.model_name in ("amazon.titan-embed-text-v2:0", "bge-endpoint")
+    assert rows[0].cosine_similarity is not None and rows[1].cosine_similarity is not None
+    assert rows[0].cosine_similarity > 0.8 > rows[1].cosine_similarity

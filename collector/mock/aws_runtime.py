@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from fmb.collector.mock import eventstream
-from fmb.collector.mock.behaviour import Behaviour, Fate, prompt_of
+from fmb.collector.mock.behaviour import Behaviour, Fate, embedding_of, prompt_of
 
 THROTTLED = "Too many requests, please wait before trying again (injected)."
 
@@ -82,7 +82,9 @@ def sagemaker_routes(behaviour: Behaviour) -> list[web.RouteDef]:
             if (answer := _fault(fate, behaviour, "sagemaker")) is not None:
                 return answer
             await asyncio.sleep(behaviour.s.ttft_ms / 1000)
-            return web.json_response({"embedding": [[0.1, 0.2, 0.3]]})
+            inputs = body["text_inputs"]
+            texts = [inputs] if isinstance(inputs, str) else [str(t) for t in inputs]
+            return web.json_response({"embedding": [embedding_of(t) for t in texts]})
         fate = behaviour.fate(max_tokens(body), prompt=prompt_of(body))
         if (answer := _fault(fate, behaviour, "sagemaker")) is not None:
             return answer
@@ -264,7 +266,15 @@ def bedrock_routes(behaviour: Behaviour) -> list[web.RouteDef]:
 
     async def invoke(request: web.Request) -> web.StreamResponse:
         arrival = asyncio.get_running_loop().time()
-        family, prompt, limit = _family_request(await request.json())
+        body = await request.json()
+        if "embed" in request.match_info["model_id"] and "inputText" in body:  # Titan text embeddings
+            fate = behaviour.fate(0)
+            if (answer := _fault(fate, behaviour, "bedrock")) is not None:
+                return answer
+            await asyncio.sleep(behaviour.s.ttft_ms / 1000)
+            text = str(body["inputText"])
+            return web.json_response({"embedding": embedding_of(text), "inputTextTokenCount": _prompt_tokens(text)})
+        family, prompt, limit = _family_request(body)
         fate = behaviour.fate(limit, prompt=prompt)
         if (answer := _fault(fate, behaviour, "bedrock")) is not None:
             return answer

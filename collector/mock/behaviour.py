@@ -196,3 +196,15 @@ def prompt_of(body: dict[str, Any]) -> str | None:
         if isinstance(content, list):
             return " ".join(str(c.get("text", "")) for c in content if isinstance(c, dict))
     return None
+
+
+def embedding_of(text: str, dimensions: int = 32) -> list[float]:
+    """A deterministic embedding: words hashed into buckets, normalized; same words, same direction."""
+    import hashlib
+    import math
+
+    vector = [0.0] * dimensions
+    for word in re.findall(r"\w+", text.lower()):
+        vector[int(hashlib.sha256(word.encode()).hexdigest(), 16) % dimensions] += 1.0
+    norm = math.sqrt(sum(v * v for v in vector)) or 1.0
+    return [v / norm for v in vector]

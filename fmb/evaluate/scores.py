@@ -403,6 +403,81 @@ class OpenAIEmbeddings:
         return vectors
 
 
+class BedrockEmbeddings:
+    """An Amazon Bedrock embeddings model (Titan Text Embeddings, Cohere Embed) through InvokeModel.
+
+    ``client`` is a boto3 bedrock-runtime client (fmb.aws.client makes one with the config's
+    AWS settings). Titan takes one text per call; Cohere Embed a list of texts.
+    """
+
+    def __init__(self, model_id: str, client: Any, *, batch_size: int = 64) -> None:
+        self._model_name, self.client, self.batch_size = model_id, client, batch_size
+
+    @property
+    def model_name(self) -> str:
+        return self._model_name
+
+    def _invoke(self, body: dict[str, Any]) -> dict[str, Any]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            response = self.client.invoke_model(
+                modelId=self._model_name,
+                body=json.dumps(body),
+                contentType="application/json",
+                accept="application/json",
+            )
+            data: dict[str, Any] = json.loads(response["body"].read())
+        except (BotoCoreError, ClientError, ValueError) as exc:
+            raise FmbError(f"the Bedrock embeddings model {self._model_name} failed: {exc}") from None
+        return data
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        if "cohere" in self._model_name:
+            vectors: list[list[float]] = []
+            for start in range(0, len(texts), self.batch_size):
+                batch = list(texts[start : start + self.batch_size])
+                vectors += self._invoke({"texts": batch, "input_type": "search_document"})["embeddings"]
+            return vectors
+        return [list(self._invoke({"inputText": text})["embedding"]) for text in texts]
+
+
+class SageMakerEmbeddings:
+    """A SageMaker embeddings endpoint (the Hugging Face embedding containers): {"text_inputs": [...]}."""
+
+    def __init__(self, endpoint_name: str, client: Any, *, batch_size: int = 64) -> None:
+        self._model_name, self.client, self.batch_size = endpoint_name, client, batch_size
+
+    @property
+    def model_name(self) -> str:
+        return self._model_name
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        vectors: list[list[float]] = []
+        for start in range(0, len(texts), self.batch_size):
+            batch = list(texts[start : start + self.batch_size])
+            try:
+                response = self.client.invoke_endpoint(
+                    EndpointName=self._model_name,
+                    ContentType="application/json",
+                    Accept="application/json",
+                    Body=json.dumps({"text_inputs": batch, "mode": "embedding"}),
+                )
+                data = json.loads(response["Body"].read())
+            except (BotoCoreError, ClientError, ValueError) as exc:
+                raise FmbError(f"the SageMaker embeddings endpoint {self._model_name} failed: {exc}") from None
+            found = data.get("embedding") if isinstance(data, dict) else data
+            if not isinstance(found, list) or len(found) != len(batch):
+                raise FmbError(
+                    f"the SageMaker embeddings endpoint {self._model_name} returned "
+                    f"{len(found) if isinstance(found, list) else 'no'} embeddings for {len(batch)} texts."
+                )
+            vectors += [list(v) for v in found]
+        return vectors
+
+
 def load_embeddings(
     model_id: str, *, endpoint_url: str | None = None, api_key: str | None = None, batch_size: int = 64
 ) -> EmbeddingsProvider:

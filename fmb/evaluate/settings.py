@@ -49,7 +49,26 @@ class EvalDirs(_Section):
 
 class EmbeddingsModel(_Section):
     model_id: str = "sentence-transformers/all-mpnet-base-v2"
-    endpoint_url: str | None = Field(None, description="fmb: an OpenAI-compatible /v1/embeddings server instead.")
+    # fmb: where the model runs when not on this machine.
+    endpoint_url: str | None = Field(None, description="fmb: an OpenAI-compatible /v1/embeddings server.")
+    backend: Literal["local", "openai", "bedrock", "sagemaker"] | None = Field(
+        None, description="fmb: local (default), openai (endpoint_url), bedrock (model_id) or sagemaker (ep_name)."
+    )
+    ep_name: str | None = Field(None, description="fmb: the SageMaker embeddings endpoint's name.")
+    region: str | None = None
+    api_key_env: str | None = Field(None, description="fmb: the variable holding the embeddings server's API key.")
+
+    @property
+    def resolved_backend(self) -> str:
+        if self.backend:
+            return self.backend
+        if self.endpoint_url:
+            return "openai"
+        if self.ep_name:
+            return "sagemaker"
+        if self.model_id.startswith(("amazon.titan-embed", "cohere.embed")):
+            return "bedrock"
+        return "local"
 
 
 class Quantitative(_Section):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import secrets
 import signal
@@ -394,7 +395,7 @@ def evaluate(
         scores = _PartWriter(layout.evaluation_dir("evaluation_scores", run_id, evaluation_id), EVALUATION_SCORES)
         with_truth = [r for r in found if r.ground_truth is not None]
         if scorer is None and evaluations.PoLL_Composition_and_Voting.use_quantitative_metrics:
-            scorer = embeddings_provider(settings, console)
+            scorer = embeddings_provider(settings, console, loaded)
         scored = _score(with_truth, scorer)
         for response, row in zip(with_truth, scored, strict=True):
             scores.add(response.key(evaluation_id) | row)
@@ -436,7 +437,7 @@ def evaluate(
     return result
 
 
-def embeddings_provider(settings: EvalSettings, console: Console) -> Any:
+def embeddings_provider(settings: EvalSettings, console: Console, loaded: LoadedConfig) -> Any:
     """The embeddings model the settings name, or, when that one is not on this machine, the one fmb carries.
 
     FMBench's settings name sentence-transformers/all-mpnet-base-v2, which fmb cannot fetch at
@@ -446,10 +447,20 @@ def embeddings_provider(settings: EvalSettings, console: Console) -> Any:
     from fmb.evaluate import scores
 
     named = settings.model_evaluations.quantitative_eval_info.embeddings_model_id
+    backend = named.resolved_backend
+    if backend in ("bedrock", "sagemaker"):
+        from fmb.aws import client
+
+        if backend == "bedrock":
+            return scores.BedrockEmbeddings(named.model_id, client("bedrock-runtime", loaded, named.region))
+        if not named.ep_name:
+            raise FmbError("embeddings_model_id: backend sagemaker needs ep_name (the endpoint's name).")
+        return scores.SageMakerEmbeddings(named.ep_name, client("sagemaker-runtime", loaded, named.region))
+    api_key = os.environ.get(named.api_key_env) if named.api_key_env else None
     try:
-        return scores.load_embeddings(named.model_id, endpoint_url=named.endpoint_url)
+        return scores.load_embeddings(named.model_id, endpoint_url=named.endpoint_url, api_key=api_key)
     except FmbError as exc:
-        if named.endpoint_url:
+        if backend != "local":
             raise
         fallback = next(iter(scores.BUNDLED_MODELS))
         try:
@@ -507,8 +518,6 @@ async def _judge_all(
             pass
     subjective = settings.model_evaluations.subjective_eval_info
     policy = Policy(subjective.request_timeout_s, subjective.max_attempts, subjective.retry_backoff_s)
-    import os
-
     from fmb.redact import Redactor
 
     keys = [os.environ[j.api_key_env] for j in judges if j.api_key_env and os.environ.get(j.api_key_env)]
