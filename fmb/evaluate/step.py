@@ -58,6 +58,7 @@ class Response:
     text: str
     ground_truth: Any = None
     question: str | None = None
+    in_payload: bool = True  # False: the payload file holds no line with this prompt (prepared again since)
 
     def key(self, evaluation_id: str) -> dict[str, Any]:
         return {
@@ -180,7 +181,9 @@ def responses(loaded: LoadedConfig, layout: ResultsLayout, run_id: str) -> list[
                 truth[(payload_file, prompt_id(prompt))] = record
     out = []
     for experiment, payload_file, concurrency, index, session, pid, text in rows:
-        record = truth.get((payload_file, pid), {})
+        record = truth.get((payload_file, pid))
+        in_payload = record is not None
+        record = record or {}
         out.append(
             Response(
                 run_id,
@@ -193,6 +196,7 @@ def responses(loaded: LoadedConfig, layout: ResultsLayout, run_id: str) -> list[
                 text,
                 record.get("ground_truth"),
                 record.get("question"),
+                in_payload,
             )
         )
     return out
@@ -382,6 +386,12 @@ def evaluate(
             f"run {run_id} has no successful measured response to evaluate.",
             hint="Check the run's errors in its report (request_errors), or collect again.",
         )
+    not_in_payload = sum(1 for r in found if not r.in_payload)
+    if not_in_payload == len(found):
+        raise FmbError(
+            f"none of run {run_id}'s prompts is in its payload files any more: they were prepared again since.",
+            hint="Prepare them as they were (same config and dataset), or collect a new run and evaluate that.",
+        )
     missing_truth = sum(1 for r in found if r.ground_truth is None)
     if missing_truth == len(found):
         raise FmbError(
@@ -432,7 +442,9 @@ def evaluate(
         )
     result.status = "completed"
     if missing_truth:
-        result.message = f"{missing_truth} response(s) had no ground truth and were not judged"
+        result.message = f"{missing_truth} response(s) had no ground truth and were not judged" + (
+            f" ({not_in_payload} of them: the prompt is no longer in its payload file)" if not_in_payload else ""
+        )
     write_run("completed", result.message, ended=True)
     return result
 
