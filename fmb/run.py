@@ -158,12 +158,19 @@ def run(
                 outcome.run_ids.append(result.run_id)
                 if result.status == "interrupted":
                     raise KeyboardInterrupt
+        evaluation_error: FmbError | None = None
         if "evaluate" in steps:
             console.rule("evaluate")
             from fmb.evaluate.step import evaluate
             from fmb.summary import print_evaluation_summary
 
-            print_evaluation_summary(console, evaluate(loaded, layout, console, run_id=outcome.run_id))
+            try:
+                print_evaluation_summary(console, evaluate(loaded, layout, console, run_id=outcome.run_id))
+            except FmbError as exc:  # the measurements stand: build and report them, then say it failed
+                evaluation_error = exc
+                console.print(
+                    f"[bold red]The accuracy step failed:[/] {escape(exc.message)}", highlight=False, soft_wrap=True
+                )
         if "build" in steps:
             console.rule("build")
             built = build(layout.root, on_wait=lambda message: console.print(message, highlight=False, markup=False))
@@ -174,6 +181,12 @@ def run(
                 warehouse_path(layout.root), None, outcome.run_id, layout.root, benchmark=loaded.name
             ).path
             console.print(f"Report: {outcome.report}", highlight=False, markup=False)
+        if evaluation_error is not None:
+            raise FmbError(
+                f"the accuracy step failed ({evaluation_error.message}); the rest of the run was built and "
+                "reported without accuracy figures.",
+                hint=evaluation_error.hint,
+            )
         finished = True
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -23,6 +23,7 @@ import duckdb
 import pytest
 
 from fmb.cli import cli
+from fmb.collector.mock.process import mock_server
 from tests import docker_env
 from tests.conftest import SHARED_FIXTURES
 from tests.test_fmbench_fixtures import write_read_dir
@@ -101,7 +102,14 @@ def test_fmbench_vllm_sample_runs_end_to_end_in_docker(
 ) -> None:
     config = fmbench_fixtures_module / "configs" / "deepseek" / "config-deepseek-r1-vllm-longbench.yml"
     results = tmp_path / "results"
-    with docker_env.impersonating_image(engine, "vllm", VLLM_IMAGE):
+    # The sample also runs FMBench's accuracy step: its Bedrock judges answer from a mock runtime.
+    judges = {
+        "bedrock_runtime_endpoint_url": "",
+        "aws_access_key_id": "testing",
+        "aws_secret_access_key": "testing",
+        "region": "us-east-1",
+    }
+    with docker_env.impersonating_image(engine, "vllm", VLLM_IMAGE), mock_server(reply="judge") as runtime:
         result = cli_runner.invoke(
             cli,
             [
@@ -112,11 +120,12 @@ def test_fmbench_vllm_sample_runs_end_to_end_in_docker(
                 "--quiet",
                 "--host-port",
                 "auto",
-                *assignments(read_dir, **DEEPSEEK),
+                *assignments(read_dir, **DEEPSEEK, **(judges | {"bedrock_runtime_endpoint_url": runtime})),
             ],
             terminal_width=200,
         )
     assert result.exit_code == 0, result.output
+    assert warehouse(results, "select count(*) from judge_agreement") == [(3,)]  # FMBench's three judges
     cells = warehouse(results, "select payload_file, concurrency, count_requests, count_successful_requests from cells")
     assert len(cells) == 5 and all(n > 0 and ok == n for _, _, n, ok in cells)
     assert (results / "reports").glob("*/report.md")

@@ -358,7 +358,7 @@ def test_fmbench_bedrock_evaluation_sample_with_judges_on_the_bedrock_runtime(
     read_dir = write_read_dir(tmp_path / "read", fmbench_fixtures)
     config = fmbench_fixtures / "configs" / "bedrock" / "config-bedrock.yml"
     results = tmp_path / "results"
-    with mock_server(reply="auto", ttft_ms=2, itl_ms=0.2) as runtime:
+    with mock_server(reply="auto", ttft_ms=2, itl_ms=0, tokens_per_chunk=200) as runtime:
         result = cli_runner.invoke(
             cli,
             [

@@ -101,7 +101,8 @@ def test_bedrock_sample_configs(
 ) -> None:
     config = fmbench_fixtures_module / "configs" / "bedrock" / name
     results = tmp_path / "results"
-    with mock_server(ttft_ms=5, itl_ms=0.5, output_tokens=20) as runtime:
+    # The samples run FMBench's accuracy step too: the runtime answers the judges' prompts with verdicts.
+    with mock_server(ttft_ms=5, itl_ms=0.5, output_tokens=20, reply="judge") as runtime:
         result = cli_runner.invoke(
             cli,
             [
