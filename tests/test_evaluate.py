@@ -390,6 +390,10 @@ def test_fmbench_bedrock_evaluation_sample_with_judges_on_the_bedrock_runtime(
     }
     # The candidates echo their prompts, whose passages hold the answers: every judge says correct.
     assert {(s, v) for _, _, _, s, v in rows} == {("ok", "correct")}
+    accuracy = warehouse(results, "select experiment, accuracy from accuracy_by_experiment")
+    assert accuracy and all(a == 1.0 for _, a in accuracy)
+    report = next((results / "reports").glob("*/report.md")).read_text()
+    assert "## Accuracy" in report
 
 
 @pytest.mark.slow
