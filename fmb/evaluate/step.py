@@ -40,6 +40,7 @@ from fmb.errors import FmbError
 from fmb.evaluate.settings import EvalSettings, Judge, instructions_text, load_settings, template_text
 from fmb.paths import ResultsLayout, partition_value
 from fmb.prepare.payloads import prompt_id
+from fmb.redact import Redactor
 
 PART_ROWS = 500  # judge rows per Parquet part: a killed evaluation loses at most the rows not yet in a part
 
@@ -530,18 +531,10 @@ async def _judge_all(
             pass
     subjective = settings.model_evaluations.subjective_eval_info
     policy = Policy(subjective.request_timeout_s, subjective.max_attempts, subjective.retry_backoff_s)
-    from fmb.redact import Redactor
-
+    # One redactor for what the rows keep: the config's secrets and the judges' API keys.
     keys = [os.environ[j.api_key_env] for j in judges if j.api_key_env and os.environ.get(j.api_key_env)]
-    config_redact, key_redact = loaded.redactor(), Redactor(keys)
-
-    class _Both:
-        """The config's secrets and the judges' API keys, masked in what the rows keep."""
-
-        def shortened(self, text: str, limit: int) -> str:
-            return config_redact.shortened(key_redact(text) or "", limit)
-
-    redact = _Both()
+    config_redact = loaded.redactor()
+    redact = Redactor([*config_redact.secrets, *keys], config_redact.words)
     targets: dict[str, Target] = {}
     try:
         for judge in judges:
