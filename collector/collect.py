@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from rich.console import Console
@@ -53,6 +54,9 @@ class RunResult:
     recovered: list[Recovered] = field(default_factory=list)  # abandoned runs found and finished first
     resumed_requests: int | None = None  # with --resume: the missing requests sent
     client_busy: list[str] = field(default_factory=list)  # why the client machine was busy, if it was
+    # When each experiment's cells began and ended (UTC), in this collection session; an
+    # experiment stopped by an error or Ctrl-C ends when it stopped.
+    experiment_windows: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)
 
 
 class Stage(Protocol):
@@ -257,6 +261,7 @@ async def _run_experiment(
     rows = RowMaker(recorder.run_id, target.stream, counter, recorder.redact, session)
     writer = RequestWriter(layout.requests_dir(exp.name, recorder.run_id), complete=rows.complete)
     policy = Policy(exp.spec.request_timeout_s, exp.spec.max_attempts, exp.spec.retry_backoff_s)
+    started_at = datetime.now(UTC)
     try:
         for cell in cells:
             missing = resumption.missing[cell] if resumption else None
@@ -287,6 +292,7 @@ async def _run_experiment(
     finally:
         writer.close()
         result.rows += writer.rows_written
+        result.experiment_windows[exp.name] = (started_at, datetime.now(UTC))
 
 
 def collect(

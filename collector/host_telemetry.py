@@ -27,13 +27,9 @@ NVIDIA GPUs, and ``neuron-monitor`` (when it is on PATH), which prints one JSON 
 per period on stdout, for NeuronCores. A source that is missing or fails is left out
 with a note; sampling never stops the collection.
 
-Durability: the rows of the current part file are written again, whole, under a hidden
-name and renamed over it (:func:`fmb.collector.parquet_io.write_atomic`) about once a
-second; the first write of a part claims the next free ``part-NNNNN.parquet`` name
-(:func:`fmb.collector.writer.claim_part`). Once a part holds ``rows_per_part`` rows the
-next flush starts a new one, so no rewrite grows without bound. A killed collector
-therefore loses at most the last second of samples and leaves no half-written file, and
-no recovery step is needed.
+Durability: the samples are written about once a second through
+:class:`fmb.collector.sample_parts.SampleParts`; a killed collector loses at most the last
+second of samples and leaves no half-written file, and no recovery step is needed.
 """
 
 from __future__ import annotations
@@ -53,11 +49,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
-import pyarrow as pa
-
-from fmb.collector.parquet_io import write_atomic
+from fmb.collector.sample_parts import SampleParts
 from fmb.collector.schemas import HOST_METRICS
-from fmb.collector.writer import claim_part
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -301,19 +294,18 @@ class HostTelemetry(AbstractContextManager["HostTelemetry"]):
         self.directory = directory
         self.run_id = run_id
         self.interval_s = interval_s
-        self.rows_per_part = rows_per_part
         self.notes: list[str] = []
-        self.rows_written = 0
         self._on_note = note
         self._probes: list[Probe] = []
         self._host = socket.gethostname()
-        self._batches: list[pa.RecordBatch] = []  # rows of the current part
-        self._part: Path | None = None  # the current part, once claimed
-        self._unwritten = 0
+        self._parts = SampleParts(directory, HOST_METRICS, rows_per_part=rows_per_part, note=self.note)
         self._flushed_at = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._write_failed = False
+
+    @property
+    def rows_written(self) -> int:
+        return self._parts.rows_written
 
     def note(self, text: str) -> None:
         self.notes.append(text)
@@ -346,7 +338,7 @@ class HostTelemetry(AbstractContextManager["HostTelemetry"]):
         for probe in self._probes:
             self._close(probe)
         self._probes = []
-        self._flush()
+        self._parts.flush()
 
     def __enter__(self) -> HostTelemetry:
         self.start()
@@ -361,7 +353,8 @@ class HostTelemetry(AbstractContextManager["HostTelemetry"]):
             try:
                 self._sample()
                 if time.monotonic() - self._flushed_at >= FLUSH_EVERY_S * 0.99:
-                    self._flush()
+                    self._flushed_at = time.monotonic()
+                    self._parts.flush()
             except Exception as exc:  # never the collection's problem
                 self.note(f"sampling stopped: {type(exc).__name__}: {exc}")
                 return
@@ -380,11 +373,10 @@ class HostTelemetry(AbstractContextManager["HostTelemetry"]):
                 self._probes.remove(probe)
                 self._close(probe)
         if readings:
-            self._batches.append(self._batch(readings))
-            self._unwritten += len(readings)
+            self._parts.add(self._rows(readings))
 
-    def _batch(self, readings: Iterable[Reading]) -> pa.RecordBatch:
-        rows = [
+    def _rows(self, readings: Iterable[Reading]) -> list[dict[str, Any]]:
+        return [
             {
                 "run_id": self.run_id,
                 "host": self._host,
@@ -397,28 +389,6 @@ class HostTelemetry(AbstractContextManager["HostTelemetry"]):
             }
             for at, device, metric, value in readings
         ]
-        return pa.RecordBatch.from_pylist(rows, schema=HOST_METRICS)
-
-    def _flush(self) -> None:
-        """Write the current part again with the new rows; start a new part once it is full."""
-        self._flushed_at = time.monotonic()
-        if not self._unwritten:
-            return
-        table = pa.Table.from_batches(self._batches, schema=HOST_METRICS)
-        try:
-            if self._part is None:
-                self._part = claim_part(self.directory, table)
-            else:
-                write_atomic(table, HOST_METRICS, self._part)
-        except OSError as exc:
-            if not self._write_failed:  # keep the rows and try again at the next flush
-                self._write_failed = True
-                self.note(f"host telemetry could not be written to {self.directory}: {exc}")
-            return
-        self.rows_written += self._unwritten
-        self._unwritten = 0
-        if table.num_rows >= self.rows_per_part:
-            self._part, self._batches = None, []
 
     def _close(self, probe: Probe) -> None:
         try:

@@ -13,6 +13,9 @@ Layout under the results folder (hive partitions, percent-encoded values)::
     raw/pricing/run_id=<id>/pricing.parquet                         prices in force for the run
     raw/prompts/benchmark=<name>/prompts.parquet                    prompts written by `fmb prepare`
     raw/host_metrics/run_id=<id>/part-NNNNN.parquet                 host telemetry samples, long format
+    raw/server_metrics/run_id=<id>/part-NNNNN.parquet               model servers' Prometheus samples, long format
+    raw/endpoint_metrics/run_id=<id>/part-NNNNN.parquet             CloudWatch datapoints of endpoints
+    raw/client_metrics/run_id=<id>/part-NNNNN.parquet               the collector's CPU, loop lag and in-flight count
     raw/evaluation_runs/run_id=<id>/<evaluation_id>.parquet         one row per `fmb evaluate` of a run
     raw/evaluations/run_id=<id>/evaluation_id=<id>/part-NNNNN.parquet        one row per judge call
     raw/evaluation_scores/run_id=<id>/evaluation_id=<id>/part-NNNNN.parquet  one row per response judged
@@ -350,6 +353,99 @@ EVALUATION_SCORES = pa.schema(
     ]
 )
 
+# The type a Prometheus metric family declares (prometheus-client's names).
+PrometheusType = Literal["counter", "gauge", "histogram", "gaugehistogram", "summary", "info", "stateset", "unknown"]
+PROMETHEUS_TYPES: tuple[str, ...] = get_args(PrometheusType)
+
+SERVER_METRICS = pa.schema(
+    [
+        _f("run_id", pa.string(), "Run the sample was scraped during.", False),
+        _f("experiment", pa.string(), "Experiment whose model server was scraped.", False),
+        _f(
+            "model_copy",
+            pa.int32(),
+            "Copy of the model whose server was scraped (1, 2, ...) when the endpoint runs several; null when "
+            "there is one.",
+        ),
+        _f("scraped_at", UTC_TS, "UTC wall-clock time the scrape's response arrived.", False),
+        _f("family", pa.string(), "Metric family, as the server declares it (e.g. vllm:num_requests_waiting).", False),
+        _f(
+            "metric_type",
+            pa.string(),
+            "Type of the family: counter, gauge, histogram, gaugehistogram, summary, info, stateset or unknown.",
+            False,
+        ),
+        _f(
+            "metric",
+            pa.string(),
+            "Sample name: the family's name, or it with a suffix (_total, _bucket, _sum, _count, _created).",
+            False,
+        ),
+        _f("labels", pa.string(), "The sample's labels as a JSON object with sorted keys ({} when none).", False),
+        _f("value", pa.float64(), "Value of the sample (counters stay cumulative; rates are computed in SQL).", False),
+    ]
+)
+
+ENDPOINT_METRICS = pa.schema(
+    [
+        _f("run_id", pa.string(), "Run whose window was fetched.", False),
+        _f("experiment", pa.string(), "Experiment whose endpoint the datapoints describe.", False),
+        _f(
+            "fetched_at",
+            UTC_TS,
+            "UTC time of the fetch; a later fetch of the same run and experiment supersedes an earlier one.",
+            False,
+        ),
+        _f(
+            "namespace",
+            pa.string(),
+            "CloudWatch namespace, e.g. AWS/SageMaker, /aws/sagemaker/Endpoints, AWS/Bedrock.",
+            False,
+        ),
+        _f(
+            "metric", pa.string(), "CloudWatch metric name, e.g. Invocations, ModelLatency, InvocationThrottles.", False
+        ),
+        _f("dimensions", pa.string(), "The metric's dimensions as a JSON object with sorted keys.", False),
+        _f("stat", pa.string(), "Statistic of the datapoint: Sum, Average, Maximum, Minimum or SampleCount.", False),
+        _f("period_s", pa.int32(), "Length of the datapoint's period in seconds.", False),
+        _f("period_started_at", UTC_TS, "UTC start of the datapoint's period.", False),
+        _f("value", pa.float64(), "Value of the statistic over the period, in unit.", False),
+        _f(
+            "unit", pa.string(), "Unit of value as CloudWatch documents the metric (Count, Microseconds, Percent, ...)."
+        ),
+    ]
+)
+
+CLIENT_METRICS = pa.schema(
+    [
+        _f("run_id", pa.string(), "Run the sample was taken during.", False),
+        _f("host", pa.string(), "Host name of the machine that ran the collector.", False),
+        _f("pid", pa.int64(), "Process id of the collector.", False),
+        _f("sampled_at", UTC_TS, "UTC wall-clock time at the end of the sampled interval.", False),
+        _f("interval_s", pa.float64(), "Length of the sampled interval in seconds (monotonic clock).", False),
+        _f(
+            "cpu_percent",
+            pa.float64(),
+            "CPU time the collector process used in the interval, in percent of one core (above 100 with threads "
+            "on several cores).",
+            False,
+        ),
+        _f(
+            "loop_lag_max_ms",
+            pa.float64(),
+            "Longest delay of the event loop in the interval: how late a timer fired that was due at once (ms).",
+            False,
+        ),
+        _f(
+            "loop_lag_mean_ms", pa.float64(), "Mean delay of the event loop's probe timers in the interval (ms).", False
+        ),
+        _f("in_flight", pa.int32(), "Requests in flight at the end of the interval.", False),
+        _f("in_flight_max", pa.int32(), "Most requests in flight at once during the interval.", False),
+        _f("requests_started", pa.int32(), "Requests sent during the interval (warm-ups included).", False),
+        _f("requests_ended", pa.int32(), "Requests that ended during the interval (warm-ups included).", False),
+    ]
+)
+
 TABLES: dict[str, pa.Schema] = {
     "requests": REQUESTS,
     "runs": RUNS,
@@ -358,6 +454,9 @@ TABLES: dict[str, pa.Schema] = {
     "pricing": PRICING,
     "prompts": PROMPTS,
     "host_metrics": HOST_METRICS,
+    "server_metrics": SERVER_METRICS,
+    "endpoint_metrics": ENDPOINT_METRICS,
+    "client_metrics": CLIENT_METRICS,
     "evaluation_runs": EVALUATION_RUNS,
     "evaluations": EVALUATIONS,
     "evaluation_scores": EVALUATION_SCORES,

@@ -71,6 +71,15 @@ class ResultsLayout:
     def host_metrics_dir(self, run_id: str) -> Path:
         return self.run_table_dir("host_metrics", run_id)
 
+    def server_metrics_dir(self, run_id: str) -> Path:
+        return self.run_table_dir("server_metrics", run_id)
+
+    def endpoint_metrics_dir(self, run_id: str) -> Path:
+        return self.run_table_dir("endpoint_metrics", run_id)
+
+    def client_metrics_dir(self, run_id: str) -> Path:
+        return self.run_table_dir("client_metrics", run_id)
+
     def evaluation_run_path(self, run_id: str, evaluation_id: str) -> Path:
         """The one-row file of an evaluation (`fmb evaluate`) of a run in raw/evaluation_runs."""
         return self.run_table_dir("evaluation_runs", run_id) / f"{partition_value(evaluation_id)}.parquet"

@@ -465,6 +465,11 @@ class Experiment(Section):
         None, description="fmb: the API of an OpenAI-compatible server (vLLM, TGI, llama.cpp, ...)."
     )
     endpoint_url: str | None = Field(None, description="fmb: base URL of the endpoint.")
+    metrics_url: str | None = Field(
+        None,
+        description="fmb: URL of the server's Prometheus metrics (default: the /metrics of the container types and "
+        "local servers that have one); 'none' turns scraping off for this experiment.",
+    )
     stream: bool | None = Field(
         None,
         description="fmb: stream responses; overrides inference_spec.stream (default: FMBench's, not streamed).",
@@ -523,14 +528,34 @@ class Experiment(Section):
 
 
 class Telemetry(Section):
-    """fmb: host telemetry while `fmb collect` runs against a model server fmb deployed on this host."""
+    """fmb: what is sampled beside the requests while `fmb collect` runs."""
 
     enabled: bool = Field(
         True,
         description="fmb: sample this host's CPU, memory, NVIDIA GPUs and NeuronCores while collecting from an "
         "endpoint fmb deployed here (local or ec2) into raw/host_metrics.",
     )
-    host_interval_s: Number = Field(1.0, ge=0.1, le=3600, description="fmb: seconds between two samples.")
+    host_interval_s: Number = Field(1.0, ge=0.1, le=3600, description="fmb: seconds between two host samples.")
+    server_metrics: bool = Field(
+        True,
+        description="fmb: scrape each experiment's Prometheus metrics (its metrics_url, by default the /metrics "
+        "of the servers that have one) into raw/server_metrics.",
+    )
+    server_interval_s: Number = Field(1.0, ge=0.1, le=3600, description="fmb: seconds between two scrapes.")
+    cloudwatch: bool = Field(
+        True,
+        description="fmb: fetch the CloudWatch metrics of SageMaker and Bedrock experiments for the run's window "
+        "into raw/endpoint_metrics.",
+    )
+    cloudwatch_period_s: WholeNumber = Field(
+        60, ge=1, le=3600, description="fmb: CloudWatch period of the datapoints fetched (60 s: standard metrics)."
+    )
+    client: bool = Field(
+        True,
+        description="fmb: sample the collector itself (CPU, event-loop lag, requests in flight) into "
+        "raw/client_metrics.",
+    )
+    client_interval_s: Number = Field(1.0, ge=0.1, le=3600, description="fmb: seconds between two client samples.")
 
 
 class FmbenchConfig(Section):
@@ -547,7 +572,7 @@ class FmbenchConfig(Section):
     experiments: list[Experiment]
     report: Report = Field(default_factory=Report)
     # None when absent (the defaults apply), so that configs without it keep their hash.
-    telemetry: Telemetry | None = Field(None, description="fmb: host telemetry while collecting.")
+    telemetry: Telemetry | None = Field(None, description="fmb: telemetry sampled beside the requests.")
 
     _maps = field_validator("run_steps", "inference_parameters", mode="before")(_none_to_empty_dict)
 

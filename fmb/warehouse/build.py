@@ -172,26 +172,31 @@ def build(
     return BuildResult(counts, recovered, by_type)
 
 
+# Raw tables of samples taken beside the requests; a run may have none of them.
+TELEMETRY_TABLES = ("host_metrics", "server_metrics", "endpoint_metrics", "client_metrics")
+
+
 def _record_unplanned_runs(layout: ResultsLayout) -> None:
     """Runs collected before fmb recorded planned cells get an empty cells table: planned counts unknown.
 
-    Likewise runs without host telemetry (not sampled, or collected before fmb sampled it)
-    get an empty host_metrics table. A results folder without any evaluation (`fmb evaluate`)
+    Likewise runs without telemetry (not sampled, or collected before fmb sampled it) get an
+    empty table in each telemetry table (TELEMETRY_TABLES). A results folder without any evaluation (`fmb evaluate`)
     gets one empty file in each evaluation table, under partitions named ``_none`` that no run
     or evaluation has: DuckDB's read_parquet needs a file to match its glob, and an empty one
     adds no row (it stays harmless beside the evaluations written later).
     """
     from fmb.collector.parquet_io import write_atomic
     from fmb.collector.recovery import run_ids
-    from fmb.collector.schemas import CELLS, HOST_METRICS, TABLES
+    from fmb.collector.schemas import CELLS, TABLES
 
     for run_id in run_ids(layout):
         path = layout.run_table_dir("cells", run_id) / "cells.parquet"
         if not path.is_file():
             write_atomic([], CELLS, path)
-        samples = layout.host_metrics_dir(run_id)
-        if not any(samples.glob("*.parquet")):
-            write_atomic([], HOST_METRICS, samples / "none.parquet")
+        for table in TELEMETRY_TABLES:
+            samples = layout.run_table_dir(table, run_id)
+            if not any(samples.glob("*.parquet")):
+                write_atomic([], TABLES[table], samples / "none.parquet")
     if not any((layout.raw / "evaluation_runs").glob("*/*.parquet")):
         write_atomic([], TABLES["evaluation_runs"], layout.evaluation_run_path(NO_EVALUATION, NO_EVALUATION))
     for table in EVALUATION_PART_TABLES:
