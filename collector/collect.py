@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from rich.console import Console
 
+from fmb.collector.client_telemetry import ClientLoad, client_sampling
 from fmb.collector.host_telemetry import host_telemetry
 from fmb.collector.plan import Plan, make_plan
 from fmb.collector.progress import CellProgress
@@ -29,6 +30,7 @@ from fmb.collector.targets import make_target
 from fmb.collector.targets.base import Target
 from fmb.collector.writer import RequestWriter
 from fmb.config import LoadedConfig, ResolvedExperiment
+from fmb.config.schema import Telemetry
 from fmb.endpoints import Endpoint
 from fmb.errors import CollectError, FmbError
 from fmb.paths import ResultsLayout
@@ -185,59 +187,63 @@ async def _run_experiments(
             recorder.write_pricing()
             recorder.ensure_prompts(plan, counter)
         recorder.write_run("running")
-        for exp in plan.experiments:
-            cells = plan.cells[exp.name]
-            if resumption is not None:
-                cells = [c for c in cells if c in resumption.missing]
-                if not cells:
+        telemetry = loaded.config.telemetry or Telemetry()
+        async with client_sampling(telemetry, layout, recorder.run_id) as load:
+            for exp in plan.experiments:
+                cells = plan.cells[exp.name]
+                if resumption is not None:
+                    cells = [c for c in cells if c in resumption.missing]
+                    if not cells:
+                        continue
+                stage = stages.get(exp.name)
+                if stage is None:
+                    await _run_experiment(
+                        exp,
+                        cells,
+                        plan,
+                        layout,
+                        recorder,
+                        progress,
+                        result,
+                        targets[exp.name],
+                        counter,
+                        session,
+                        resumption,
+                        load,
+                    )
                     continue
-            stage = stages.get(exp.name)
-            if stage is None:
-                await _run_experiment(
-                    exp,
-                    cells,
-                    plan,
-                    layout,
-                    recorder,
-                    progress,
-                    result,
-                    targets[exp.name],
-                    counter,
-                    session,
-                    resumption,
-                )
-                continue
-            failed = True
-            try:
-                with _interruptible():
-                    endpoints[exp.name] = stage.up()
-                targets[exp.name] = _target(loaded, exp, endpoints[exp.name])
-                await targets[exp.name].check_reachable()
-                if resumption is None:  # now with where its requests go, and how long deploying took
-                    recorder.write_experiments(plan, targets, endpoints)
-                await _run_experiment(
-                    exp,
-                    cells,
-                    plan,
-                    layout,
-                    recorder,
-                    progress,
-                    result,
-                    targets[exp.name],
-                    counter,
-                    session,
-                    resumption,
-                )
-                failed = False
-            finally:
-                target = targets.get(exp.name)
-                with _deferred():
-                    try:
-                        if target is not None:
-                            closed.add(exp.name)  # kept in targets: the experiments table still describes it
-                            await target.close()
-                    finally:
-                        stage.down(failed)
+                failed = True
+                try:
+                    with _interruptible():
+                        endpoints[exp.name] = stage.up()
+                    targets[exp.name] = _target(loaded, exp, endpoints[exp.name])
+                    await targets[exp.name].check_reachable()
+                    if resumption is None:  # now with where its requests go, and how long deploying took
+                        recorder.write_experiments(plan, targets, endpoints)
+                    await _run_experiment(
+                        exp,
+                        cells,
+                        plan,
+                        layout,
+                        recorder,
+                        progress,
+                        result,
+                        targets[exp.name],
+                        counter,
+                        session,
+                        resumption,
+                        load,
+                    )
+                    failed = False
+                finally:
+                    target = targets.get(exp.name)
+                    with _deferred():
+                        try:
+                            if target is not None:
+                                closed.add(exp.name)  # kept in targets: the experiments table still describes it
+                                await target.close()
+                        finally:
+                            stage.down(failed)
     finally:
         for name, target in targets.items():
             if name not in closed:
@@ -256,6 +262,7 @@ async def _run_experiment(
     counter: Any,
     session: int,
     resumption: Resumption | None,
+    load: ClientLoad,
 ) -> None:
     """The cells of one experiment, in order; every row is written as it finishes."""
     rows = RowMaker(recorder.run_id, target.stream, counter, recorder.redact, session)
@@ -284,6 +291,7 @@ async def _run_experiment(
                     stats,
                     missing,
                     warmup,
+                    load,
                 )
             finally:
                 progress.update(stats)

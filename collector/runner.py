@@ -19,6 +19,7 @@ from typing import Any
 
 import aiohttp
 
+from fmb.collector.client_telemetry import ClientLoad
 from fmb.collector.schemas import RequestStatus
 from fmb.collector.targets.base import EndpointError, Recorder, Request, Target, Usage
 from fmb.prepare.tokens import TokenCounter
@@ -231,6 +232,7 @@ async def run_cell(
     stats: CellStats,
     missing: Sequence[int] | None = None,
     warmup: bool = True,
+    load: ClientLoad | None = None,
 ) -> None:
     """Warm-up requests, then ``cell.requests`` measured ones, each written through ``sink``.
 
@@ -238,21 +240,26 @@ async def run_cell(
     when the cell needs more requests than the file has prompts. ``missing`` limits the
     measured requests to those indices (a resumed cell). A request cut off by
     cancellation (Ctrl-C) is written as a ``cancelled`` row before the cancellation goes on.
+    ``load`` counts the requests in flight for the client telemetry.
     """
+    load = load or ClientLoad()
 
     def job_for(is_warmup: bool) -> Callable[[int, int], Awaitable[None]]:
         async def job(index: int, w: int) -> None:
             request = prompts[index % len(prompts)]
             rec = Recorder()
+            load.start()
             try:
                 usage, failure = await send_one(target, request, policy, rec)
             except asyncio.CancelledError:
+                load.end()
                 if rec.start_ns is None:
                     rec.start()
                 rec.finish()
                 stopped = Failure("cancelled", "cancelled", "the run was stopped while the request was in flight")
                 sink(rows.row(cell, index, w, request, rec, None, stopped, is_warmup))
                 raise
+            load.end()
             sink(rows.row(cell, index, w, request, rec, usage, failure, is_warmup))
             if not is_warmup:
                 stats.done += 1

@@ -1,0 +1,169 @@
+"""Client telemetry: the collector's CPU, event-loop lag and requests in flight, sampled for real while
+`fmb collect` sends requests to the mock server, once with a client starved of CPU on purpose."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from textwrap import dedent
+
+import pyarrow.dataset as ds
+import pytest
+
+from fmb.collector.client_telemetry import ClientLoad, ClientSampler
+from fmb.collector.schemas import CLIENT_METRICS
+from fmb.config import load_config
+from fmb.endpoints import Endpoint
+from fmb.paths import ResultsLayout
+from tests.conftest import MISTRAL_TOKENIZER
+
+
+def rows(directory: Path) -> list[dict]:
+    parts = sorted(directory.glob("*.parquet"))
+    table = ds.dataset(parts, format="parquet", schema=CLIENT_METRICS).to_table() if parts else None
+    return sorted(table.to_pylist(), key=lambda r: r["sampled_at"]) if table is not None else []
+
+
+def test_client_load_counts_requests_in_flight_per_interval() -> None:
+    load = ClientLoad()
+    for _ in range(3):
+        load.start()
+    load.end()
+    assert load.take() == (2, 3, 3, 1)
+    # A new interval starts from what is in flight now.
+    load.end()
+    assert load.take() == (1, 2, 0, 1)
+    assert load.take() == (1, 1, 0, 0)
+
+
+def test_the_sampler_measures_a_stalled_event_loop_and_the_cpu_it_burned(tmp_path: Path) -> None:
+    directory = tmp_path / "client_metrics"
+
+    async def main() -> None:
+        sampler = ClientSampler(directory, "r1", 0.1)
+        async with sampler.sampling() as load:
+            load.start()
+            await asyncio.sleep(0.25)  # an idle loop: timers fire on time
+            end = time.process_time() + 0.3
+            while time.process_time() < end:  # the loop is blocked and burns CPU for 0.3 s
+                pass
+            load.end()
+            await asyncio.sleep(0.15)
+        assert sampler.rows_written == len(rows(directory))
+
+    asyncio.run(main())
+    samples = rows(directory)
+    assert samples and {s["run_id"] for s in samples} == {"r1"}
+    idle, *_ = samples
+    assert idle["loop_lag_max_ms"] < 50 and idle["cpu_percent"] < 50
+    stalled = max(samples, key=lambda s: s["loop_lag_max_ms"])
+    assert stalled["loop_lag_max_ms"] >= 250
+    # CPU over the stalled interval: 0.3 s of work in an interval of about as long.
+    assert stalled["cpu_percent"] >= 70
+    assert stalled["interval_s"] >= 0.3
+    assert sum(s["requests_started"] for s in samples) == sum(s["requests_ended"] for s in samples) == 1
+    assert max(s["in_flight_max"] for s in samples) == 1 and samples[-1]["in_flight"] == 0
+
+
+def _config(tmp_path: Path, url: str, telemetry: str) -> Path:
+    text = dedent(
+        f"""
+        general: {{name: client-telemetry, model_name: mock}}
+        s3_read_data: {{source_data_files: ["synthetic:exact-lengths"]}}
+        datasets:
+          tokenizer: {MISTRAL_TOKENIZER}
+          prompt_template_keys: [input]
+          min_iters_per_combination: 12
+          max_iters_per_combination: 12
+          synthetic: {{prompts_per_filter: 6}}
+          filters:
+          - {{language: en, min_length_in_tokens: 40, max_length_in_tokens: 60, payload_file: payload_en_40-60.jsonl}}
+        inference_parameters:
+          chat: {{max_tokens: 32, temperature: 0.1}}
+        experiments:
+        - name: mock-endpoint
+          api: openai-chat
+          endpoint_url: {url}/v1
+          instance_type: local.cpu
+          stream: true
+          warmup_requests: 2
+          inference_spec: {{parameter_set: chat}}
+          payload_files: [payload_en_40-60.jsonl]
+          concurrency_levels: [1, 3]
+        """
+    )
+    path = tmp_path / "config.yml"
+    path.write_text(text + dedent(telemetry), encoding="utf-8")
+    return path
+
+
+@contextmanager
+def starved_client() -> Iterator[None]:
+    """A thread in the collector's own process that holds the GIL about 100 ms at a time: sorting a
+    list of integers is one C call that never lets go of it, so the event loop waits."""
+    values = [random.random() for _ in range(400_000)]
+    stop = threading.Event()
+
+    def hog() -> None:
+        while not stop.is_set():
+            sorted(values)
+
+    thread = threading.Thread(target=hog, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _collect(tmp_path: Path, url: str, telemetry: str, name: str):
+    from click.testing import CliRunner
+
+    from fmb.cli import cli
+    from fmb.collector.collect import collect
+
+    results = tmp_path / "results"
+    (tmp_path / name).mkdir()
+    config = _config(tmp_path / name, url, telemetry)
+    prepared = CliRunner().invoke(cli, ["prepare", str(config), "--results", str(results)])
+    assert prepared.exit_code == 0, prepared.output
+    loaded = load_config(config, results_dir=results)
+    return collect(loaded, ResultsLayout(results), {"mock-endpoint": Endpoint(f"{url}/v1")}, quiet=True)
+
+
+@pytest.mark.slow
+def test_collect_samples_the_client_and_a_starved_client_shows_it(tmp_path: Path) -> None:
+    from fmb.collector.mock.process import mock_server
+
+    layout = ResultsLayout(tmp_path / "results")
+    with mock_server(ttft_ms=30, itl_ms=4, output_tokens=32) as url:
+        off = _collect(tmp_path, url, "telemetry: {client: false}\n", "off")
+        calm = _collect(tmp_path, url, "telemetry: {client_interval_s: 0.2}\n", "calm")
+        with starved_client():
+            starved = _collect(tmp_path, url, "telemetry: {client_interval_s: 0.2}\n", "starved")
+    assert off.status == calm.status == starved.status == "completed"
+    assert rows(layout.client_metrics_dir(off.run_id)) == []
+
+    calm_rows = rows(layout.client_metrics_dir(calm.run_id))
+    sent = ds.dataset(layout.raw / "requests", format="parquet", partitioning="hive").to_table().to_pylist()
+    sent = [r for r in sent if r["run_id"] == calm.run_id]
+    assert len(sent) > 2 * 12 and {r["is_warmup"] for r in sent} == {True, False}
+    # Every request of the run, warm-ups included, started and ended in a sampled interval.
+    assert sum(r["requests_started"] for r in calm_rows) == sum(r["requests_ended"] for r in calm_rows) == len(sent)
+    assert max(r["in_flight_max"] for r in calm_rows) == 3
+    assert all(0 <= r["in_flight"] <= r["in_flight_max"] <= 3 for r in calm_rows)
+    assert calm_rows[-1]["in_flight"] == 0
+    assert all(r["interval_s"] == pytest.approx(0.2, abs=0.1) for r in calm_rows[:-1])
+    assert max(r["loop_lag_max_ms"] for r in calm_rows) < 50
+
+    starved_rows = rows(layout.client_metrics_dir(starved.run_id))
+    assert max(r["loop_lag_max_ms"] for r in starved_rows) >= 50
+    assert (
+        sum(r["cpu_percent"] * r["interval_s"] for r in starved_rows) / sum(r["interval_s"] for r in starved_rows) >= 80
+    )
