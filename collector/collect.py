@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from rich.console import Console
 
+from fmb.collector import cloudwatch
 from fmb.collector.client_telemetry import ClientLoad, client_sampling
 from fmb.collector.host_telemetry import host_telemetry
 from fmb.collector.plan import Plan, make_plan
@@ -390,4 +391,14 @@ def collect(
         sys.setswitchinterval(switch)
         signal.signal(signal.SIGTERM, sigterm)  # asyncio.run leaves the default handler behind
     result.client_busy = recorder.busy_reasons()
+    # The endpoints' own CloudWatch metrics for the experiments that ran (SageMaker, Bedrock).
+    cloudwatch.after_collect(
+        loaded,
+        layout,
+        result.run_id,
+        result.experiment_windows,
+        whole_run=resumption is not None,
+        console=console,
+        quiet=quiet,
+    )
     return result

@@ -3,7 +3,7 @@
 Endpoints and credentials may come from `-A` (so that an FMBench config runs unchanged
 against other endpoints, e.g. local test servers): ``aws_endpoint_url`` for every
 service, or ``sagemaker_endpoint_url``, ``sagemaker_runtime_endpoint_url``,
-``bedrock_runtime_endpoint_url``, ``s3_endpoint_url`` for one; ``aws_profile``,
+``bedrock_runtime_endpoint_url``, ``s3_endpoint_url``, ``cloudwatch_endpoint_url`` for one; ``aws_profile``,
 ``aws_access_key_id``, ``aws_secret_access_key``, ``aws_session_token``. Otherwise boto3's
 usual chain applies (environment, ``AWS_ENDPOINT_URL_*``, profiles, instance roles).
 Credentials given with `-A` are never written anywhere.
@@ -24,6 +24,7 @@ _SERVICE_KEYS = {
     "bedrock-runtime": "bedrock_runtime_endpoint_url",
     "bedrock": "bedrock_endpoint_url",
     "s3": "s3_endpoint_url",
+    "cloudwatch": "cloudwatch_endpoint_url",
 }
 
 

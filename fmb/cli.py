@@ -286,6 +286,27 @@ def evaluate(config: Path, assignments: tuple[str, ...], results: Path, run_id: 
     print_evaluation_summary(console, outcome)
 
 
+@cli.command("cloudwatch")
+@config_options
+@click.option("--run-id", default=None, help="Run whose metrics to fetch (default: the benchmark's latest).")
+def cloudwatch_command(config: Path, assignments: tuple[str, ...], results: Path, run_id: str | None) -> None:
+    """Fetch a finished run's CloudWatch metrics again, into raw/endpoint_metrics.
+
+    `fmb collect` fetches the CloudWatch metrics of its SageMaker endpoints and Bedrock models
+    as soon as the run ends, but CloudWatch publishes datapoints a minute or more late, so
+    that fetch misses the last minute or so. Run this a few minutes later: it fetches each
+    experiment's window again (first request to last response of the run, widened to whole
+    periods) and the new fetch supersedes the earlier one. One-minute datapoints are kept by
+    CloudWatch for 15 days.
+    """
+    from fmb.collector.cloudwatch import refetch
+
+    loaded = _load(config, assignments, results)
+    outcome = refetch(loaded, ResultsLayout(results), run_id)
+    for line in outcome.lines():
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
 @cli.command()
 @config_options
 def cleanup(config: Path, assignments: tuple[str, ...], results: Path) -> None:
@@ -440,6 +461,13 @@ def report(results: Path, run_id: str | None, benchmark: str | None, out: Path |
     help="What the generated text is: words (w0 w1 ...), echo (the prompt itself: a candidate whose answers "
     "hold what the prompt holds) or judge (a panel judge's JSON verdict: correct exactly when the candidate "
     "answer contains the ground truth), or auto (judge for a judge's prompt, else echo).",
+)
+@click.option(
+    "--cloudwatch-url",
+    default=None,
+    metavar="URL",
+    help="Publish SageMaker's and Bedrock's per-request CloudWatch metrics to this CloudWatch endpoint "
+    "(e.g. moto's server), as the real services do.",
 )
 def mock_server(host: str, port: int, **settings: Any) -> None:
     """Serve a mock endpoint with exact timings and injected faults.

@@ -8,6 +8,17 @@ SageMaker: ``InvokeEndpoint`` and ``InvokeEndpointWithResponseStream`` for TGI/D
 events, split across parts), the messages API (OpenAI-style) and embeddings.
 Bedrock: ``Converse``, ``ConverseStream``, ``InvokeModel`` and
 ``InvokeModelWithResponseStream`` for the model families fmb knows.
+
+With ``cloudwatch_url`` set (``fmb mock-server --cloudwatch-url URL``, e.g. moto's server) the
+mock publishes per-request CloudWatch metrics as the real services do, through boto3's
+PutMetricData, from a thread that sends what the handlers recorded (never on the request
+path): SageMaker (``AWS/SageMaker``; EndpointName, VariantName) Invocations,
+InvocationsPerInstance, Invocation4XXErrors and Invocation5XXErrors (0 or 1 each request),
+InvocationModelErrors, ModelLatency and OverheadLatency (microseconds); Bedrock
+(``AWS/Bedrock``; ModelId) Invocations, InvocationLatency and TimeToFirstToken (ms),
+InputTokenCount, OutputTokenCount, InvocationClientErrors, InvocationServerErrors and
+InvocationThrottles (a throttled request is not an invocation). The region is the one the
+request was signed for.
 """
 
 from __future__ import annotations
@@ -15,7 +26,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import AsyncIterator
+import re
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -64,6 +80,160 @@ async def _event_stream(request: web.Request, messages: AsyncIterator[bytes], **
 
 def _prompt_tokens(text: str) -> int:
     return len(text.split())
+
+
+# --- CloudWatch metrics -----------------------------------------------------------------
+
+_SIGNED_REGION = re.compile(r"Credential=[^/,]+/\d{8}/([^/,]+)/")
+PUT_LIMIT = 1000  # PutMetricData's limit of datums per call
+
+
+def signed_region(request: web.Request) -> str:
+    """The region a SigV4-signed request was signed for (us-east-1 when it says none)."""
+    found = _SIGNED_REGION.search(request.headers.get("Authorization", ""))
+    return found.group(1) if found else "us-east-1"
+
+
+class CloudWatchPublisher:
+    """Sends recorded metric values to a CloudWatch endpoint with PutMetricData, from a thread of its own.
+
+    Handlers call :meth:`record`, which only appends; the thread wakes at once and sends
+    everything recorded so far in as few calls as the API allows.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._pending: list[tuple[str, str, dict[str, Any]]] = []  # (region, namespace, datum)
+        self._wake = threading.Condition()
+        self._clients: dict[str, Any] = {}
+        self._failed = False
+        threading.Thread(target=self._run, daemon=True, name="fmb-mock-cloudwatch").start()
+
+    def record(
+        self, region: str, namespace: str, dimensions: dict[str, str], values: dict[str, tuple[float, str]]
+    ) -> None:
+        """``values``: metric name -> (value, CloudWatch unit), all at this moment."""
+        now = datetime.now(UTC)
+        dims = [{"Name": k, "Value": v} for k, v in sorted(dimensions.items())]
+        data = [
+            (region, namespace, {"MetricName": name, "Dimensions": dims, "Timestamp": now, "Value": v, "Unit": unit})
+            for name, (v, unit) in values.items()
+        ]
+        with self._wake:
+            self._pending += data
+            self._wake.notify()
+
+    def _run(self) -> None:
+        self._client("us-east-1")  # loading botocore's models takes a while: not with the first requests
+        while True:
+            with self._wake:
+                while not self._pending:
+                    self._wake.wait()
+                batch, self._pending = self._pending, []
+            groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+            for region, namespace, datum in batch:
+                groups.setdefault((region, namespace), []).append(datum)
+            for (region, namespace), data in groups.items():
+                for offset in range(0, len(data), PUT_LIMIT):
+                    self._put(region, namespace, data[offset : offset + PUT_LIMIT])
+
+    def _client(self, region: str) -> Any:
+        if region not in self._clients:
+            import boto3
+
+            self._clients[region] = boto3.client(
+                "cloudwatch",
+                region_name=region,
+                endpoint_url=self.url,
+                aws_access_key_id="fmb-mock",
+                aws_secret_access_key="fmb-mock",
+            )
+        return self._clients[region]
+
+    def _put(self, region: str, namespace: str, data: list[dict[str, Any]]) -> None:
+        try:
+            self._client(region).put_metric_data(Namespace=namespace, MetricData=data)
+        except Exception as exc:  # the mock goes on serving; say it once
+            if not self._failed:
+                self._failed = True
+                print(f"fmb mock server: PutMetricData to {self.url} failed ({exc})", file=sys.stderr, flush=True)
+            time.sleep(0.1)
+
+
+def publisher(behaviour: Behaviour) -> CloudWatchPublisher | None:
+    """The behaviour's CloudWatch publisher (one per mock server), when ``cloudwatch_url`` is set."""
+    url = behaviour.s.cloudwatch_url
+    if not url:
+        return None
+    found = getattr(behaviour, "cloudwatch", None)
+    if found is None:
+        found = CloudWatchPublisher(url)
+        behaviour.cloudwatch = found  # type: ignore[attr-defined]
+    return found
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _sagemaker_metrics(behaviour: Behaviour, cloudwatch: CloudWatchPublisher, handler: Handler) -> Handler:
+    """The handler, publishing SageMaker's metrics once it has answered (a stream: once it has ended)."""
+
+    async def published(request: web.Request) -> web.StreamResponse:
+        loop = asyncio.get_running_loop()
+        arrival = loop.time()
+        await request.read()  # kept by aiohttp for the handler
+        overhead_us = (loop.time() - arrival) * 1_000_000
+        response = await handler(request)
+        model_us = (loop.time() - arrival) * 1_000_000 - overhead_us
+        # A model's error status comes back as 424 ModelError; throttling as 429.
+        status = behaviour.s.error_status if response.status == 424 else response.status
+        values = {
+            "Invocations": (1.0, "None"),
+            "InvocationsPerInstance": (1.0, "None"),
+            "Invocation4XXErrors": (float(400 <= status < 500), "None"),
+            "Invocation5XXErrors": (float(status >= 500), "None"),
+            "InvocationModelErrors": (float(response.status == 424), "None"),
+            "OverheadLatency": (overhead_us, "Microseconds"),
+        }
+        if response.status in (200, 424):
+            values["ModelLatency"] = (model_us, "Microseconds")
+        variant = request.headers.get("X-Amzn-SageMaker-Target-Variant") or "AllTraffic"
+        dimensions = {"EndpointName": request.match_info["name"], "VariantName": variant}
+        cloudwatch.record(signed_region(request), "AWS/SageMaker", dimensions, values)
+        return response
+
+    return published
+
+
+def _bedrock_metrics(cloudwatch: CloudWatchPublisher, handler: Handler) -> Handler:
+    """The handler, publishing Bedrock's metrics once it has answered; the handler leaves its token
+    counts in ``request["tokens"]`` and a stream the time of its first token in ``request["first_token"]``."""
+
+    async def published(request: web.Request) -> web.StreamResponse:
+        loop = asyncio.get_running_loop()
+        arrival = loop.time()
+        response = await handler(request)
+        latency_ms = (loop.time() - arrival) * 1000
+        values: dict[str, tuple[float, str]] = {}
+        if response.status == 429:
+            values["InvocationThrottles"] = (1.0, "Count")
+        else:
+            values["Invocations"] = (1.0, "Count")
+            if response.status >= 500:
+                values["InvocationServerErrors"] = (1.0, "Count")
+            elif response.status >= 400:
+                values["InvocationClientErrors"] = (1.0, "Count")
+            else:
+                values["InvocationLatency"] = (latency_ms, "Milliseconds")
+            if "first_token" in request:
+                values["TimeToFirstToken"] = ((request["first_token"] - arrival) * 1000, "Milliseconds")
+            if "tokens" in request:
+                values["InputTokenCount"] = (float(request["tokens"][0]), "Count")
+                values["OutputTokenCount"] = (float(request["tokens"][1]), "Count")
+        cloudwatch.record(signed_region(request), "AWS/Bedrock", {"ModelId": request.match_info["model_id"]}, values)
+        return response
+
+    return published
 
 
 # --- SageMaker runtime ----------------------------------------------------------------
@@ -148,6 +318,10 @@ def sagemaker_routes(behaviour: Behaviour) -> list[web.RouteDef]:
             **{"X-Amzn-SageMaker-Content-Type": "text/event-stream", "x-Amzn-Invoked-Production-Variant": "AllTraffic"},
         )
 
+    cloudwatch = publisher(behaviour)
+    if cloudwatch is not None:
+        invoke = _sagemaker_metrics(behaviour, cloudwatch, invoke)
+        invoke_stream = _sagemaker_metrics(behaviour, cloudwatch, invoke_stream)
     return [
         web.post("/endpoints/{name}/invocations", invoke),
         web.post("/endpoints/{name}/invocations-response-stream", invoke_stream),
@@ -225,6 +399,7 @@ def bedrock_routes(behaviour: Behaviour) -> list[web.RouteDef]:
             return answer
         text = await behaviour.wait_all(fate, arrival)
         prompt = _prompt_tokens(converse_prompt(body))
+        request["tokens"] = (prompt, fate.tokens)
         return web.json_response(
             {
                 "output": {"message": {"role": "assistant", "content": [{"text": text}]}},
@@ -245,6 +420,7 @@ def bedrock_routes(behaviour: Behaviour) -> list[web.RouteDef]:
         async def messages() -> AsyncIterator[bytes]:
             yield eventstream.json_event("messageStart", {"role": "assistant"})
             async for piece in behaviour.chunks(fate, arrival):
+                request.setdefault("first_token", asyncio.get_running_loop().time())
                 yield eventstream.json_event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": piece}})
             if fate.kind == "stream_error":
                 yield eventstream.exception(
@@ -254,6 +430,7 @@ def bedrock_routes(behaviour: Behaviour) -> list[web.RouteDef]:
                 return
             yield eventstream.json_event("contentBlockStop", {"contentBlockIndex": 0})
             yield eventstream.json_event("messageStop", {"stopReason": "max_tokens"})
+            request["tokens"] = (prompt, fate.tokens)
             yield eventstream.json_event(
                 "metadata",
                 {
@@ -273,6 +450,7 @@ def bedrock_routes(behaviour: Behaviour) -> list[web.RouteDef]:
                 return answer
             await asyncio.sleep(behaviour.s.ttft_ms / 1000)
             text = str(body["inputText"])
+            request["tokens"] = (_prompt_tokens(text), 0)
             return web.json_response({"embedding": embedding_of(text), "inputTextTokenCount": _prompt_tokens(text)})
         family, prompt, limit = _family_request(body)
         fate = behaviour.fate(limit, prompt=prompt)
@@ -280,6 +458,7 @@ def bedrock_routes(behaviour: Behaviour) -> list[web.RouteDef]:
             return answer
         text = await behaviour.wait_all(fate, arrival)
         prompt_tokens = _prompt_tokens(prompt)
+        request["tokens"] = (prompt_tokens, fate.tokens)
         return web.json_response(
             _family_response(family, text, prompt_tokens, fate.tokens),
             headers={
@@ -300,6 +479,7 @@ def bedrock_routes(behaviour: Behaviour) -> list[web.RouteDef]:
 
         async def messages() -> AsyncIterator[bytes]:
             async for piece in behaviour.chunks(fate, arrival):
+                request.setdefault("first_token", asyncio.get_running_loop().time())
                 yield chunk(_family_chunk(family, piece))
             if fate.kind == "stream_error":
                 yield eventstream.exception(
@@ -308,6 +488,7 @@ def bedrock_routes(behaviour: Behaviour) -> list[web.RouteDef]:
                 )
                 return
             latency_ms = int((asyncio.get_running_loop().time() - arrival) * 1000)
+            request["tokens"] = (_prompt_tokens(prompt), fate.tokens)
             yield chunk(
                 {
                     "amazon-bedrock-invocationMetrics": {
@@ -321,9 +502,9 @@ def bedrock_routes(behaviour: Behaviour) -> list[web.RouteDef]:
 
         return await _event_stream(request, messages(), **{"X-Amzn-Bedrock-Content-Type": "application/json"})
 
-    return [
-        web.post("/model/{model_id:.+}/converse", converse),
-        web.post("/model/{model_id:.+}/converse-stream", converse_stream),
-        web.post("/model/{model_id:.+}/invoke", invoke),
-        web.post("/model/{model_id:.+}/invoke-with-response-stream", invoke_stream),
-    ]
+    handlers = {"converse": converse, "converse-stream": converse_stream, "invoke": invoke}
+    handlers["invoke-with-response-stream"] = invoke_stream
+    cloudwatch = publisher(behaviour)
+    if cloudwatch is not None:
+        handlers = {path: _bedrock_metrics(cloudwatch, handler) for path, handler in handlers.items()}
+    return [web.post(f"/model/{{model_id:.+}}/{path}", handler) for path, handler in handlers.items()]

@@ -47,6 +47,9 @@ class MockSettings:
     # or one of its comma-separated options), or auto (judge for a judge's prompt, else echo: one
     # server for candidates and judges). echo, judge and auto ignore output_tokens.
     reply: str = "words"
+    # A CloudWatch endpoint (e.g. moto's server) that the SageMaker and Bedrock runtimes publish
+    # their per-request metrics to, as the real services do (see fmb.collector.mock.aws_runtime).
+    cloudwatch_url: str | None = None
 
 
 # What can happen to a request: ok, error (HTTP error status), throttle (429), stall,
