@@ -155,6 +155,11 @@ class Outcome:
     def total(self) -> int:
         return sum(self.datapoints.values())
 
+    @property
+    def failed(self) -> bool:
+        """Nothing could be fetched, and the notes say why."""
+        return not self.datapoints and bool(self.notes)
+
     def lines(self) -> list[str]:
         """What `fmb cloudwatch` prints: the notes, then what was fetched."""
         found = [f"cloudwatch: {text}" for text in self.notes]
@@ -177,7 +182,7 @@ def widen(start: datetime, end: datetime, period_s: int) -> tuple[datetime, date
 def queries(source: Source, period_s: int) -> list[tuple[dict[str, Any], Metric, str]]:
     """GetMetricData queries for a source: one per metric and statistic, with the metric and statistic."""
     dimensions = [{"Name": k, "Value": v} for k, v in source.dimensions]
-    found = []
+    found: list[tuple[dict[str, Any], Metric, str]] = []
     for metric in METRICS[source.backend]:
         for stat in metric.stats:
             query = {

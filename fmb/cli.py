@@ -297,7 +297,7 @@ def cloudwatch_command(config: Path, assignments: tuple[str, ...], results: Path
     that fetch misses the last minute or so. Run this a few minutes later: it fetches each
     experiment's window again (first request to last response of the run, widened to whole
     periods) and the new fetch supersedes the earlier one. One-minute datapoints are kept by
-    CloudWatch for 15 days.
+    CloudWatch for 15 days. Exits 1 when no experiment's metrics could be fetched.
     """
     from fmb.collector.cloudwatch import refetch
 
@@ -305,6 +305,8 @@ def cloudwatch_command(config: Path, assignments: tuple[str, ...], results: Path
     outcome = refetch(loaded, ResultsLayout(results), run_id)
     for line in outcome.lines():
         console.print(line, highlight=False, markup=False, soft_wrap=True)
+    if outcome.failed:
+        sys.exit(1)
 
 
 @cli.command()

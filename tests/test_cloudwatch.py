@@ -105,15 +105,19 @@ def table(results: Path, name: str) -> list[dict[str, Any]]:
 
 def figures(results: Path, fetched_at: str = "max") -> dict[tuple[str, str], float]:
     """(metric, stat) -> value summed over the periods, of the latest (or earliest) fetch."""
-    rows = duckdb.sql(
-        f"""
+    rows = (
+        duckdb.connect()
+        .execute(
+            f"""
         with fetches as (
             select *, fetched_at = {fetched_at}(fetched_at) over () as chosen
             from read_parquet('{results}/raw/endpoint_metrics/*/*.parquet')
         )
         select metric, stat, sum(value) from fetches where chosen group by metric, stat
         """
-    ).fetchall()
+        )
+        .fetchall()
+    )
     return {(metric, stat): value for metric, stat, value in rows}
 
 
@@ -241,9 +245,11 @@ def test_sagemaker_run_has_cloudwatch_figures_and_fmb_cloudwatch_fetches_again(t
     assert f"of run {sent[0]['run_id']}" in again.output
     parts = sorted((results / "raw" / "endpoint_metrics").rglob("part-*.parquet"))
     assert len(parts) == 2  # each fetch is a part file of its own
-    fetches = duckdb.sql(
-        f"select distinct fetched_at from read_parquet('{results}/raw/endpoint_metrics/*/*.parquet') order by 1"
-    ).fetchall()
+    fetches = (
+        duckdb.connect()
+        .execute(f"select distinct fetched_at from read_parquet('{results}/raw/endpoint_metrics/*/*.parquet')")
+        .fetchall()
+    )
     assert len(fetches) == 2
     assert figures(results) == first and figures(results, "min") == first
 
@@ -282,6 +288,8 @@ def test_an_unreachable_cloudwatch_is_a_note(tmp_path: Path, cli_runner) -> None
     (run,) = table(results, "runs")
     assert run["status"] == "completed"
     assert not (results / "raw" / "endpoint_metrics").exists()
+    again = cli_runner.invoke(cli, ["cloudwatch", str(config), "--results", str(results), *args])
+    assert again.exit_code == 1 and "cloudwatch: llama: not fetched (EndpointConnectionError" in again.output
 
 
 def test_fmb_cloudwatch_without_a_run_says_so(tmp_path: Path, cli_runner) -> None:

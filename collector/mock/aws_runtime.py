@@ -30,7 +30,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
@@ -168,11 +168,11 @@ def publisher(behaviour: Behaviour) -> CloudWatchPublisher | None:
     found = getattr(behaviour, "cloudwatch", None)
     if found is None:
         found = CloudWatchPublisher(url)
-        behaviour.cloudwatch = found  # type: ignore[attr-defined]
+        behaviour.cloudwatch = found
     return found
 
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Handler = Callable[[web.Request], Coroutine[Any, Any, web.StreamResponse]]
 
 
 def _sagemaker_metrics(behaviour: Behaviour, cloudwatch: CloudWatchPublisher, handler: Handler) -> Handler:
@@ -318,14 +318,11 @@ def sagemaker_routes(behaviour: Behaviour) -> list[web.RouteDef]:
             **{"X-Amzn-SageMaker-Content-Type": "text/event-stream", "x-Amzn-Invoked-Production-Variant": "AllTraffic"},
         )
 
+    handlers: dict[str, Handler] = {"invocations": invoke, "invocations-response-stream": invoke_stream}
     cloudwatch = publisher(behaviour)
     if cloudwatch is not None:
-        invoke = _sagemaker_metrics(behaviour, cloudwatch, invoke)
-        invoke_stream = _sagemaker_metrics(behaviour, cloudwatch, invoke_stream)
-    return [
-        web.post("/endpoints/{name}/invocations", invoke),
-        web.post("/endpoints/{name}/invocations-response-stream", invoke_stream),
-    ]
+        handlers = {path: _sagemaker_metrics(behaviour, cloudwatch, handler) for path, handler in handlers.items()}
+    return [web.post(f"/endpoints/{{name}}/{path}", handler) for path, handler in handlers.items()]
 
 
 # --- Bedrock runtime ------------------------------------------------------------------
@@ -502,7 +499,7 @@ def bedrock_routes(behaviour: Behaviour) -> list[web.RouteDef]:
 
         return await _event_stream(request, messages(), **{"X-Amzn-Bedrock-Content-Type": "application/json"})
 
-    handlers = {"converse": converse, "converse-stream": converse_stream, "invoke": invoke}
+    handlers: dict[str, Handler] = {"converse": converse, "converse-stream": converse_stream, "invoke": invoke}
     handlers["invoke-with-response-stream"] = invoke_stream
     cloudwatch = publisher(behaviour)
     if cloudwatch is not None:
