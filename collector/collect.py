@@ -11,7 +11,7 @@ import asyncio
 import signal
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -27,6 +27,7 @@ from fmb.collector.recovery import Recovered, recover_abandoned
 from fmb.collector.resume import Resumption, plan_resumption
 from fmb.collector.run_tables import RunRecorder, new_run_id
 from fmb.collector.runner import Cell, CellStats, Policy, RowMaker, run_cell
+from fmb.collector.server_metrics import server_scraper
 from fmb.collector.targets import make_target
 from fmb.collector.targets.base import Target
 from fmb.collector.writer import RequestWriter
@@ -198,20 +199,21 @@ async def _run_experiments(
                         continue
                 stage = stages.get(exp.name)
                 if stage is None:
-                    await _run_experiment(
-                        exp,
-                        cells,
-                        plan,
-                        layout,
-                        recorder,
-                        progress,
-                        result,
-                        targets[exp.name],
-                        counter,
-                        session,
-                        resumption,
-                        load,
-                    )
+                    with _scraping(loaded, layout, recorder, progress, exp, endpoints):
+                        await _run_experiment(
+                            exp,
+                            cells,
+                            plan,
+                            layout,
+                            recorder,
+                            progress,
+                            result,
+                            targets[exp.name],
+                            counter,
+                            session,
+                            resumption,
+                            load,
+                        )
                     continue
                 failed = True
                 try:
@@ -221,20 +223,21 @@ async def _run_experiments(
                     await targets[exp.name].check_reachable()
                     if resumption is None:  # now with where its requests go, and how long deploying took
                         recorder.write_experiments(plan, targets, endpoints)
-                    await _run_experiment(
-                        exp,
-                        cells,
-                        plan,
-                        layout,
-                        recorder,
-                        progress,
-                        result,
-                        targets[exp.name],
-                        counter,
-                        session,
-                        resumption,
-                        load,
-                    )
+                    with _scraping(loaded, layout, recorder, progress, exp, endpoints):
+                        await _run_experiment(
+                            exp,
+                            cells,
+                            plan,
+                            layout,
+                            recorder,
+                            progress,
+                            result,
+                            targets[exp.name],
+                            counter,
+                            session,
+                            resumption,
+                            load,
+                        )
                     failed = False
                 finally:
                     target = targets.get(exp.name)
@@ -249,6 +252,20 @@ async def _run_experiments(
         for name, target in targets.items():
             if name not in closed:
                 await target.close()
+
+
+def _scraping(
+    loaded: LoadedConfig,
+    layout: ResultsLayout,
+    recorder: RunRecorder,
+    progress: CellProgress,
+    exp: ResolvedExperiment,
+    endpoints: dict[str, Endpoint],
+) -> AbstractContextManager[object]:
+    """The experiment's server metrics, scraped in a thread while its cells run (see fmb.collector.server_metrics)."""
+    return server_scraper(
+        loaded, layout, recorder.run_id, exp, endpoints.get(exp.name), console=progress.console, quiet=progress.quiet
+    )
 
 
 async def _run_experiment(

@@ -3,8 +3,9 @@
     python -m fmb.deployers.local_server llamacpp --model M.gguf [--threads N --parallel N --context-size N]
     python -m fmb.deployers.local_server command -- llama-server -m M.gguf --port 8080
 
-``llamacpp`` serves llama.cpp's OpenAI-compatible API in this process through xllamacpp and,
-once it accepts requests, writes its base URL (``http://HOST:PORT``) to ``--ready-file``. ``command`` runs any
+``llamacpp`` serves llama.cpp's OpenAI-compatible API, and its Prometheus metrics at
+``/metrics``, in this process through xllamacpp and, once it accepts requests, writes its
+base URL (``http://HOST:PORT``) to ``--ready-file``. ``command`` runs any
 server command line as its own child. With ``--parent-pid`` the process exits (and stops
 its child) as soon as that parent is gone, so a killed fmb never leaves a server behind.
 """
@@ -45,6 +46,8 @@ def _serve_llamacpp(args: argparse.Namespace) -> int:
         params.cpuparams_batch.n_threads = args.threads
     params.port = args.port
     params.hostnames = [args.host]
+    # llama.cpp's Prometheus page (llama-server --metrics), scraped into raw/server_metrics.
+    params.endpoint_metrics = True
     server = xllamacpp.Server(params)
     print(f"fmb local server listening on {server.listening_address}", flush=True)  # for the log's reader
     if args.ready_file:

@@ -10,6 +10,12 @@ drawn per request from a seeded random generator: an HTTP error status, throttli
 A request may also name its fate in the
 ``x-fmb-mock-fault`` header (one of :data:`FAULT_KINDS`), which is how the fault-matrix
 tests send every kind of fault to one server.
+
+With ``max_running = N`` at most N requests are served at once; the others
+wait in a first-come queue before their clock starts, as in a server whose batch is full.
+The counts behind the mock's ``/metrics`` page (:mod:`fmb.collector.mock.metrics`) are kept
+here, where the requests are served: requests waiting and running, prompt and generated
+tokens, and requests whose generation finished.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import json
 import random
 import re
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +57,8 @@ class MockSettings:
     # A CloudWatch endpoint (e.g. moto's server) that the SageMaker and Bedrock runtimes publish
     # their per-request metrics to, as the real services do (see fmb.collector.mock.aws_runtime).
     cloudwatch_url: str | None = None
+    # Requests served at once; the others wait in a queue (0: no limit).
+    max_running: int = 0
 
 
 # What can happen to a request: ok, error (HTTP error status), throttle (429), stall,
@@ -85,6 +94,9 @@ class Fate:
     words: list[str] | None = None  # the text to send, word by word (reply echo or judge)
 
 
+# Fates whose generation stops before the last token.
+BROKEN_OFF = ("stream_error", "truncated", "bad_chunked", "empty_stream")
+
 # Half of the event loop's timer tick (epoll waits in whole milliseconds).
 HALF_TICK_S = 0.0005
 
@@ -95,9 +107,43 @@ class Behaviour:
         self._rng = random.Random(settings.seed)
         self.requests = 0
         self.completed = 0  # responses written to the end (the last byte handed to the socket)
+        # What /metrics shows: requests queued for a slot and being served, and running totals.
+        self.waiting = 0
+        self.running = 0
+        self.prompt_tokens_total = 0
+        self.generation_tokens_total = 0  # tokens released to the client, counted as they leave
+        self.success_total = 0  # requests whose generation released every token of its fate
+        self._slots = asyncio.Semaphore(settings.max_running) if settings.max_running > 0 else None
 
-    def fate(self, max_tokens: int | None, forced: str | None = None, prompt: str | None = None) -> Fate:
+    @asynccontextmanager
+    async def admitted(self) -> AsyncIterator[None]:
+        """Hold one of the ``max_running`` slots while a request is served; wait in the queue for one."""
+        self.waiting += 1
+        try:
+            if self._slots is not None:
+                await self._slots.acquire()
+        finally:
+            self.waiting -= 1
+        self.running += 1
+        try:
+            yield
+        finally:
+            self.running -= 1
+            if self._slots is not None:
+                self._slots.release()
+
+    def fate(
+        self,
+        max_tokens: int | None,
+        forced: str | None = None,
+        prompt: str | None = None,
+        prompt_tokens: int | None = None,
+    ) -> Fate:
+        """What happens to a request; ``prompt_tokens`` (else the prompt's words) counts into the prompt total."""
         self.requests += 1
+        if prompt_tokens is None:
+            prompt_tokens = len(prompt.split()) if prompt else 0
+        self.prompt_tokens_total += prompt_tokens
         tokens = self.s.output_tokens if max_tokens is None else min(self.s.output_tokens, max_tokens)
         words = None
         if self.s.reply in ("echo", "judge", "auto") and prompt is not None:
@@ -145,11 +191,14 @@ class Behaviour:
             delay = deadline - loop.time() - HALF_TICK_S
             if delay > 0:
                 await asyncio.sleep(delay)
+            self.generation_tokens_total += n
             if fate.words is not None:
                 yield "".join(fate.words[i : i + n])
             else:
                 yield "".join(self.word(i + k) for k in range(n))
             i += n
+        if fate.kind not in BROKEN_OFF:
+            self.success_total += 1
 
     async def wait_all(self, fate: Fate, arrival: float) -> str:
         """The whole text, released when the last token is due (non-streaming responses)."""

@@ -72,7 +72,9 @@ def routes(behaviour: Behaviour) -> list[web.RouteDef]:
             body = await request.json()
         except json.JSONDecodeError:
             return web.json_response({"error": {"message": "body is not JSON"}}, status=400)
-        fate = behaviour.fate(body.get("max_tokens"), request.headers.get(FAULT_HEADER), prompt_of(body))
+        fate = behaviour.fate(
+            body.get("max_tokens"), request.headers.get(FAULT_HEADER), prompt_of(body), _prompt_tokens(body)
+        )
         if behaviour.s.echo_headers and fate.kind == "error":
             message = f"injected fault; request headers: {echoed_headers(request)}"
             return web.json_response({"error": {"message": message}}, status=behaviour.s.error_status)

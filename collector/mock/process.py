@@ -1,4 +1,5 @@
-"""Run the mock endpoint in a child process (its own event loop and CPU), for tests and benchmarks."""
+"""Run the mock endpoint in a child process (its own event loop and CPU), for tests and benchmarks,
+or in a thread of this process (its own event loop) when a setting has no command-line option."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from fmb.collector.mock.behaviour import MockSettings
 
 _URL = re.compile(r"listening on (http://\S+)")
 
@@ -52,3 +55,38 @@ def mock_server(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@contextmanager
+def mock_server_thread(startup_timeout_s: float = 30.0, **settings: Any) -> Iterator[str]:
+    """Serve the mock on a free port in a thread of this process; yield its base URL; stop it afterwards.
+
+    ``settings`` are :class:`MockSettings` fields, e.g. ``max_running=2``. The mock shares
+    this process's CPU (and GIL) with the caller: for tests of behaviour, not of timing.
+    """
+    import asyncio
+
+    from aiohttp import web
+
+    from fmb.collector.mock.server import make_app
+
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(make_app(MockSettings(**settings)), access_log=None)
+    thread = threading.Thread(target=loop.run_forever, name="fmb-mock-server", daemon=True)
+    thread.start()
+
+    async def start() -> str:
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        return f"http://127.0.0.1:{runner.addresses[0][1]}"
+
+    try:
+        yield asyncio.run_coroutine_threadsafe(start(), loop).result(startup_timeout_s)
+    finally:
+        try:
+            asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(startup_timeout_s)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=startup_timeout_s)
+            loop.close()

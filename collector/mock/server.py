@@ -7,13 +7,14 @@ import sys
 
 from aiohttp import web
 
-from fmb.collector.mock import aws_runtime, container_apis, openai_api
+from fmb.collector.mock import aws_runtime, container_apis, metrics, openai_api
 from fmb.collector.mock.behaviour import Behaviour, MockSettings
 
 
 def make_app(settings: MockSettings) -> web.Application:
     behaviour = Behaviour(settings)
-    app = web.Application()
+    # Every generation waits for one of the max_running slots and is counted for /metrics.
+    app = web.Application(middlewares=[metrics.queue(behaviour)])
     app["behaviour"] = behaviour
 
     async def health(_: web.Request) -> web.Response:
@@ -21,6 +22,7 @@ def make_app(settings: MockSettings) -> web.Application:
 
     app.router.add_get("/", health)
     app.router.add_get("/health", health)
+    app.router.add_routes(metrics.routes(behaviour))
     app.router.add_routes(openai_api.routes(behaviour))
     app.router.add_routes(container_apis.routes(behaviour))
     app.router.add_routes(aws_runtime.sagemaker_routes(behaviour))
