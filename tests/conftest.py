@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +14,13 @@ ROOT = Path(__file__).resolve().parent.parent
 MISTRAL_TOKENIZER = ROOT / "tests" / "fixtures" / "tokenizers" / "mistral-7b" / "tokenizer.json"
 # FMBench's configs and prompt templates, laid beside the checkout by CI (see shared/fixtures/README.md).
 SHARED_FIXTURES = ROOT.parent / "shared" / "fixtures"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # fmb fetches CloudWatch metrics after a SageMaker or Bedrock run; a test that points its
+    # clients at local servers and not CloudWatch gets a local port nothing listens on (a
+    # note in the run), never AWS itself.
+    os.environ.setdefault("AWS_ENDPOINT_URL_CLOUDWATCH", "http://127.0.0.1:9")
 
 
 @pytest.fixture

@@ -63,9 +63,9 @@ def test_the_sampler_measures_a_stalled_event_loop_and_the_cpu_it_burned(tmp_pat
     assert idle["loop_lag_max_ms"] < 50 and idle["cpu_percent"] < 50
     stalled = max(samples, key=lambda s: s["loop_lag_max_ms"])
     assert stalled["loop_lag_max_ms"] >= 250
-    # CPU over the stalled interval: 0.3 s of work in an interval of about as long.
-    assert stalled["cpu_percent"] >= 70
+    # The 0.3 s of CPU time burned is in the stalled interval (however busy the machine, it took at least as long).
     assert stalled["interval_s"] >= 0.3
+    assert stalled["cpu_percent"] * stalled["interval_s"] / 100 >= 0.28
     assert sum(s["requests_started"] for s in samples) == sum(s["requests_ended"] for s in samples) == 1
     assert max(s["in_flight_max"] for s in samples) == 1 and samples[-1]["in_flight"] == 0
 
@@ -164,6 +164,8 @@ def test_collect_samples_the_client_and_a_starved_client_shows_it(tmp_path: Path
 
     starved_rows = rows(layout.client_metrics_dir(starved.run_id))
     assert max(r["loop_lag_max_ms"] for r in starved_rows) >= 50
-    assert (
-        sum(r["cpu_percent"] * r["interval_s"] for r in starved_rows) / sum(r["interval_s"] for r in starved_rows) >= 80
-    )
+
+    def cpu(samples: list[dict]) -> float:
+        return sum(r["cpu_percent"] * r["interval_s"] for r in samples) / sum(r["interval_s"] for r in samples)
+
+    assert cpu(starved_rows) > cpu(calm_rows) + 20
