@@ -311,6 +311,30 @@ def test_the_mock_without_a_limit_has_no_kv_cache_gauge() -> None:
     assert "vllm:kv_cache_usage_perc" not in names and "vllm:num_requests_waiting" in names
 
 
+def test_without_prometheus_client_the_mock_writes_the_same_page(tmp_path: Path) -> None:
+    """The container images of the EC2 tests have Python and aiohttp only."""
+    import subprocess
+    import sys
+
+    from prometheus_client import generate_latest
+
+    from fmb.collector.mock.behaviour import Behaviour, MockSettings
+    from fmb.collector.mock.metrics import _registry, plain_text
+
+    behaviour = Behaviour(MockSettings(max_running=3, model='odd "name"\\x'))
+    behaviour.running, behaviour.waiting, behaviour.generation_tokens_total = 2, 5, 77
+    assert parse_samples(plain_text(behaviour).decode()) == parse_samples(
+        generate_latest(_registry(behaviour)).decode()
+    )
+    code = (
+        "import sys; sys.modules['prometheus_client'] = None\n"
+        "from fmb.collector.mock.server import make_app\n"
+        "from fmb.collector.mock.behaviour import MockSettings\n"
+        "make_app(MockSettings())\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 # -- fmb collect ---------------------------------------------------------------------------------
 
 
