@@ -288,6 +288,11 @@ sleep infinity
 """
 
 
+def _plus(port: int | None, offset: int) -> int | None:
+    """A host port ``offset`` above ``port``; None (a free one picked at run time) stays None."""
+    return None if port is None else port + offset
+
+
 def _probe(ctype: str, model_id: str, acc: Accelerators) -> dict[str, Any]:
     """FMBench's readiness request per container type."""
     if ctype == "djl":
@@ -568,6 +573,8 @@ def build_plan(
                         shm_size=shm,
                         privileged=privileged,
                         devices=devices,
+                        # Triton's Prometheus metrics, two ports above its HTTP port (as fmb scrapes them).
+                        extra_ports={port + 2: _plus(port_for(i, 3), 2)},
                         volumes={str(base / f"copy-{i + 1}" / "models"): ("/models", "ro")},
                         files={
                             str(folder / "config.pbtxt"): 'backend: "vllm"\n'
@@ -581,6 +588,8 @@ def build_plan(
             home = Path.home()
             folder = base / "copy-1"
             extra = {ep_port + 3 * i: port_for(i, 3) for i in range(1, copies)}
+            # Each server's Prometheus metrics, two ports above its HTTP port (as fmb scrapes them).
+            extra |= {ep_port + 3 * i + 2: _plus(port_for(i, 3), 2) for i in range(copies)}
             containers.append(
                 ContainerSpec(
                     1,

@@ -465,6 +465,12 @@ def report(results: Path, run_id: str | None, benchmark: str | None, out: Path |
     "answer contains the ground truth), or auto (judge for a judge's prompt, else echo).",
 )
 @click.option(
+    "--max-running",
+    default=0,
+    show_default=True,
+    help="Requests served at once; the others wait in a queue, as in a server's batch (0: no limit).",
+)
+@click.option(
     "--cloudwatch-url",
     default=None,
     metavar="URL",

@@ -187,7 +187,8 @@ def test_triton_gpu_runs_one_container_with_a_server_per_copy(write_config, tmp_
     plan = build_plan(loaded.experiments[0], loaded, tmp_path / "w", accelerators=NVIDIA_8)
     assert plan.problems == []
     (spec,) = plan.containers
-    assert plan.urls_per_container == 2 and spec.extra_ports == {8083: 8083}
+    # The second server's HTTP port, and each server's metrics port (HTTP + 2), which fmb scrapes.
+    assert plan.urls_per_container == 2 and spec.extra_ports == {8083: 8083, 8082: 8082, 8085: 8085}
     assert spec.command == [
         "bash",
         "/scripts/serve_model.sh",
