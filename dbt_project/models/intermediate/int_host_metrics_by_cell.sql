@@ -59,6 +59,7 @@ final as (
         unit,
         count(*) as count_samples,
         {{ stable_avg('value') }} as mean_value,
+        round({{ percentile('value', 0.95) }}, 9) as p95_value,
         max(value) as max_value,
         min(sampled_at) as first_sampled_at,
         max(sampled_at) as last_sampled_at

@@ -28,6 +28,8 @@ checked as (
         cells.transactions_per_minute,
         cells.price_status,
         cells.is_cut_short,
+        cells.is_client_saturated,
+        cells.client_saturation_reason,
         runs.latency_budget_s,
         runs.cost_per_10k_txn_budget_usd,
         runs.error_rate_budget,
@@ -68,13 +70,16 @@ scored as (
         *,
         meets_latency_budget and meets_cost_budget and meets_error_rate_budget and meets_accuracy_budget
             as is_feasible,
-        -- A cut-short cell measured fewer requests than planned, a small one too few to trust:
-        -- never a best option or a near miss.
+        -- A cut-short cell measured fewer requests than planned, a small one too few to trust, and
+        -- one whose client was saturated measured the client: never a best option or a near miss.
+        -- A cell without client telemetry (is_client_saturated null) stays eligible.
         count_requests < min_requests_for_best as is_below_min_requests,
-        not is_cut_short and count_requests >= min_requests_for_best as is_eligible,
+        not is_cut_short and count_requests >= min_requests_for_best and not coalesce(is_client_saturated, false)
+            as is_eligible,
         case
             when is_cut_short then 'cut_short'
             when count_requests < min_requests_for_best then 'few_requests'
+            when is_client_saturated then 'client_saturated'
         end as ineligible_reason,
         (case when meets_latency_budget then 0 else 1 end)
         + (case when meets_cost_budget then 0 else 1 end)
