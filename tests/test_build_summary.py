@@ -49,7 +49,9 @@ def test_fmb_build_says_models_built_and_tests_passed(tmp_path: Path, cli_runner
     manifest = json.loads((results / "dbt" / "target" / "manifest.json").read_text())
     nodes = [*manifest["nodes"].values(), *manifest.get("unit_tests", {}).values()]
     models = sum(n["resource_type"] == "model" for n in nodes)
+    seeds = sum(n["resource_type"] == "seed" for n in nodes)
     tests = sum(n["resource_type"] in ("test", "unit_test") for n in nodes)
-    assert models > 10 and tests > models
-    assert f"dbt build: {models} models built, {tests} tests passed; warehouse" in result.output
+    assert models > 10 and tests > models and seeds >= 1  # seeds: e.g. server_metric_names
+    loaded = f"{seeds} seed{'s' if seeds != 1 else ''} loaded"
+    assert f"dbt build: {models} models built, {loaded}, {tests} tests passed; warehouse" in result.output
     assert " pass," not in result.output and " success" not in result.output

@@ -1,24 +1,11 @@
 -- One row per cell and metric of each device sampled: the mean and the maximum of the host
 -- telemetry samples taken while the cell's measured requests ran.
-with requests as (
-    select * from {{ ref('int_requests_classified') }}
-    where not is_warmup and is_measured
-),
-
--- The same windows as int_cells_aggregated: from the first start to the last end of the
--- cell's measured requests, one window per collection session (a cell resumed by
+-- The same windows as int_cells_aggregated (int_cell_windows): from the first start to the last
+-- end of the cell's measured requests, one window per collection session (a cell resumed by
 -- `fmb collect --resume` never counts the pause between its sessions).
-session_windows as (
-    select
-        run_id,
-        experiment,
-        payload_file,
-        concurrency,
-        collection_session,
-        min(started_at) as window_started_at,
-        max(ended_at) as window_ended_at
-    from requests
-    group by run_id, experiment, payload_file, concurrency, collection_session
+with session_windows as (
+    select * from {{ ref('int_cell_windows') }}
+    where window_started_at is not null
 ),
 
 samples as (

@@ -15,8 +15,8 @@ planned as (
     select * from {{ ref('stg_raw__cells') }}
 ),
 
-server_states as (
-    select * from {{ ref('server_states') }}
+telemetry as (
+    select * from {{ ref('int_cells_telemetry_joined') }}
 ),
 
 final as (
@@ -99,11 +99,11 @@ final as (
         priced.txn_count_for_showing_cost,
         priced.cost_for_txn_count_usd,
         priced.cost_per_1m_output_tokens_usd,
-        server_states.is_client_saturated,
-        server_states.client_saturation_reason,
-        server_states.gpu_utilization_mean_percent,
-        server_states.host_cpu_mean_percent,
-        server_states.requests_waiting_mean as server_requests_waiting_mean
+        telemetry.is_client_saturated,
+        telemetry.client_saturation_reason,
+        telemetry.gpu_utilization_mean_percent,
+        telemetry.host_cpu_mean_percent,
+        telemetry.requests_waiting_mean as server_requests_waiting_mean
     from priced
     left join experiments
         on priced.run_id = experiments.run_id and priced.experiment = experiments.experiment
@@ -115,12 +115,12 @@ final as (
             and priced.experiment = planned.experiment
             and priced.payload_file = planned.payload_file
             and priced.concurrency = planned.concurrency
-    left join server_states
+    left join telemetry
         on
-            priced.run_id = server_states.run_id
-            and priced.experiment = server_states.experiment
-            and priced.payload_file = server_states.payload_file
-            and priced.concurrency = server_states.concurrency
+            priced.run_id = telemetry.run_id
+            and priced.experiment = telemetry.experiment
+            and priced.payload_file = telemetry.payload_file
+            and priced.concurrency = telemetry.concurrency
 )
 
 select * from final

@@ -24,43 +24,43 @@ client_samples as (
     select * from {{ ref('stg_raw__client_metrics') }}
 ),
 
--- A request counts as started in the bucket of its start, as completed in that of its end.
+-- A request counts as started in the bucket of its start, as completed (when successful) in
+-- that of its end: each request read once, then one row for its start and one for its end.
+request_times as (
+    select
+        requests.run_id,
+        requests.experiment,
+        floor({{ duration_s('experiments.window_started_at', 'requests.started_at') }} / {{ bucket_s }})
+            as start_bucket_index,
+        floor({{ duration_s('experiments.window_started_at', 'requests.ended_at') }} / {{ bucket_s }})
+            as end_bucket_index,
+        requests.is_success,
+        requests.completion_tokens
+    from requests
+    inner join experiments on requests.run_id = experiments.run_id and requests.experiment = experiments.experiment
+),
+
+request_edges as (
+    select 'start' as edge
+    union all
+    select 'end' as edge
+),
+
 request_events as (
     select
-        run_id,
-        experiment,
-        floor({{ duration_s('experiment_started_at', 'started_at') }} / {{ bucket_s }}) as bucket_index,
-        1 as started,
-        0 as completed,
-        0 as completion_tokens
-    from (
-        select
-            requests.run_id,
-            requests.experiment,
-            requests.started_at,
-            experiments.window_started_at as experiment_started_at
-        from requests
-        inner join experiments on requests.run_id = experiments.run_id and requests.experiment = experiments.experiment
-    ) as starts
-    union all
-    select
-        run_id,
-        experiment,
-        floor({{ duration_s('experiment_started_at', 'ended_at') }} / {{ bucket_s }}) as bucket_index,
-        0 as started,
-        1 as completed,
-        completion_tokens
-    from (
-        select
-            requests.run_id,
-            requests.experiment,
-            requests.ended_at,
-            requests.completion_tokens,
-            experiments.window_started_at as experiment_started_at
-        from requests
-        inner join experiments on requests.run_id = experiments.run_id and requests.experiment = experiments.experiment
-        where requests.is_success
-    ) as ends
+        request_times.run_id,
+        request_times.experiment,
+        case
+            when request_edges.edge = 'start' then request_times.start_bucket_index
+            else request_times.end_bucket_index
+        end as bucket_index,
+        case when request_edges.edge = 'start' then 1 else 0 end as started,
+        case when request_edges.edge = 'end' and request_times.is_success then 1 else 0 end as completed,
+        case
+            when request_edges.edge = 'end' and request_times.is_success then request_times.completion_tokens
+        end as completion_tokens
+    from request_times
+    cross join request_edges
 ),
 
 request_buckets as (
@@ -212,10 +212,9 @@ cell_windows as (
         experiment,
         payload_file,
         concurrency,
-        min(started_at) as cell_started_at,
-        max(ended_at) as cell_ended_at
-    from requests
-    group by run_id, experiment, payload_file, concurrency, collection_session
+        first_started_at as cell_started_at,
+        last_ended_at as cell_ended_at
+    from {{ ref('int_cell_windows') }}
 ),
 
 -- The cell active in the bucket: of the cells whose window overlaps it, the one started last.

@@ -1,40 +1,11 @@
 -- One row per cell: the model servers', the host's and the client's state over the cell's
 -- measured window, beside fmb's own throughput, and whether the client was saturated.
 with cells as (
-    select * from {{ ref('int_cells_aggregated') }}
+    select * from {{ ref('cells') }}
 ),
 
-servers as (
-    select * from {{ ref('int_server_states_by_cell') }}
-),
-
-clients as (
-    select * from {{ ref('int_client_metrics_by_cell') }}
-),
-
-host_metrics as (
-    select * from {{ ref('int_host_metrics_by_cell') }}
-),
-
--- GPUs and NeuronCores: the mean over the devices, the busiest device's p95, the largest
--- device's memory, the power of all GPUs together.
-hosts as (
-    select
-        run_id,
-        experiment,
-        payload_file,
-        concurrency,
-        {{ stable_avg("case when metric = 'gpu_utilization_percent' then mean_value end") }}
-            as gpu_utilization_mean_percent,
-        max(case when metric = 'gpu_utilization_percent' then p95_value end) as gpu_utilization_p95_percent,
-        max(case when metric = 'gpu_memory_used_bytes' then max_value end) as gpu_memory_used_max_bytes,
-        {{ stable_sum("case when metric = 'gpu_power_watts' then mean_value end") }} as gpu_power_mean_watts,
-        {{ stable_avg("case when metric = 'cpu_percent' then mean_value end") }} as host_cpu_mean_percent,
-        max(case when metric = 'memory_used_bytes' then max_value end) as host_memory_used_max_bytes,
-        {{ stable_avg("case when metric = 'neuroncore_utilization_percent' then mean_value end") }}
-            as neuroncore_utilization_mean_percent
-    from host_metrics
-    group by run_id, experiment, payload_file, concurrency
+telemetry as (
+    select * from {{ ref('int_cells_telemetry_joined') }}
 ),
 
 joined as (
@@ -43,55 +14,42 @@ joined as (
         cells.experiment,
         cells.payload_file,
         cells.concurrency,
-        cast(coalesce(servers.count_server_samples, 0) as bigint) as count_server_samples,
-        servers.requests_waiting_mean,
-        servers.requests_waiting_p95,
-        servers.requests_waiting_max,
-        servers.requests_running_mean,
-        servers.requests_running_p95,
-        servers.requests_running_max,
-        servers.kv_cache_usage_mean_ratio,
-        servers.kv_cache_usage_max_ratio,
-        servers.output_tokens_per_s as server_output_tokens_per_s,
-        servers.input_tokens_per_s as server_input_tokens_per_s,
-        servers.requests_completed_per_s as server_requests_completed_per_s,
         cells.output_tokens_per_s as client_output_tokens_per_s,
-        servers.output_tokens_per_s / nullif(cells.output_tokens_per_s, 0) as server_to_client_tokens_ratio,
-        servers.requests_in_system_mean as server_requests_in_system_mean,
-        clients.concurrency_sent_mean,
-        hosts.gpu_utilization_mean_percent,
-        hosts.gpu_utilization_p95_percent,
-        hosts.gpu_memory_used_max_bytes,
-        hosts.gpu_power_mean_watts,
-        hosts.host_cpu_mean_percent,
-        hosts.host_memory_used_max_bytes,
-        hosts.neuroncore_utilization_mean_percent,
-        cast(coalesce(clients.count_client_samples, 0) as bigint) as count_client_samples,
-        clients.client_cpu_mean_percent,
-        clients.client_cpu_max_percent,
-        clients.client_loop_lag_p95_ms,
-        clients.client_loop_lag_max_ms,
-        clients.is_client_saturated,
-        clients.client_saturation_reason
+        telemetry.count_server_samples,
+        telemetry.requests_waiting_mean,
+        telemetry.requests_waiting_p95,
+        telemetry.requests_waiting_max,
+        telemetry.requests_running_mean,
+        telemetry.requests_running_p95,
+        telemetry.requests_running_max,
+        telemetry.kv_cache_usage_mean_ratio,
+        telemetry.kv_cache_usage_max_ratio,
+        telemetry.server_output_tokens_per_s,
+        telemetry.server_input_tokens_per_s,
+        telemetry.server_requests_completed_per_s,
+        telemetry.server_requests_in_system_mean,
+        telemetry.concurrency_sent_mean,
+        telemetry.gpu_utilization_mean_percent,
+        telemetry.gpu_utilization_p95_percent,
+        telemetry.gpu_memory_used_max_bytes,
+        telemetry.gpu_power_mean_watts,
+        telemetry.host_cpu_mean_percent,
+        telemetry.host_memory_used_max_bytes,
+        telemetry.neuroncore_utilization_mean_percent,
+        telemetry.count_client_samples,
+        telemetry.client_cpu_mean_percent,
+        telemetry.client_cpu_max_percent,
+        telemetry.client_loop_lag_p95_ms,
+        telemetry.client_loop_lag_max_ms,
+        telemetry.is_client_saturated,
+        telemetry.client_saturation_reason
     from cells
-    left join servers
+    left join telemetry
         on
-            cells.run_id = servers.run_id
-            and cells.experiment = servers.experiment
-            and cells.payload_file = servers.payload_file
-            and cells.concurrency = servers.concurrency
-    left join clients
-        on
-            cells.run_id = clients.run_id
-            and cells.experiment = clients.experiment
-            and cells.payload_file = clients.payload_file
-            and cells.concurrency = clients.concurrency
-    left join hosts
-        on
-            cells.run_id = hosts.run_id
-            and cells.experiment = hosts.experiment
-            and cells.payload_file = hosts.payload_file
-            and cells.concurrency = hosts.concurrency
+            cells.run_id = telemetry.run_id
+            and cells.experiment = telemetry.experiment
+            and cells.payload_file = telemetry.payload_file
+            and cells.concurrency = telemetry.concurrency
 ),
 
 final as (
@@ -100,7 +58,7 @@ final as (
         experiment,
         payload_file,
         concurrency,
-        count_server_samples,
+        cast(coalesce(count_server_samples, 0) as bigint) as count_server_samples,
         requests_waiting_mean,
         requests_waiting_p95,
         requests_waiting_max,
@@ -113,10 +71,10 @@ final as (
         server_input_tokens_per_s,
         server_requests_completed_per_s,
         client_output_tokens_per_s,
-        server_to_client_tokens_ratio,
+        server_output_tokens_per_s / nullif(client_output_tokens_per_s, 0) as server_to_client_tokens_ratio,
         -- Null (unknown) when either figure is missing.
-        abs(server_to_client_tokens_ratio - 1) > {{ var('server_client_tokens_tolerance') }}
-            as is_tokens_per_s_disagreement,
+        abs(server_output_tokens_per_s / nullif(client_output_tokens_per_s, 0) - 1)
+        > {{ var('server_client_tokens_tolerance') }} as is_tokens_per_s_disagreement,
         server_requests_in_system_mean,
         concurrency_sent_mean,
         gpu_utilization_mean_percent,
@@ -126,7 +84,7 @@ final as (
         host_cpu_mean_percent,
         host_memory_used_max_bytes,
         neuroncore_utilization_mean_percent,
-        count_client_samples,
+        cast(coalesce(count_client_samples, 0) as bigint) as count_client_samples,
         client_cpu_mean_percent,
         client_cpu_max_percent,
         client_loop_lag_p95_ms,
