@@ -37,6 +37,37 @@ class Accuracy:
 
 
 @dataclass
+class Telemetry:
+    """What was sampled beside the run's requests: server state per cell, timelines, CloudWatch figures."""
+
+    cells: list[Row]  # server_states: one row per cell of the run
+    timelines: list[Row]  # run_timelines: one row per experiment and time bucket
+    endpoint_metrics: list[Row]  # endpoint_metrics: CloudWatch figures per experiment, metric and statistic
+
+    @property
+    def saturated(self) -> list[Row]:
+        """The cells whose client (fmb itself) was saturated."""
+        return [c for c in self.cells if c["is_client_saturated"]]
+
+    @property
+    def sampled(self) -> list[Row]:
+        """The cells with any server, host or client sample."""
+        return [
+            c
+            for c in self.cells
+            if c["count_server_samples"] or c["count_client_samples"] or c["host_cpu_mean_percent"] is not None
+        ]
+
+    @property
+    def has_server_metrics(self) -> bool:
+        return any(c["count_server_samples"] for c in self.cells)
+
+    @property
+    def disagreements(self) -> list[Row]:
+        return [c for c in self.cells if c["is_tokens_per_s_disagreement"]]
+
+
+@dataclass
 class ReportData:
     run: Row
     cells: list[Row]
@@ -53,6 +84,7 @@ class ReportData:
     spreads: list[Row] = field(default_factory=list)  # cells of the run's group, when it has several runs
     definitions: list[tuple[str, str]] = field(default_factory=list)
     accuracy: Accuracy | None = None  # the run's evaluation (`fmb evaluate`), when it has a completed one
+    telemetry: Telemetry | None = None  # what was sampled beside the requests, when anything was
 
     @property
     def config(self) -> dict[str, Any]:
@@ -195,6 +227,7 @@ def load(warehouse: Path, run_id: str | None = None, benchmark: str | None = Non
             ),
             definitions=definitions(),
             accuracy=_accuracy(con, run_id, run["evaluation_id"]) if run["evaluation_id"] is not None else None,
+            telemetry=_telemetry(con, run_id),
         )
     finally:
         con.close()
@@ -218,3 +251,25 @@ def _accuracy(con: duckdb.DuckDBPyConnection, run_id: str, evaluation_id: str) -
         cost=_rows(con, "select * from evaluation_cost where run_id = ? order by judge", [run_id]),
         definitions=definitions(ACCURACY_DOCS),
     )
+
+
+def _telemetry(con: duckdb.DuckDBPyConnection, run_id: str) -> Telemetry | None:
+    """The run's telemetry marts; None when nothing was sampled beside its requests."""
+    telemetry = Telemetry(
+        cells=_rows(
+            con,
+            "select * from server_states where run_id = ? order by experiment, payload_file, concurrency",
+            [run_id],
+        ),
+        timelines=_rows(
+            con, "select * from run_timelines where run_id = ? order by experiment, bucket_started_at", [run_id]
+        ),
+        endpoint_metrics=_rows(
+            con,
+            "select * from endpoint_metrics where run_id = ? order by experiment, namespace, metric, stat",
+            [run_id],
+        ),
+    )
+    if not telemetry.sampled and not telemetry.endpoint_metrics:
+        return None
+    return telemetry

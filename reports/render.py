@@ -12,7 +12,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from matplotlib.figure import Figure
 
 from fmb.paths import slug
-from fmb.reports import accuracy_charts, charts
+from fmb.reports import accuracy_charts, charts, telemetry_charts
 from fmb.reports.format import FILTERS, fence_for
 from fmb.reports.loaders import ReportData, load
 
@@ -117,6 +117,22 @@ def draw_accuracy_charts(data: ReportData) -> list[tuple[str, str, ChartMaker, s
     ]
 
 
+def draw_telemetry_charts(data: ReportData) -> list[tuple[str, str, ChartMaker, str]]:
+    """A timeline per experiment of the run, when anything was sampled beside its requests."""
+    telemetry = data.telemetry
+    if telemetry is None or not telemetry.timelines:
+        return []
+    timelines = telemetry.timelines
+
+    def maker(experiment: str) -> ChartMaker:
+        return lambda: telemetry_charts.run_timeline(timelines, experiment)
+
+    experiments = sorted({r["experiment"] for r in timelines})
+    return [
+        (f"Timeline: {e}", f"timeline_{slug(e)}.png", maker(e), "no request of the experiment") for e in experiments
+    ]
+
+
 def _make(out: Path, makers: list[tuple[str, str, ChartMaker, str]]) -> list[Chart]:
     made: list[Chart] = []
     for title, file, make, missing in makers:
@@ -148,6 +164,9 @@ def render_report(
     if data.accuracy is None:  # never leave the accuracy charts of an older report beside this one
         for name in ("accuracy_by_payload_file.png", "accuracy_by_experiment.png"):
             (out / name).unlink(missing_ok=True)
+    telemetry_made = _make(out, draw_telemetry_charts(data))
+    for stale in set(out.glob("timeline_*.png")) - {out / c.file for c in telemetry_made if c.file}:
+        stale.unlink()
     config_yaml = yaml.safe_dump(json.loads(data.run["config_json"] or "{}"), sort_keys=False, allow_unicode=True)
     text = (
         _environment()
@@ -156,10 +175,11 @@ def render_report(
             data=data,
             charts=made,
             accuracy_charts=accuracy_made,
+            telemetry_charts=telemetry_made,
             config_yaml=config_yaml,
             config_fence=fence_for(config_yaml),
         )
     )
     path = out / "report.md"
     path.write_text(text, encoding="utf-8")
-    return Report(path, data.run["run_id"], made + accuracy_made)
+    return Report(path, data.run["run_id"], made + accuracy_made + telemetry_made)

@@ -142,11 +142,13 @@ def test_collect_samples_the_client_and_a_starved_client_shows_it(tmp_path: Path
     from fmb.collector.mock.process import mock_server
 
     layout = ResultsLayout(tmp_path / "results")
-    with mock_server(ttft_ms=30, itl_ms=4, output_tokens=32) as url:
+    sampled = "telemetry: {client_interval_s: 0.2, server_interval_s: 0.2}\n"
+    # The server runs 2 requests at once and queues the others, as a batch of 2 would.
+    with mock_server(ttft_ms=30, itl_ms=4, output_tokens=32, max_running=2) as url:
         off = _collect(tmp_path, url, "telemetry: {client: false}\n", "off")
-        calm = _collect(tmp_path, url, "telemetry: {client_interval_s: 0.2}\n", "calm")
+        calm = _collect(tmp_path, url, sampled, "calm")
         with starved_client():
-            starved = _collect(tmp_path, url, "telemetry: {client_interval_s: 0.2}\n", "starved")
+            starved = _collect(tmp_path, url, sampled, "starved")
     assert off.status == calm.status == starved.status == "completed"
     assert rows(layout.client_metrics_dir(off.run_id)) == []
 
@@ -169,3 +171,43 @@ def test_collect_samples_the_client_and_a_starved_client_shows_it(tmp_path: Path
         return sum(r["cpu_percent"] * r["interval_s"] for r in samples) / sum(r["interval_s"] for r in samples)
 
     assert cpu(starved_rows) > cpu(calm_rows) + 20
+
+    # The warehouse flags every cell of the starved run, none of the calm one, and ranks no starved cell.
+    from fmb.reports.render import render_report
+    from fmb.warehouse.build import build, warehouse_path
+    from tests.rawdata import query
+
+    build(layout.root)
+    warehouse = warehouse_path(layout.root)
+    states = query(warehouse, "select * from server_states order by run_id, concurrency")
+    by_run = {run: [r for r in states if r["run_id"] == run] for run in (off.run_id, calm.run_id, starved.run_id)}
+    assert [r["is_client_saturated"] for r in by_run[off.run_id]] == [None, None]  # not sampled: unknown
+    assert [r["is_client_saturated"] for r in by_run[calm.run_id]] == [False, False]
+    assert [r["is_client_saturated"] for r in by_run[starved.run_id]] == [True, True]
+    assert {r["client_saturation_reason"] for r in by_run[starved.run_id]} <= {"cpu", "loop_lag"}
+    chosen = query(
+        warehouse,
+        "select run_id, is_eligible, ineligible_reason from recommendations where run_id in (?, ?) order by run_id",
+        [calm.run_id, starved.run_id],
+    )
+    assert {(r["run_id"], r["ineligible_reason"]) for r in chosen if not r["is_eligible"]} >= {
+        (starved.run_id, "client_saturated")
+    }
+    assert not [r for r in chosen if r["run_id"] == calm.run_id and r["ineligible_reason"] == "client_saturated"]
+
+    # The server's own view (the mock's /metrics follows its real queue): at c=1 nothing waits; at c=3
+    # two run and one waits, as the client sent 3.
+    c1, c3 = by_run[calm.run_id]
+    assert c1["count_server_samples"] > 0 and c3["count_server_samples"] > 0
+    assert c1["requests_waiting_max"] == 0 and c1["requests_running_max"] == 1
+    assert c3["requests_running_max"] == 2 and c3["requests_waiting_max"] >= 1
+    assert 0.5 < c3["requests_waiting_mean"] <= 1 and 2 < c3["concurrency_sent_mean"] <= 3
+    assert c3["server_to_client_tokens_ratio"] == pytest.approx(1, abs=0.2)
+
+    report = render_report(warehouse, tmp_path / "report", starved.run_id, layout.root)
+    text = report.path.read_text()
+    assert "**The client was saturated in 2 cells**" in text
+    assert "## Server and client telemetry" in text and "(client saturated)" in text
+    assert "timeline_mock-endpoint.png" in text and (tmp_path / "report" / "timeline_mock-endpoint.png").is_file()
+    calm_report = render_report(warehouse, tmp_path / "calm-report", calm.run_id, layout.root).path.read_text()
+    assert "The client was saturated in" not in calm_report and "## Server and client telemetry" in calm_report

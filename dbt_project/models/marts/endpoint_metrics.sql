@@ -72,6 +72,7 @@ aggregated as (
         avg(value) as value_plain_mean,
         sum(value * sample_count) / nullif(sum(sample_count), 0) as value_weighted_mean,
         max(value) as value_max,
+        min(value) as value_min,
         max(count_finished_requests) as count_client_requests,
         max(e2e_latency_mean_ms) as client_e2e_mean_ms
     from weighted
@@ -95,6 +96,7 @@ final as (
             else value_plain_mean
         end, 9) as value_mean,
         value_max,
+        value_min,
         count_periods,
         first_period_started_at,
         last_period_started_at,
