@@ -253,6 +253,26 @@ def test_sagemaker_run_has_cloudwatch_figures_and_fmb_cloudwatch_fetches_again(t
     assert len(fetches) == 2
     assert figures(results) == first and figures(results, "min") == first
 
+    # The marts: the latest fetch, beside what fmb itself sent.
+    from fmb.warehouse.build import build, warehouse_path
+    from tests.rawdata import query
+
+    build(results)
+    marts = {
+        (r["metric"], r["stat"]): r
+        for r in query(warehouse_path(results), "select * from endpoint_metrics where experiment = 'tgi'")
+    }
+    invocations = marts[("Invocations", "Sum")]
+    assert invocations["value_sum"] == invocations["count_client_requests"] == len(sent)
+    assert invocations["fetched_at"] == max(f[0] for f in fetches)
+    latency = marts[("ModelLatency", "Average")]
+    assert (
+        latency["unit"] == "Microseconds"
+        and 0 < latency["value_mean"] <= marts[("ModelLatency", "Maximum")]["value_max"]
+    )
+    # The server's own latency fits inside what fmb measured end to end (microseconds against milliseconds).
+    assert latency["value_mean"] / 1000 <= latency["client_e2e_mean_ms"]
+
 
 @pytest.mark.slow
 def test_bedrock_run_has_cloudwatch_figures(tmp_path: Path, cli_runner) -> None:

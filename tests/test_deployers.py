@@ -277,6 +277,23 @@ def test_run_end_to_end_on_the_real_model(tmp_path: Path, cli_runner) -> None:
     assert rows and all(r[0] == "ok" and r[1] > 0 and r[2] > 0 and r[3] > 0 for r in rows)
     assert registry(results, "demo-local")["deployments"] == []
 
+    # llama.cpp's own view of each cell, from its Prometheus metrics, beside fmb's.
+    con = duckdb.connect(str(warehouse_path(results)), read_only=True)
+    families = {f for (f,) in con.execute("select distinct metric from stg_raw__server_metrics").fetchall()}
+    states = con.execute(
+        "select concurrency, count_server_samples, requests_running_max, server_output_tokens_per_s,"
+        " client_output_tokens_per_s, count_client_samples, host_cpu_mean_percent from server_states"
+        " order by concurrency"
+    ).fetchall()
+    con.close()
+    assert {"llamacpp:requests_processing", "llamacpp:tokens_predicted_total"} <= families
+    assert [s[0] for s in states] == [1, 2]
+    for concurrency, samples, running_max, server_tps, client_tps, client_samples, host_cpu in states:
+        assert samples > 0 and client_samples > 0 and host_cpu is not None
+        assert 1 <= running_max <= concurrency
+        assert server_tps is not None and client_tps > 0
+    assert "## Server and client telemetry" in text and "timeline_gemma-270m-1-thread.png" in text
+
 
 def test_sigint_during_collect_keeps_rows_and_stops_the_server(tmp_path: Path) -> None:
     config = tiny_real_config(tmp_path, concurrency="[1]", rounds=200)

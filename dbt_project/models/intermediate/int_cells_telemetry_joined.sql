@@ -65,6 +65,7 @@ joined as (
         servers.kv_cache_usage_mean_ratio,
         servers.kv_cache_usage_max_ratio,
         servers.output_tokens_per_s as server_output_tokens_per_s,
+        servers.output_tokens_rate_window_s as server_output_tokens_rate_window_s,
         servers.input_tokens_per_s as server_input_tokens_per_s,
         servers.requests_completed_per_s as server_requests_completed_per_s,
         servers.requests_in_system_mean as server_requests_in_system_mean,

@@ -83,7 +83,8 @@ series_rates as (
         payload_file,
         concurrency,
         measure,
-        sum(increase) / nullif(sum(interval_s), 0) as rate_per_s
+        sum(increase) / nullif(sum(interval_s), 0) as rate_per_s,
+        sum(interval_s) as rate_window_s
     from increases_in_windows
     group by run_id, experiment, payload_file, concurrency, model_copy, metric, labels, measure
 ),
@@ -95,6 +96,7 @@ rates as (
         payload_file,
         concurrency,
         round(sum(case when measure = 'output_tokens' then rate_per_s end), 9) as output_tokens_per_s,
+        round(min(case when measure = 'output_tokens' then rate_window_s end), 9) as output_tokens_rate_window_s,
         round(sum(case when measure = 'input_tokens' then rate_per_s end), 9) as input_tokens_per_s,
         round(sum(case when measure = 'requests_completed' then rate_per_s end), 9) as requests_completed_per_s
     from series_rates
@@ -134,6 +136,7 @@ final as (
         gauges.kv_cache_usage_mean_ratio,
         gauges.kv_cache_usage_max_ratio,
         rates.output_tokens_per_s,
+        rates.output_tokens_rate_window_s,
         rates.input_tokens_per_s,
         rates.requests_completed_per_s
     from cells

@@ -25,6 +25,7 @@ joined as (
         telemetry.kv_cache_usage_mean_ratio,
         telemetry.kv_cache_usage_max_ratio,
         telemetry.server_output_tokens_per_s,
+        telemetry.server_output_tokens_rate_window_s,
         telemetry.server_input_tokens_per_s,
         telemetry.server_requests_completed_per_s,
         telemetry.server_requests_in_system_mean,
@@ -68,13 +69,19 @@ final as (
         kv_cache_usage_mean_ratio,
         kv_cache_usage_max_ratio,
         server_output_tokens_per_s,
+        server_output_tokens_rate_window_s,
         server_input_tokens_per_s,
         server_requests_completed_per_s,
         client_output_tokens_per_s,
         server_output_tokens_per_s / nullif(client_output_tokens_per_s, 0) as server_to_client_tokens_ratio,
-        -- Null (unknown) when either figure is missing.
-        abs(server_output_tokens_per_s / nullif(client_output_tokens_per_s, 0) - 1)
-        > {{ var('server_client_tokens_tolerance') }} as is_tokens_per_s_disagreement,
+        -- Null (unknown) when either figure is missing, or when the scrapes inside the window span
+        -- too little time to judge: a server that counts a request's tokens when it ends (llama.cpp)
+        -- moves its counter in steps, so a short window's rate is mostly noise.
+        case
+            when server_output_tokens_rate_window_s >= {{ var('server_tokens_rate_min_window_s') }}
+                then abs(server_output_tokens_per_s / nullif(client_output_tokens_per_s, 0) - 1)
+                > {{ var('server_client_tokens_tolerance') }}
+        end as is_tokens_per_s_disagreement,
         server_requests_in_system_mean,
         concurrency_sent_mean,
         gpu_utilization_mean_percent,
