@@ -79,8 +79,9 @@ final as (
         -- moves its counter in steps, so a short window's rate is mostly noise.
         case
             when server_output_tokens_rate_window_s >= {{ var('server_tokens_rate_min_window_s') }}
-                then abs(server_output_tokens_per_s / nullif(client_output_tokens_per_s, 0) - 1)
-                > {{ var('server_client_tokens_tolerance') }}
+                then
+                    abs(server_output_tokens_per_s / nullif(client_output_tokens_per_s, 0) - 1)
+                    > {{ var('server_client_tokens_tolerance') }}
         end as is_tokens_per_s_disagreement,
         server_requests_in_system_mean,
         concurrency_sent_mean,
