@@ -237,7 +237,10 @@ def fetch(
             outcome.notes.append(f"{source.experiment}: not fetched ({type(exc).__name__}: {exc})")
             continue
         rows += found
-        outcome.datapoints[source.experiment] = len(found)
+        if found:
+            outcome.datapoints[source.experiment] = len(found)
+        else:
+            outcome.notes.append(f"{source.experiment}: CloudWatch has no datapoint for its endpoint in the window yet")
     return rows, outcome
 
 
@@ -292,12 +295,17 @@ def _datapoints(
 
 
 def sources(
-    loaded: LoadedConfig, layout: ResultsLayout, run_id: str, windows: dict[str, tuple[datetime, datetime]]
+    loaded: LoadedConfig,
+    layout: ResultsLayout,
+    run_id: str,
+    windows: dict[str, tuple[datetime, datetime]],
+    addresses: dict[str, str] | None = None,
 ) -> list[Source]:
     """A source per SageMaker or Bedrock experiment with a window, from the run's experiments table.
 
     The table says where the requests went (a deployed endpoint's name is only known there) and
-    the region; the config gives the production variant.
+    the region; the config gives the production variant. ``addresses`` (the collector's own
+    record of where the requests went) win over the table, whose copy may be redacted.
     """
     import duckdb
 
@@ -316,6 +324,7 @@ def sources(
     specs = {exp.name: exp.spec for exp in loaded.experiments}
     found = []
     for experiment, backend, endpoint, region in rows:
+        endpoint = (addresses or {}).get(experiment) or endpoint
         if experiment not in windows or not endpoint:
             continue
         if backend == "sagemaker":
@@ -361,12 +370,13 @@ def fetch_and_write(
     windows: dict[str, tuple[datetime, datetime]],
     *,
     fetched_at: datetime | None = None,
+    addresses: dict[str, str] | None = None,
 ) -> Outcome:
     """Fetch the run's CloudWatch metrics for ``windows`` and write them as one part file."""
     from fmb.config.schema import Telemetry
 
     settings = loaded.config.telemetry or Telemetry()
-    found = sources(loaded, layout, run_id, windows)
+    found = sources(loaded, layout, run_id, windows, addresses)
     if not found:
         return Outcome(run_id=run_id)
     rows, outcome = fetch(loaded, found, run_id, int(settings.cloudwatch_period_s), fetched_at=fetched_at)
@@ -387,6 +397,7 @@ def after_collect(
     run_id: str,
     windows: dict[str, tuple[datetime, datetime]],
     *,
+    addresses: dict[str, str] | None = None,
     whole_run: bool = False,
     console: Console | None = None,
     quiet: bool = False,
@@ -417,12 +428,15 @@ def after_collect(
             for name, (start, end) in windows.items()
         }
     try:
-        outcome = fetch_and_write(loaded, layout, run_id, windows)
+        outcome = fetch_and_write(loaded, layout, run_id, windows, addresses=addresses)
     except KeyboardInterrupt:
         note(f"fetch interrupted; `fmb cloudwatch CONFIG --run-id {run_id}` fetches the metrics later")
         return None
     except (OSError, FmbError) as exc:
         note(f"not fetched ({exc})")
+        return None
+    except Exception as exc:  # the run is recorded already: a fetch that goes wrong is only a note
+        note(f"not fetched ({type(exc).__name__}: {exc})")
         return None
     for text in outcome.notes:
         note(text)

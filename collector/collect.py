@@ -61,6 +61,9 @@ class RunResult:
     # When each experiment's cells began and ended (UTC), in this collection session; an
     # experiment stopped by an error or Ctrl-C ends when it stopped.
     experiment_windows: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)
+    # Where each experiment's requests went (a SageMaker endpoint name, a Bedrock model id, a URL),
+    # unredacted: the CloudWatch fetch asks for these.
+    experiment_addresses: dict[str, str] = field(default_factory=dict)
 
 
 class Stage(Protocol):
@@ -287,6 +290,7 @@ async def _run_experiment(
     writer = RequestWriter(layout.requests_dir(exp.name, recorder.run_id), complete=rows.complete)
     policy = Policy(exp.spec.request_timeout_s, exp.spec.max_attempts, exp.spec.retry_backoff_s)
     started_at = datetime.now(UTC)
+    result.experiment_addresses[exp.name] = target.describe()
     try:
         for cell in cells:
             missing = resumption.missing[cell] if resumption else None
@@ -414,6 +418,7 @@ def collect(
         layout,
         result.run_id,
         result.experiment_windows,
+        addresses=result.experiment_addresses,
         whole_run=resumption is not None,
         console=console,
         quiet=quiet,

@@ -187,7 +187,7 @@ class ServerScraper(AbstractContextManager["ServerScraper"]):
         self.run_id = run_id
         self.experiment = experiment
         self.interval_s = interval_s
-        self.timeout_s = timeout_s if timeout_s is not None else max(1.0, min(5.0, interval_s))
+        self.timeout_s = timeout_s if timeout_s is not None else max(2.0, min(10.0, 2 * interval_s))
         self.guessed = guessed
         self.notes: list[str] = []
         self._on_note = note
@@ -304,12 +304,21 @@ class ServerScraper(AbstractContextManager["ServerScraper"]):
         why = str(exc) if isinstance(exc, ScrapeError) else f"{type(exc).__name__}: {exc or 'no answer'}"
         why = why.replace(source.url, source.shown)
         which = f"experiment {self.experiment}" + (f", copy {source.copy}" if source.copy is not None else "")
-        if not source.scraped:
+        if not source.scraped and (self.guessed or isinstance(exc, ScrapeError)):
+            # A definite answer (no such page, not Prometheus text), or a guessed page that is not
+            # there: not scraped again.
             self._sources.remove(source)
             self.note(f"{which}: {source.shown} is not scraped ({why})", quiet=self.guessed)
         elif not source.failed_noted:
             source.failed_noted = True
             self.note(f"{which}: a scrape of {source.shown} failed ({why}); trying again every {self.interval_s:g} s")
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """Scheme, host and port of a URL (the port made explicit), to tell whether two URLs are one server."""
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), port
 
 
 def server_scraper(
@@ -343,6 +352,10 @@ def server_scraper(
 
         headers = auth_headers(exp)
     except FmbError:  # api_key_env names an unset variable: the requests fail on their own
+        headers = {}
+    # The endpoint's headers (its API key) go only to a page on the endpoint's own server.
+    servers = {_origin(a) for a in (*(endpoint.copies if endpoint else ()), exp.endpoint or "") if a}
+    if not all(_origin(url) in servers for _, url in urls):
         headers = {}
 
     def note(text: str) -> None:

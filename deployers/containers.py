@@ -288,6 +288,14 @@ sleep infinity
 """
 
 
+def _metrics_flag(flag: str, cli: list[str], scraped: bool, notes: list[str]) -> list[str]:
+    """The flag that turns the server's Prometheus metrics on, when fmb scrapes them and cli_params lack it."""
+    if not scraped or flag in cli:
+        return []
+    notes.append(f"fmb adds {flag} so that the server's Prometheus metrics can be scraped (telemetry.server_metrics)")
+    return [flag]
+
+
 def _plus(port: int | None, offset: int) -> int | None:
     """A host port ``offset`` above ``port``; None (a free one picked at run time) stays None."""
     return None if port is None else port + offset
@@ -392,6 +400,9 @@ def build_plan(
     timeout = float(spec.ec2.model_loading_timeout or ispec.model_loading_timeout or spec.deploy_timeout_s)
     privileged = bool(spec.ec2.privileged_mode)
     cli = shlex.split(ispec.cli_params or "")
+    # fmb scrapes the server's Prometheus metrics unless the config turns that off.
+    telemetry = loaded.config.telemetry
+    scraped = (telemetry is None or telemetry.server_metrics) and (spec.metrics_url or "").lower() != "none"
     gpus_all: Literal["all"] | None = "all" if acc.kind == "nvidia" else None
     if ctype in ("vllm_gpu", "sglang", "triton") and acc.kind != "nvidia":
         notes.append(f"FMBench gives {ctype} containers every GPU; this host has {acc.describe()}, so none")
@@ -435,6 +446,7 @@ def build_plan(
             "--port",
             "30000",
             *cli,
+            *_metrics_flag("--enable-metrics", cli, scraped, notes),
         ]
         containers.append(
             ContainerSpec(
@@ -494,7 +506,7 @@ def build_plan(
             ContainerSpec(
                 1,
                 image,
-                command + cli,
+                command + cli + _metrics_flag("--metrics", cli, scraped, notes),
                 8080,
                 port_for(0),
                 env,

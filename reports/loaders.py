@@ -255,6 +255,13 @@ def _accuracy(con: duckdb.DuckDBPyConnection, run_id: str, evaluation_id: str) -
 
 def _telemetry(con: duckdb.DuckDBPyConnection, run_id: str) -> Telemetry | None:
     """The run's telemetry marts; None when nothing was sampled beside its requests."""
+    try:
+        con.execute("select 1 from server_states limit 0")
+    except duckdb.CatalogException:
+        raise FmbError(
+            "the warehouse was built by an older fmb: it has no telemetry marts (server_states).",
+            hint="Build it again with `fmb build` (the raw tables are all it needs).",
+        ) from None
     telemetry = Telemetry(
         cells=_rows(
             con,

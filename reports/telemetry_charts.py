@@ -51,9 +51,11 @@ def _plot(ax: Any, rows: list[Row], series: list[tuple[str, str, str]], scale: d
     return drawn
 
 
-def _cells(ax: Any, rows: list[Row]) -> None:
-    """A band per cell (consecutive buckets of one payload file and concurrency), labelled with its concurrency."""
+def _cells(ax: Any, rows: list[Row], labelled: bool) -> None:
+    """A band per cell (consecutive buckets of one payload file and concurrency); on the ``labelled`` axis
+    each band says its concurrency, and the first band of each payload file names the file."""
     several = len({r["payload_file"] for r in rows if r["payload_file"] is not None}) > 1
+    named: set[str] = set()
     for i, ((payload_file, concurrency), group) in enumerate(
         groupby(rows, key=lambda r: (r["payload_file"], r["concurrency"]))
     ):
@@ -62,16 +64,13 @@ def _cells(ax: Any, rows: list[Row]) -> None:
         bucket = list(group)
         start, end = bucket[0]["seconds_since_start"], bucket[-1]["seconds_since_start"] + 1
         ax.axvspan(start, end, color="grey", alpha=0.08 if i % 2 else 0.16, linewidth=0)
-        label = f"c={concurrency}" + (f"\n{payload_file}" if several else "")
-        ax.text(
-            (start + end) / 2,
-            1.0,
-            label,
-            transform=ax.get_xaxis_transform(),
-            ha="center",
-            va="bottom",
-            fontsize="x-small",
-        )
+        if not labelled:
+            continue
+        label = f"c={concurrency}"
+        if several and payload_file not in named:
+            named.add(payload_file)
+            label = f"{payload_file}\n{label}"
+        ax.text(start, 1.0, label, transform=ax.get_xaxis_transform(), ha="left", va="bottom", fontsize="x-small")
 
 
 def run_timeline(rows: list[Row], experiment: str) -> Figure | None:
@@ -93,7 +92,7 @@ def run_timeline(rows: list[Row], experiment: str) -> Figure | None:
         )
     utilization.set_xlabel("seconds since the experiment's first request")
     for ax in (load, throughput, utilization):
-        _cells(ax, rows)
+        _cells(ax, rows, labelled=ax is load)
         ax.set_ylim(bottom=0)
         ax.grid(True, alpha=0.3)
         if ax.get_legend_handles_labels()[0]:

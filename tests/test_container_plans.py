@@ -165,8 +165,15 @@ def test_more_copies_than_the_gpus_hold_are_cut_as_fmbench_does(write_config, tm
 def test_sglang_ollama_and_llama_server(write_config, tmp_path) -> None:
     loaded = load_config(ec2_config(write_config, "sglang", "cli_params: --tp 2"))
     (spec,) = build_plan(loaded.experiments[0], loaded, tmp_path, accelerators=NVIDIA_8).containers
-    assert spec.command[:3] == ["python3", "-m", "sglang.launch_server"] and spec.command[-2:] == ["--tp", "2"]
+    # fmb turns SGLang's Prometheus metrics on to scrape them.
+    assert spec.command[:3] == ["python3", "-m", "sglang.launch_server"]
+    assert spec.command[-3:] == ["--tp", "2", "--enable-metrics"]
     assert spec.container_port == 30000 and spec.shm_size == "32g" and spec.env == {}
+    path = ec2_config(write_config, "sglang", "cli_params: --tp 2")
+    path.write_text(path.read_text().replace("  deploy: yes\n", "  deploy: yes\n  metrics_url: none\n"))
+    quiet = load_config(path)
+    (spec,) = build_plan(quiet.experiments[0], quiet, tmp_path, accelerators=NVIDIA_8).containers
+    assert spec.command[-2:] == ["--tp", "2"]
 
     path = ec2_config(write_config, "ollama")
     text = path.read_text().replace("image_uri: registry.example/server:1", "image_uri: None")
@@ -178,7 +185,15 @@ def test_sglang_ollama_and_llama_server(write_config, tmp_path) -> None:
 
     loaded = load_config(ec2_config(write_config, "llama_server"))
     (spec,) = build_plan(loaded.experiments[0], loaded, tmp_path, accelerators=CPU).containers
-    assert spec.command == ["--host", "0.0.0.0", "--port", "8080", "-hf", "meta-llama/Meta-Llama-3-8B-Instruct"]
+    assert spec.command == [
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "8080",
+        "-hf",
+        "meta-llama/Meta-Llama-3-8B-Instruct",
+        "--metrics",
+    ]
 
 
 def test_triton_gpu_runs_one_container_with_a_server_per_copy(write_config, tmp_path) -> None:

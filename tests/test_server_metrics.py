@@ -287,8 +287,13 @@ def test_the_mock_queues_beyond_max_running_and_shows_it() -> None:
         threads = [threading.Thread(target=send) for _ in range(5)]
         for thread in threads:
             thread.start()
-        time.sleep(0.15)
-        during = {s[2]: (s[3], s[4]) for s in parse_samples(httpx.get(f"{url}/metrics").text)}
+        # Wait until every request has arrived (2 running, 3 queued), however slow the machine.
+        deadline = time.monotonic() + 5
+        while True:
+            during = {s[2]: (s[3], s[4]) for s in parse_samples(httpx.get(f"{url}/metrics").text)}
+            if during["vllm:num_requests_waiting"][1] == 3.0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
         for thread in threads:
             thread.join()
         after = {s[2]: s[4] for s in parse_samples(httpx.get(f"{url}/metrics").text)}
@@ -428,7 +433,11 @@ def test_metrics_url_none_and_bad_urls_leave_no_rows_and_the_run_completes(tmp_p
     with mock_server_thread(ttft_ms=5, itl_ms=1, output_tokens=4) as url:
         cases = {
             "none": ("metrics_url: none", None),
-            "refused": ("metrics_url: http://127.0.0.1:9/metrics", "http://127.0.0.1:9/metrics is not scraped ("),
+            # No answer at all may pass (a server busy starting): one note, and fmb keeps trying.
+            "refused": (
+                "metrics_url: http://127.0.0.1:9/metrics",
+                "a scrape of http://127.0.0.1:9/metrics failed (ConnectError",
+            ),
             "json": (f"metrics_url: {url}/v1/models", f"{url}/v1/models is not scraped (not Prometheus text"),
             "404": (
                 f"metrics_url: http://admin:hunter2pass@{url.removeprefix('http://')}/nothing",
@@ -468,6 +477,15 @@ def test_the_config_turns_scraping_off_or_sets_its_interval(tmp_path: Path, monk
     assert not isinstance(server_scraper(off, layout, "r1", off.experiment(EXPERIMENT), None), ServerScraper)
     sagemaker = server_scraper(loaded, layout, "r1", exp, Endpoint("ep", True, kind="sagemaker"))
     assert not isinstance(sagemaker, ServerScraper)
+    # The endpoint's API key goes to a page on its own server only, never to another host or port.
+    for page, sent in (("http://127.0.0.1:1/custom-metrics", True), ("http://127.0.0.1:2/metrics", False)):
+        other = load_config(
+            config(tmp_path, "http://127.0.0.1:1", headers="api_key_env: FMB_TEST_KEY", metrics=f"metrics_url: {page}"),
+            results_dir=layout.root,
+        )
+        scraper = server_scraper(other, layout, "r1", other.experiment(EXPERIMENT), Endpoint("http://127.0.0.1:1/v1"))
+        assert isinstance(scraper, ServerScraper)
+        assert bool(scraper._headers) is sent, page
 
 
 # -- the real local llama.cpp server ----------------------------------------------------------------

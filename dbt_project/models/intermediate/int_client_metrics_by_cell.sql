@@ -14,6 +14,7 @@ in_windows as (
         windows.experiment,
         windows.payload_file,
         windows.concurrency,
+        windows.collection_session,
         samples.host,
         samples.pid,
         samples.cpu_percent,
@@ -28,13 +29,16 @@ in_windows as (
 ),
 
 -- Each collector process on its own; several processes (writers) of one run are combined
--- below: the busiest one decides saturation, their requests in flight add up.
+-- below: the busiest one decides saturation; the requests in flight of the processes of one
+-- collection session add up, and a cell resumed in another session (`fmb collect --resume`,
+-- another process) averages its sessions, weighted by their samples.
 processes as (
     select
         run_id,
         experiment,
         payload_file,
         concurrency,
+        collection_session,
         host,
         pid,
         count(*) as count_samples,
@@ -44,24 +48,54 @@ processes as (
         max(loop_lag_max_ms) as loop_lag_max_ms,
         avg(in_flight) as in_flight_mean
     from in_windows
-    group by run_id, experiment, payload_file, concurrency, host, pid
+    group by run_id, experiment, payload_file, concurrency, collection_session, host, pid
 ),
 
-cells as (
+sessions as (
     select
         run_id,
         experiment,
         payload_file,
         concurrency,
-        count(*) as count_client_processes,
-        cast(sum(count_samples) as bigint) as count_client_samples,
-        round(max(cpu_mean_percent), 9) as client_cpu_mean_percent,
-        max(cpu_max_percent) as client_cpu_max_percent,
-        round(max(loop_lag_p95_ms), 9) as client_loop_lag_p95_ms,
-        max(loop_lag_max_ms) as client_loop_lag_max_ms,
-        round(sum(in_flight_mean), 9) as concurrency_sent_mean
+        collection_session,
+        sum(in_flight_mean) as in_flight_mean,
+        max(count_samples) as count_samples
     from processes
+    group by run_id, experiment, payload_file, concurrency, collection_session
+),
+
+sent as (
+    select
+        run_id,
+        experiment,
+        payload_file,
+        concurrency,
+        sum(in_flight_mean * count_samples) / sum(count_samples) as concurrency_sent_mean
+    from sessions
     group by run_id, experiment, payload_file, concurrency
+),
+
+cells as (
+    select
+        processes.run_id,
+        processes.experiment,
+        processes.payload_file,
+        processes.concurrency,
+        count(distinct processes.host || ':' || cast(processes.pid as varchar)) as count_client_processes,
+        cast(sum(processes.count_samples) as bigint) as count_client_samples,
+        round(max(processes.cpu_mean_percent), 9) as client_cpu_mean_percent,
+        max(processes.cpu_max_percent) as client_cpu_max_percent,
+        round(max(processes.loop_lag_p95_ms), 9) as client_loop_lag_p95_ms,
+        max(processes.loop_lag_max_ms) as client_loop_lag_max_ms,
+        round(max(sent.concurrency_sent_mean), 9) as concurrency_sent_mean
+    from processes
+    inner join sent
+        on
+            processes.run_id = sent.run_id
+            and processes.experiment = sent.experiment
+            and processes.payload_file = sent.payload_file
+            and processes.concurrency = sent.concurrency
+    group by processes.run_id, processes.experiment, processes.payload_file, processes.concurrency
 ),
 
 -- The rule (docs block client_saturation): CPU first, then event-loop lag.
