@@ -29,10 +29,12 @@ in the same text format by :func:`plain_text`.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from aiohttp.typedefs import Handler, Middleware
+
+if TYPE_CHECKING:  # older aiohttp (Debian's, in the test images) lacks these names at run time
+    from aiohttp.typedefs import Handler, Middleware
 
 from fmb.collector.mock.behaviour import Behaviour
 
