@@ -421,6 +421,20 @@ def report(results: Path, run_id: str | None, benchmark: str | None, out: Path |
 
     made = render_report(warehouse_path(results), out, run_id, results, benchmark)
     console.print(f"report for run {made.run_id}: {made.path}", highlight=False, markup=False)
+    fmbench = made.fmbench_files
+    if fmbench is not None and fmbench.skipped:
+        console.print(
+            f"  [yellow]FMBench result files: not written ({escape(fmbench.skipped)})[/]",
+            highlight=False,
+            soft_wrap=True,
+        )
+    elif fmbench is not None:
+        console.print(
+            f"  FMBench result files: {fmbench.per_inference_request_file}, {fmbench.all_metrics_file}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
     for chart in made.charts:
         if chart.file is None:
             console.print(

@@ -13,8 +13,9 @@ from matplotlib.figure import Figure
 
 from fmb.paths import slug
 from fmb.reports import accuracy_charts, charts, telemetry_charts
+from fmb.reports.fmbench_files import FMBenchFiles, write_fmbench_files
 from fmb.reports.format import FILTERS, fence_for
-from fmb.reports.loaders import ReportData, load
+from fmb.reports.loaders import ReportData, connect, load
 
 
 @dataclass
@@ -29,6 +30,7 @@ class Report:
     path: Path
     run_id: str
     charts: list[Chart]
+    fmbench_files: FMBenchFiles | None = None
 
 
 def _environment() -> Environment:
@@ -182,4 +184,9 @@ def render_report(
     )
     path = out / "report.md"
     path.write_text(text, encoding="utf-8")
-    return Report(path, data.run["run_id"], made + accuracy_made + telemetry_made)
+    con = connect(warehouse)
+    try:
+        fmbench = write_fmbench_files(con, data.run, data.config, out, results or warehouse.parent)
+    finally:
+        con.close()
+    return Report(path, data.run["run_id"], made + accuracy_made + telemetry_made, fmbench)

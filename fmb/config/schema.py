@@ -320,9 +320,18 @@ class Report(Section):
     )
     accuracy_error_rate_budget: Number | None = None
     cosine_similarity_budget: Number | None = None
-    # FMBench writes these files; fmb does not (its results are tables), so they are not paths here.
-    per_inference_request_file: str | None = None
-    all_metrics_file: str | None = None
+    # Left None when not given (a default here would change every config's hash); fmb report fills in
+    # FMBench's names. Only the file name is used: the files go beside report.md.
+    per_inference_request_file: str | None = Field(
+        None,
+        description="FMBench's per-request results CSV, written by fmb report beside report.md "
+        "(default per_inference_request_results.csv; {{datetime}} in the config is the run's start).",
+    )
+    all_metrics_file: str | None = Field(
+        None,
+        description="FMBench's per-cell metrics CSV, written by fmb report beside report.md "
+        "(default all_metrics.csv; {{datetime}} in the config is the run's start).",
+    )
     txn_count_for_showing_cost: WholeNumber = Field(10000, gt=0)
     selection: Literal["cheapest", "fmbench"] = Field(
         "cheapest",

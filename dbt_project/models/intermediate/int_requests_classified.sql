@@ -37,6 +37,7 @@ final as (
         error_type,
         http_status,
         error_message,
+        completion_text,
         e2e_latency_ms,
         ttft_ms,
         ttlt_ms,

@@ -38,6 +38,7 @@ joined as (
         experiments.is_deployed_by_fmb,
         experiments.is_streamed,
         experiments.deploy_seconds,
+        experiments.image_uri,
         activity.first_request_at,
         activity.last_response_at,
         coalesce(activity.count_requests_sent, 0) as count_requests_sent,

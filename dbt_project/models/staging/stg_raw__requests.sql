@@ -30,7 +30,8 @@ final as (
         cast(status as varchar) as status,
         cast(http_status as integer) as http_status,
         cast(error_type as varchar) as error_type,
-        cast(error_message as varchar) as error_message
+        cast(error_message as varchar) as error_message,
+        cast(completion_text as varchar) as completion_text
     from source
 )
 
