@@ -1,4 +1,4 @@
--- One row per measured request: the model servers' state when it started (the latest server
+-- One row per measured request with any telemetry sample in its life: the model servers' state when it started (the latest server
 -- sample at or before its start, while still valid) and over its life, and the host and client
 -- samples of its life. A sample stands for the state from its time until the next sample of its
 -- series (at most var telemetry_sample_max_age_s): the samples of a request's life are those
@@ -169,6 +169,12 @@ final as (
             and requests.payload_file = client_during.payload_file
             and requests.concurrency = client_during.concurrency
             and requests.request_index = client_during.request_index
+    -- Only requests with some sample in their life: a run without telemetry adds no row (and no
+    -- request-sized table to the build).
+    where
+        server_during.run_id is not null
+        or host_during.run_id is not null
+        or client_during.run_id is not null
 )
 
 select * from final

@@ -1,4 +1,4 @@
--- One row per measured request: the model servers' state when it started and over its life,
+-- One row per measured request with any telemetry sample in its life: the model servers' state when it started and over its life,
 -- the host's GPU and CPU and the client's event-loop lag meanwhile, beside its latency.
 with aligned as (
     select * from {{ ref('int_requests_telemetry_aligned') }}
