@@ -30,8 +30,8 @@ def requests_table(run_id: str, experiment: str, rows: int, rng: np.random.Gener
     payload = np.repeat(np.arange(len(PAYLOADS)), len(CONCURRENCY) * cell)
     conc = np.tile(np.repeat(np.array(CONCURRENCY, dtype=np.int32), cell), len(PAYLOADS))
     n = len(payload)
-    e2e = rng.gamma(4.0, 300.0, n)
     ttft = rng.uniform(20, 200, n)
+    e2e = ttft + rng.gamma(4.0, 300.0, n)  # a response ends after its first token: ttft <= ttlt <= e2e
     ttlt = ttft + (e2e - ttft) * 0.98
     status = rng.choice(np.array(["ok", "error", "timeout", "throttled"]), n, p=[0.97, 0.01, 0.01, 0.01])
     ok = status == "ok"

@@ -33,7 +33,6 @@ MARTS = [
     "experiment_runs",
     "runs",
     "request_errors",
-    "requests",
     "cell_spreads",
     "accuracy",
     "accuracy_by_payload_file",

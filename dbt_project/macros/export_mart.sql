@@ -8,10 +8,15 @@
 {%- endmacro %}
 
 {% macro duckdb__export_mart() -%}
+    {#- A mart kept as a view (requests: a row per request) is not copied out. -#}
+    {%- if config.get('materialized') == 'view' -%}
+    select 1
+    {%- else -%}
     {#- The folder is a SQL string literal: a quote in the results path is doubled. -#}
     {%- set folder = dbt.escape_single_quotes(env_var('FMB_RESULTS', 'results') ~ '/marts/' ~ this.identifier) -%}
     select fmb_mkdirs('{{ folder }}');
     copy (select * from {{ this }}) to '{{ folder }}/{{ this.identifier }}.parquet' (format parquet, compression zstd)
+    {%- endif -%}
 {%- endmacro %}
 
 {% macro default__export_mart() -%}

@@ -1,3 +1,7 @@
+-- A view, not a table: a copy of every request row would make the build's time and memory grow
+-- with the raw data (its Parquet is the raw requests table already); `fmb report` reads one run.
+{{ config(materialized='view') }}
+
 -- One row per measured request (warm-ups and requests cut off by Ctrl-C left out; where
 -- `fmb collect --resume` sent a request again, the later session's row): its timings, token
 -- counts and generated text, beside the endpoint it went to.
