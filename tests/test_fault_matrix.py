@@ -127,7 +127,9 @@ def test_every_fault_has_its_exact_status(matrix_run, experiment: str) -> None:
     if experiment == "bad_chunked":  # seen as soon as it arrives, not after the time-out
         assert max(r["e2e_latency_ms"] for r in mine) < 500
     if experiment == "stall":
-        assert all(TIMEOUT_S * 1000 - 10 <= r["e2e_latency_ms"] < TIMEOUT_S * 1000 + 500 for r in mine)
+        # Ended by the 1 s time-out, not by the server's 3 s stall (the margin allows for a busy CI machine).
+        latencies = [r["e2e_latency_ms"] for r in mine]
+        assert all(TIMEOUT_S * 1000 - 10 <= ms < TIMEOUT_S * 1000 + 1000 for ms in latencies), latencies
 
 
 def test_the_run_completes_and_the_marts_count_every_row(matrix_run) -> None:

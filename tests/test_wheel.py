@@ -195,6 +195,8 @@ def test_wheel_install_runs_prepare_collect_build_report_outside_the_checkout(tm
     results = work / "results"
     assert "dbt build" in built
     for model in sorted((installed / "_project" / "dbt_project" / "models" / "marts").glob("*.sql")):
+        if "materialized='view'" in model.read_text(encoding="utf-8"):
+            continue  # a mart kept as a view (requests) is not copied out
         parts = list((results / "marts" / model.stem).glob("*.parquet"))
         assert parts, f"no Parquet for mart {model.stem}"
     cells = pq.read_table(results / "marts" / "cells").to_pylist()
