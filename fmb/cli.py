@@ -21,6 +21,7 @@ from fmb.redact import RedactingStream, Redactor, assignment_secrets
 if TYPE_CHECKING:
     from fmb.collector.recovery import Recovered
     from fmb.config import LoadedConfig
+    from fmb.storage import ResultsPlace
 
 # Everything the commands print goes through these streams, which mask the secrets that
 # -A and the loaded config make known (see fmb.redact).
@@ -34,14 +35,17 @@ def _mask_in_output(redactor: Redactor) -> None:
 
 
 def results_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """--results DIR (default ./results), with a help text that says what the command uses it for."""
+    """--results DIR or s3://BUCKET/PREFIX (default ./results, or the config's write bucket), with a
+    help text that says what the command uses it for."""
     return click.option(
         "--results",
         "results",
-        type=click.Path(file_okay=False, path_type=Path),
-        default=Path("results"),
-        show_default=True,
-        help=help_text,
+        type=str,
+        default=None,
+        metavar="DIR|s3://BUCKET/PREFIX",
+        help=help_text + " A folder (default ./results), or s3://BUCKET/PREFIX: worked on through a local "
+        "copy in fmb's cache that is pulled before and pushed after the command. Without it, a config whose "
+        "aws.s3_and_or_local_file_system is s3 or both writes to its write bucket.",
     )
 
 
@@ -55,17 +59,33 @@ def config_options(func: Callable[..., Any]) -> Callable[..., Any]:
         metavar="KEY=VALUE",
         help="Fill the config's {KEY} placeholders, as FMBench's -A does (repeatable).",
     )(func)
-    return click.argument("config", type=click.Path(dir_okay=False, path_type=Path))(func)
+    # A path, or an s3:// or https:// URL (a click.Path would fold the URL's //).
+    return click.argument("config", type=str, metavar="CONFIG")(func)
 
 
-def _load(config: Path, assignments: tuple[str, ...], results: Path) -> LoadedConfig:
+def _load(config: str, assignments: tuple[str, ...], results: Path) -> LoadedConfig:
     from fmb.config import load_config
+    from fmb.storage import is_remote
 
     values = parse_assignments(assignments)
     _mask_in_output(Redactor(*assignment_secrets(values, ())))  # until the config says more
-    loaded = load_config(config, values, results)
+    loaded = load_config(config if is_remote(config) else Path(config), values, results)
     _mask_in_output(loaded.redactor())
     return loaded
+
+
+def _load_at(config: str, assignments: tuple[str, ...], results: str | None) -> tuple[LoadedConfig, ResultsPlace]:
+    """The config, and where its results live: --results, else the config's write bucket, else ./results."""
+    from fmb.storage import is_remote, results_place
+
+    loaded = _load(config, assignments, Path(results if results and not is_remote(results) else "results"))
+    return loaded, results_place(results, loaded)
+
+
+def _place(results: str | None) -> ResultsPlace:
+    from fmb.storage import results_place
+
+    return results_place(results, assignments=None)
 
 
 def _say_recovered(recovered: list[Recovered]) -> None:
@@ -77,6 +97,17 @@ def _say_recovered(recovered: list[Recovered]) -> None:
             highlight=False,
             markup=False,
         )
+
+
+def _in_place(place: ResultsPlace, path: Path) -> str:
+    """A path of the working copy as the user sees it: its S3 URL when the results live in S3."""
+    if place.mirror is None:
+        return str(path)
+    try:
+        relative = path.resolve().relative_to(place.local.resolve())
+    except ValueError:  # written elsewhere (report --out)
+        return str(path)
+    return str(place.mirror.remote.child(relative.as_posix()))
 
 
 class FmbGroup(click.Group):
@@ -118,7 +149,7 @@ def config_group() -> None:
 
 @config_group.command("check")
 @config_options
-def config_check(config: Path, assignments: tuple[str, ...], results: Path) -> None:
+def config_check(config: str, assignments: tuple[str, ...], results: str | None) -> None:
     """Load CONFIG and print what fmb would run, or why it cannot.
 
     Shows each experiment's back end, instance type, payload files, concurrency levels
@@ -126,13 +157,15 @@ def config_check(config: Path, assignments: tuple[str, ...], results: Path) -> N
     """
     from fmb.summary import print_config_summary
 
-    loaded = _load(config, assignments, results)
-    print_config_summary(console, loaded, ResultsLayout(results))
+    loaded, place = _load_at(config, assignments, results)
+    print_config_summary(console, loaded, ResultsLayout(place.local))
+    if place.mirror is not None:
+        console.print(f"Results: {place.mirror.remote} (local copy {place.local})", highlight=False, markup=False)
 
 
 @cli.command()
 @config_options
-def prepare(config: Path, assignments: tuple[str, ...], results: Path) -> None:
+def prepare(config: str, assignments: tuple[str, ...], results: str | None) -> None:
     """Turn CONFIG's datasets into payload files, one per filter.
 
     Reads LongBench-format or plain JSONL (or a built-in synthetic dataset), fills the
@@ -142,8 +175,9 @@ def prepare(config: Path, assignments: tuple[str, ...], results: Path) -> None:
     from fmb.prepare.payloads import prepare as run_prepare
     from fmb.summary import print_prepare_summary
 
-    loaded = _load(config, assignments, results)
-    outcome = run_prepare(loaded, ResultsLayout(results))
+    loaded, place = _load_at(config, assignments, results)
+    with place.session() as local:
+        outcome = run_prepare(loaded, ResultsLayout(local))
     print_prepare_summary(console, outcome)
 
 
@@ -162,9 +196,9 @@ def prepare(config: Path, assignments: tuple[str, ...], results: Path) -> None:
     "into the same run; the config must be the one the run was started with.",
 )
 def collect(
-    config: Path,
+    config: str,
     assignments: tuple[str, ...],
-    results: Path,
+    results: str | None,
     experiments: tuple[str, ...],
     quiet: bool,
     resume: str | None,
@@ -180,13 +214,17 @@ def collect(
     from fmb.collector.collect import collect as run_collect
     from fmb.deployers import still_running
     from fmb.endpoints import resolve_endpoints
+    from fmb.paths import slug
     from fmb.summary import print_collect_summary, print_left_running
 
-    loaded = _load(config, assignments, results)
-    endpoints = resolve_endpoints(loaded, ResultsLayout(results), experiments)
-    outcome = run_collect(
-        loaded, ResultsLayout(results), endpoints, quiet=quiet, only=experiments, console=console, resume=resume
-    )
+    loaded, place = _load_at(config, assignments, results)
+    # Pushed every few seconds while it runs; a resumed run needs its rows first.
+    pull = [f"payloads/{slug(loaded.name)}", *(["raw"] if resume else [])]
+    with place.session(*pull, background=True) as local:
+        layout = ResultsLayout(local)
+        endpoints = resolve_endpoints(loaded, layout, experiments)
+        outcome = run_collect(loaded, layout, endpoints, quiet=quiet, only=experiments, console=console, resume=resume)
+    results_path = place.local
     _say_recovered(outcome.recovered)
     if outcome.resumed_requests is not None:
         console.print(
@@ -194,12 +232,11 @@ def collect(
             highlight=False,
             markup=False,
         )
-    print_collect_summary(console, outcome, ResultsLayout(results))
-    print_left_running(console, still_running(loaded, results), str(config), results)
+    print_collect_summary(console, outcome, ResultsLayout(results_path))
+    print_left_running(console, still_running(loaded, results_path), str(config), results_path)
     if outcome.status == "interrupted":
         console.print(
-            f"To send the requests this run did not: fmb collect {config} --results {results} "
-            f"--resume {outcome.run_id}",
+            f"To send the requests this run did not: fmb collect {config} --results {place} --resume {outcome.run_id}",
             highlight=False,
             markup=False,
             soft_wrap=True,
@@ -239,9 +276,9 @@ def _check_host_port(ctx: click.Context, param: click.Parameter, value: str | No
 )
 @host_port_option
 def deploy(
-    config: Path,
+    config: str,
     assignments: tuple[str, ...],
-    results: Path,
+    results: str | None,
     experiments: tuple[str, ...],
     dry_run: bool,
     host_port: str | None,
@@ -255,21 +292,22 @@ def deploy(
     from fmb import deployers
     from fmb.summary import print_deploy_plans, print_left_running
 
-    loaded = _load(config, assignments, results)
+    loaded, place = _load_at(config, assignments, results)
+    results_path = place.local  # what was deployed is recorded on this host
     if dry_run:
         if not print_deploy_plans(console, loaded, experiments, host_port):
             sys.exit(1)
         return
-    made = deployers.deploy(loaded, results, console, attached=False, only=experiments, host_port=host_port)
+    made = deployers.deploy(loaded, results_path, console, attached=False, only=experiments, host_port=host_port)
     if not made:
         console.print("Nothing to deploy (no experiment with deploy: yes, or all already up).")
-    print_left_running(console, deployers.still_running(loaded, results), str(config), results)
+    print_left_running(console, deployers.still_running(loaded, results_path), str(config), results_path)
 
 
 @cli.command()
 @config_options
 @click.option("--run-id", default=None, help="Run to evaluate (default: the benchmark's latest).")
-def evaluate(config: Path, assignments: tuple[str, ...], results: Path, run_id: str | None) -> None:
+def evaluate(config: str, assignments: tuple[str, ...], results: str | None, run_id: str | None) -> None:
     """Judge the accuracy of a run's responses: FMBench's panel of LLM judges and quantitative scores.
 
     Reads the settings FMBench keeps in model_eval_all_info.yml (the config's
@@ -281,15 +319,16 @@ def evaluate(config: Path, assignments: tuple[str, ...], results: Path, run_id: 
     from fmb.evaluate.step import evaluate as run_evaluate
     from fmb.summary import print_evaluation_summary
 
-    loaded = _load(config, assignments, results)
-    outcome = run_evaluate(loaded, ResultsLayout(results), console, run_id=run_id)
+    loaded, place = _load_at(config, assignments, results)
+    with place.session("raw", "payloads") as local:
+        outcome = run_evaluate(loaded, ResultsLayout(local), console, run_id=run_id)
     print_evaluation_summary(console, outcome)
 
 
 @cli.command("cloudwatch")
 @config_options
 @click.option("--run-id", default=None, help="Run whose metrics to fetch (default: the benchmark's latest).")
-def cloudwatch_command(config: Path, assignments: tuple[str, ...], results: Path, run_id: str | None) -> None:
+def cloudwatch_command(config: str, assignments: tuple[str, ...], results: str | None, run_id: str | None) -> None:
     """Fetch a finished run's CloudWatch metrics again, into raw/endpoint_metrics.
 
     `fmb collect` fetches the CloudWatch metrics of its SageMaker endpoints and Bedrock models
@@ -301,8 +340,9 @@ def cloudwatch_command(config: Path, assignments: tuple[str, ...], results: Path
     """
     from fmb.collector.cloudwatch import refetch
 
-    loaded = _load(config, assignments, results)
-    outcome = refetch(loaded, ResultsLayout(results), run_id)
+    loaded, place = _load_at(config, assignments, results)
+    with place.session("raw/runs", "raw/experiments", "raw/requests") as local:
+        outcome = refetch(loaded, ResultsLayout(local), run_id)
     for line in outcome.lines():
         console.print(line, highlight=False, markup=False, soft_wrap=True)
     if outcome.failed:
@@ -311,12 +351,12 @@ def cloudwatch_command(config: Path, assignments: tuple[str, ...], results: Path
 
 @cli.command()
 @config_options
-def cleanup(config: Path, assignments: tuple[str, ...], results: Path) -> None:
+def cleanup(config: str, assignments: tuple[str, ...], results: str | None) -> None:
     """Remove exactly what `fmb deploy` (or `fmb run`) created for CONFIG, as recorded; nothing else."""
     from fmb import deployers
 
-    loaded = _load(config, assignments, results)
-    removed = deployers.cleanup(loaded, results, console)
+    loaded, place = _load_at(config, assignments, results)
+    removed = deployers.cleanup(loaded, place.local, console)
     if not removed:
         console.print("Nothing to clean up: fmb has no running deployment recorded for this config.")
 
@@ -334,7 +374,7 @@ def cleanup(config: Path, assignments: tuple[str, ...], results: Path) -> None:
 )
 @host_port_option
 def run_command(
-    config: Path, assignments: tuple[str, ...], results: Path, quiet: bool, repeat: int, host_port: str | None
+    config: str, assignments: tuple[str, ...], results: str | None, quiet: bool, repeat: int, host_port: str | None
 ) -> None:
     """Run the whole benchmark: prepare, deploy, collect, dbt build, report, cleanup.
 
@@ -345,22 +385,25 @@ def run_command(
     """
     from fmb.run import run
 
-    loaded = _load(config, assignments, results)
+    loaded, place = _load_at(config, assignments, results)
     try:
-        outcome = run(
-            loaded,
-            ResultsLayout(results),
-            console,
-            quiet=quiet,
-            config_arg=str(config),
-            repeat=repeat,
-            host_port=host_port,
-        )
+        # Every run in the location goes into the warehouse, as with a local folder.
+        with place.session("raw", background=True) as local:
+            outcome = run(
+                loaded,
+                ResultsLayout(local),
+                console,
+                quiet=quiet,
+                config_arg=str(config),
+                repeat=repeat,
+                host_port=host_port,
+            )
     except KeyboardInterrupt:
         err_console.print("Interrupted; what was measured is kept, and what this run deployed was removed.")
         sys.exit(130)
     if outcome.report:
-        console.print(f"[bold green]Done.[/] Report: {escape(str(outcome.report))}", highlight=False)
+        shown = _in_place(place, outcome.report)
+        console.print(f"[bold green]Done.[/] Report: {escape(shown)}", highlight=False)
 
 
 @cli.command("build")
@@ -375,7 +418,7 @@ def run_command(
     metavar="SECONDS",
     help="How long to wait for another fmb build on the same RESULTS to finish (0: fail at once).",
 )
-def build_command(results: Path, select: tuple[str, ...], wait_s: float) -> None:
+def build_command(results: str | None, select: tuple[str, ...], wait_s: float) -> None:
     """Build the warehouse: `dbt build` over every run in RESULTS, through dbt's Python API.
 
     Writes RESULTS/warehouse.duckdb and the mart Parquet files in RESULTS/marts/<mart>/,
@@ -385,17 +428,17 @@ def build_command(results: Path, select: tuple[str, ...], wait_s: float) -> None
     """
     from fmb.warehouse.build import build
 
-    outcome = build(
-        results,
-        select=select,
-        wait_s=wait_s,
-        on_wait=lambda message: err_console.print(message, highlight=False, markup=False, soft_wrap=True),
-    )
+    place = _place(results)
+    with place.session("raw") as local:
+        outcome = build(
+            local,
+            select=select,
+            wait_s=wait_s,
+            on_wait=lambda message: err_console.print(message, highlight=False, markup=False, soft_wrap=True),
+        )
     _say_recovered(outcome.recovered)
-    console.print(
-        f"dbt build: {outcome.summary()}; warehouse {results / 'warehouse.duckdb'}, marts in {results / 'marts'}",
-        highlight=False,
-    )
+    warehouse, marts = (_in_place(place, place.local / name) for name in ("warehouse.duckdb", "marts"))
+    console.print(f"dbt build: {outcome.summary()}; warehouse {warehouse}, marts in {marts}", highlight=False)
 
 
 @cli.command()
@@ -408,7 +451,7 @@ def build_command(results: Path, select: tuple[str, ...], wait_s: float) -> None
     default=None,
     help="Folder for report.md and its charts (default: RESULTS/reports/<benchmark>).",
 )
-def report(results: Path, run_id: str | None, benchmark: str | None, out: Path | None) -> None:
+def report(results: str | None, run_id: str | None, benchmark: str | None, out: Path | None) -> None:
     """Render report.md and its PNG charts for a run, from the warehouse's marts.
 
     The report names the best option under the config's budgets (or the nearest misses),
@@ -419,8 +462,12 @@ def report(results: Path, run_id: str | None, benchmark: str | None, out: Path |
     from fmb.reports.render import render_report
     from fmb.warehouse.build import warehouse_path
 
-    made = render_report(warehouse_path(results), out, run_id, results, benchmark)
-    console.print(f"report for run {made.run_id}: {made.path}", highlight=False, markup=False)
+    place = _place(results)
+    with place.session("warehouse.duckdb", "payloads") as local:
+        if place.mirror is not None and not warehouse_path(local).is_file():
+            raise FmbError(f"there is no warehouse.duckdb in {place}.", hint=f"Build it: fmb build --results {place}")
+        made = render_report(warehouse_path(local), out, run_id, local, benchmark)
+    console.print(f"report for run {made.run_id}: {_in_place(place, made.path)}", highlight=False, markup=False)
     fmbench = made.fmbench_files
     if fmbench is not None and fmbench.skipped:
         console.print(

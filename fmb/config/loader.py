@@ -30,6 +30,7 @@ from fmb.redact import (
     strings,
     url_secrets,
 )
+from fmb.storage import copy_read_bucket, fetch_config, is_remote, is_s3
 
 MAX_ERRORS_SHOWN = 6
 
@@ -67,6 +68,15 @@ class LoadedConfig:
     read_root: Path
     pricing_path: Path | None
     warnings: list[str] = field(default_factory=list)
+    # Where the config came from when it was given as s3:// or https:// (``path`` is its cached copy).
+    source: str | None = None
+    # FMBench's hf_token.txt when read from the read bucket: kept in memory, never written.
+    read_bucket_token: tuple[str, str] | None = None
+
+    @property
+    def shown_path(self) -> str:
+        """The config as the user named it: its URL, or its path."""
+        return self.source or str(self.path)
 
     @property
     def name(self) -> str:
@@ -101,6 +111,8 @@ class LoadedConfig:
     def hf_token(self) -> tuple[str, str] | None:
         """The Hugging Face token and where it came from (hf_token.txt, else $HF_TOKEN or
         $HUGGING_FACE_HUB_TOKEN), or None."""
+        if self.read_bucket_token is not None:
+            return self.read_bucket_token
         path = self.hf_token_file()
         try:
             text = path.read_text(encoding="utf-8").strip()
@@ -236,6 +248,59 @@ def _read_root(path: Path, cfg: FmbenchConfig, assignments: dict[str, str]) -> P
     return path.parent
 
 
+def _reads_bucket(cfg: FmbenchConfig, source: str | None, assignments: dict[str, str]) -> bool:
+    """Whether s3_read_data is read from the read bucket.
+
+    `s3_or_local_file_system` says so; without it, a config fetched from S3 reads its bucket
+    (FMBench read from S3 before it had a local mode) unless the bucket is fmb's stand-in for
+    `{read_bucket}` (no -A read_bucket=... given), and a local config reads local folders.
+    """
+    data = cfg.s3_read_data
+    if data.s3_or_local_file_system is not None:
+        return data.s3_or_local_file_system == "s3"
+    stand_in = "read_bucket" not in assignments and not os.environ.get("FMB_READ_BUCKET")
+    return bool(is_s3(source) and data.read_bucket and not (stand_in and data.read_bucket == "fmb-local-read"))
+
+
+def _copy_read_bucket(
+    path: Path, cfg: FmbenchConfig, assignments: dict[str, str], warnings: list[str]
+) -> tuple[Path, tuple[str, str] | None]:
+    """The read bucket's files that s3_read_data names, copied into fmb's cache: (root, hf token)."""
+    data = cfg.s3_read_data
+    if not data.read_bucket:
+        raise ConfigError(
+            str(path),
+            "s3_or_local_file_system is s3, but there is no read bucket.",
+            key="s3_read_data.read_bucket",
+        )
+    scripts = (data.scripts_prefix or "scripts").strip("/")
+    token_key = f"{scripts}/hf_token.txt"
+    from fmb.prepare.sources import hub_copies
+
+    files = [f"{data.source_data_prefix}/{name}" for name in data.source_data_files if ":" not in name]
+    for name in data.source_data_files:
+        if name.startswith("hf:"):  # a local copy of a hub dataset, under any name fmb looks for
+            files.extend(f"{data.source_data_prefix}/{copy}" for copy in hub_copies(name))
+    files += [f"{scripts}/{name}" for name in data.script_files if f"{scripts}/{name}" != token_key]
+    configs = (data.configs_prefix or "configs").strip("/")
+    files += [f"{configs}/{name}" for name in data.config_files]
+    files.append(f"{configs}/{cfg.pricing}")
+    folders = [data.prompt_template_dir]
+    if data.tokenizer_prefix:
+        folders.append(data.tokenizer_prefix)
+    copied = copy_read_bucket(
+        data.read_bucket, files=files, folders=folders, token_key=token_key, assignments=assignments
+    )
+    named = {f"{data.source_data_prefix}/{n}" for n in data.source_data_files} | {
+        f"{scripts}/{n}" for n in data.script_files
+    }
+    absent = [key for key in copied.missing if key in named and key != token_key]
+    if absent:
+        warnings.append(f"s3_read_data: not in the read bucket s3://{data.read_bucket}: " + ", ".join(sorted(absent)))
+    token = (copied.hf_token, f"s3://{data.read_bucket}/{token_key}") if copied.hf_token else None
+    return copied.root, token
+
+
 def _is_file(path: Path) -> bool:
     try:
         return path.is_file()
@@ -322,9 +387,16 @@ def load_config(
     assignments: dict[str, str] | None = None,
     results_dir: str | Path = "results",
 ) -> LoadedConfig:
-    """Read, fill, parse and validate a config; raise :class:`ConfigError` with a clear message."""
-    path = Path(path)
+    """Read, fill, parse and validate a config; raise :class:`ConfigError` with a clear message.
+
+    ``path`` may be an ``s3://`` or ``https://`` URL: the config is fetched into fmb's cache first.
+    """
     assignments = dict(assignments or {})
+    source: str | None = None
+    if isinstance(path, str) and is_remote(path):
+        source = path
+        path = fetch_config(path, assignments)
+    path = Path(path)
     if not _is_file(path):
         raise ConfigError(str(path), "no such file.", hint="Give the path of an FMBench-format YAML config.")
     try:
@@ -373,7 +445,11 @@ def load_config(
     if ignored:
         warnings.append("keys fmb does not use (kept, ignored): " + ", ".join(ignored))
     experiments = [_resolve_experiment(path, cfg, i, e) for i, e in enumerate(cfg.experiments)]
-    read_root = _read_root(path, cfg, assignments)
+    token: tuple[str, str] | None = None
+    if _reads_bucket(cfg, source, assignments):
+        read_root, token = _copy_read_bucket(path, cfg, assignments, warnings)
+    else:
+        read_root = _read_root(path, cfg, assignments)
     pricing_path = _pricing_path(path, cfg, read_root, warnings)
 
     _, step_notes = enabled_steps(cfg.run_steps)
@@ -393,4 +469,6 @@ def load_config(
         read_root=read_root,
         pricing_path=pricing_path,
         warnings=warnings,
+        source=source,
+        read_bucket_token=token,
     )

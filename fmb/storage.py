@@ -1,0 +1,526 @@
+"""Configs, read data and results in S3 (or behind https://), through a local working copy.
+
+FMBench keeps everything in buckets: a config given as ``s3://bucket/key``, a read bucket
+with source data, prompt templates, tokenizers, ``hf_token.txt`` and ``pricing.yml``, and a
+write bucket that receives payloads, metrics and the report. fmb works on local files
+(DuckDB, dbt, the collector's atomic part files), so a remote location is used through a
+local copy:
+
+- a config or a read bucket's files are downloaded into fmb's cache
+  (``$FMB_CACHE_DIR``, default ``~/.cache/fmb``) before they are read;
+- a results location ``s3://bucket/prefix`` has a working copy in the cache (or the local
+  results folder when the config says ``both``). A command first pulls what it reads
+  (every file whose key or ETag it does not have yet), then works locally, and pushes
+  what it wrote. ``fmb collect`` also pushes every few seconds while it runs, so a run
+  killed on its host has its finished part files in the bucket already.
+
+Each file goes up with one PutObject (boto3 switches to a multipart upload for large
+files, which S3 also shows only once complete), so a partial upload is never visible
+under its final key. fmb's part files are write-once under names no other collector
+uses (see fmb.collector.writer); they are uploaded with ``If-None-Match: *``, so two
+collectors can never replace each other's rows. The few files fmb rewrites (a run's row,
+its cells) are uploaded again when they change. Hidden files (journals, locks, temporary
+files) and dbt's own target and logs stay local.
+
+Credentials and endpoints follow boto3's usual chain (``AWS_ENDPOINT_URL``,
+``AWS_ENDPOINT_URL_S3``, profiles, roles), and `-A` values as for every AWS call.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit
+
+from fmb.errors import FmbError
+
+if TYPE_CHECKING:
+    from fmb.config.loader import LoadedConfig
+
+# Folders of a working copy that never go up: dbt's compiled project and logs.
+LOCAL_ONLY = ("dbt",)
+MANIFEST = ".fmb-sync.json"
+PUSH_INTERVAL_S = 5.0
+
+
+def is_s3(value: str | os.PathLike[str] | None) -> bool:
+    return isinstance(value, str) and value.startswith("s3://")
+
+
+def is_remote(value: str | os.PathLike[str] | None) -> bool:
+    return isinstance(value, str) and value.startswith(("s3://", "https://", "http://"))
+
+
+@dataclass(frozen=True)
+class S3Url:
+    bucket: str
+    key: str  # without a leading slash; a prefix has no trailing slash
+
+    @classmethod
+    def parse(cls, url: str, what: str = "location") -> S3Url:
+        parts = urlsplit(url)
+        if parts.scheme != "s3" or not parts.netloc:
+            raise FmbError(f"{url!r} is not an S3 {what}: expected s3://BUCKET/KEY.")
+        return cls(parts.netloc, parts.path.strip("/"))
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.key}" if self.key else f"s3://{self.bucket}"
+
+    def child(self, *names: str) -> S3Url:
+        key = "/".join(p.strip("/") for p in (self.key, *names) if p and p.strip("/"))
+        return S3Url(self.bucket, key)
+
+    @property
+    def prefix(self) -> str:
+        """The key as a folder prefix: ``a/b/`` (empty for a bucket's top)."""
+        return f"{self.key}/" if self.key else ""
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("FMB_CACHE_DIR") or Path.home() / ".cache" / "fmb").expanduser()
+
+
+def s3_client(assignments: dict[str, str] | None = None, region: str | None = None) -> Any:
+    """An S3 client from boto3's chain, with `-A` credentials and endpoints as fmb.aws uses them."""
+    import boto3
+    from botocore.config import Config
+
+    values = assignments or {}
+    kwargs: dict[str, Any] = {}
+    if values.get("aws_profile"):
+        kwargs["profile_name"] = values["aws_profile"]
+    if values.get("aws_access_key_id"):
+        kwargs["aws_access_key_id"] = values["aws_access_key_id"]
+        kwargs["aws_secret_access_key"] = values.get("aws_secret_access_key")
+        kwargs["aws_session_token"] = values.get("aws_session_token")
+    session = boto3.Session(**kwargs)
+    endpoint = values.get("s3_endpoint_url") or values.get("aws_endpoint_url")
+    config = Config(retries={"max_attempts": 5, "mode": "standard"}, user_agent_extra="fmb")
+    return session.client(
+        "s3", region_name=region or session.region_name or "us-east-1", endpoint_url=endpoint, config=config
+    )
+
+
+def _s3_problem(exc: Exception, url: S3Url | str, *, bucket: bool = False) -> FmbError:
+    """A clear error for a failed S3 call: which URL, what S3 said, never a credential."""
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+    if isinstance(exc, NoCredentialsError):
+        return FmbError(
+            f"{url}: no AWS credentials were found to read or write S3.",
+            hint="Set them as boto3 expects (AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, an instance "
+            "role) or give -A aws_access_key_id=... -A aws_secret_access_key=...",
+        )
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = error.get("Code", "?")
+        said = {
+            "NoSuchBucket": "the bucket does not exist",
+            "NoSuchKey": "there is no such key",
+            "404": "the bucket does not exist" if bucket else "there is no such key",
+            "AccessDenied": "access is denied",
+            "403": "access is denied",
+        }.get(str(code), f"S3 answered {code}: {error.get('Message', '')}".strip())
+        return FmbError(f"{url}: {said}.")
+    if isinstance(exc, BotoCoreError):
+        return FmbError(f"{url}: S3 could not be reached ({exc}).")
+    return FmbError(f"{url}: {exc}")
+
+
+def _download(client: Any, url: S3Url, dest: Path) -> dict[str, Any]:
+    """Download one object to ``dest`` (a hidden temporary file, then a rename); its head."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.download")
+    try:
+        client.download_file(url.bucket, url.key, str(tmp))
+        head = client.head_object(Bucket=url.bucket, Key=url.key)
+    except Exception as exc:
+        tmp.unlink(missing_ok=True)
+        raise _s3_problem(exc, url) from None
+    os.replace(tmp, dest)
+    return dict(head)
+
+
+def _cache_path(kind: str, url: S3Url) -> Path:
+    return cache_dir() / kind / url.bucket / PurePosixPath(url.key)
+
+
+def fetch_config(url: str, assignments: dict[str, str] | None = None) -> Path:
+    """Download a config given as ``s3://`` or ``https://`` into the cache; its local path.
+
+    The file keeps its name (FMBench's configs are found by it); the folder says where it came from.
+    """
+    if is_s3(url):
+        where = S3Url.parse(url, "config")
+        if not where.key or where.key.endswith("/"):
+            raise FmbError(f"{url!r} names a bucket or folder, not a config file.")
+        dest = _cache_path("configs", where)
+        _download(s3_client(assignments), where, dest)
+        return dest
+    import httpx
+
+    parts = urlsplit(url)
+    dest = cache_dir() / "configs" / parts.scheme / quote(parts.netloc, safe="") / parts.path.strip("/")
+    if not parts.path.strip("/"):
+        raise FmbError(f"{url!r} names no file.")
+    try:
+        response = httpx.get(url, follow_redirects=True, timeout=30)
+    except httpx.HTTPError as exc:
+        raise FmbError(f"{url}: the config could not be fetched ({type(exc).__name__}: {exc}).") from None
+    if response.status_code != 200:
+        raise FmbError(f"{url}: the server answered {response.status_code} {response.reason_phrase}.")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.download")
+    tmp.write_bytes(response.content)
+    os.replace(tmp, dest)
+    return dest
+
+
+# -- the read bucket ---------------------------------------------------------------------------
+
+
+@dataclass
+class ReadBucketCopy:
+    """What `s3_read_data` names, copied from the read bucket into ``root``."""
+
+    root: Path
+    fetched: list[str]  # keys downloaded or found current
+    missing: list[str]  # keys the config names that the bucket lacks
+    hf_token: str | None  # hf_token.txt's text, kept in memory only
+
+
+def copy_read_bucket(
+    bucket: str,
+    *,
+    files: Iterable[str],
+    folders: Iterable[str],
+    token_key: str | None,
+    assignments: dict[str, str] | None = None,
+) -> ReadBucketCopy:
+    """Download the named ``files`` and everything under ``folders`` of the read bucket into the cache.
+
+    FMBench's hf_token.txt is read into memory and never written to disk.
+    """
+    client = s3_client(assignments)
+    top = S3Url(bucket, "")
+    root = _cache_path("read", top)
+    fetched: list[str] = []
+    missing: list[str] = []
+    try:
+        client.head_bucket(Bucket=bucket)
+    except Exception as exc:
+        raise _s3_problem(exc, top, bucket=True) from None
+    wanted = [f.strip("/") for f in files if f.strip("/")]
+    for folder in folders:
+        listed = [key for key, _ in _list(client, top.child(folder))]
+        wanted.extend(listed)
+    for key in dict.fromkeys(wanted):
+        if key == token_key:
+            continue
+        try:
+            head = client.head_object(Bucket=bucket, Key=key)
+        except Exception:
+            missing.append(key)
+            continue
+        dest = root / PurePosixPath(key)
+        if not _same(dest, head):
+            _download(client, S3Url(bucket, key), dest)
+        fetched.append(key)
+    token = None
+    if token_key:
+        try:
+            body = client.get_object(Bucket=bucket, Key=token_key)["Body"].read()
+            token = body.decode("utf-8").strip() or None
+        except Exception:
+            token = None
+    root.mkdir(parents=True, exist_ok=True)
+    return ReadBucketCopy(root, fetched, missing, token)
+
+
+def _same(path: Path, head: dict[str, Any]) -> bool:
+    """Whether a local copy is the object's current version (same size, not older)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return False
+    modified = head.get("LastModified")
+    newer = modified is not None and modified.timestamp() > stat.st_mtime + 1
+    return stat.st_size == head.get("ContentLength") and not newer
+
+
+def _list(client: Any, folder: S3Url) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(key, listing entry) of every object under a folder prefix."""
+    try:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=folder.bucket, Prefix=folder.prefix):
+            for entry in page.get("Contents", []):
+                if not entry["Key"].endswith("/"):
+                    yield entry["Key"], entry
+    except Exception as exc:
+        raise _s3_problem(exc, folder) from None
+
+
+def _list_under(client: Any, where: S3Url) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The object named by ``where``, or every object in the folder it names."""
+    if not where.key:
+        yield from _list(client, where)
+        return
+    try:
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=where.bucket, Prefix=where.key)
+        for page in pages:
+            for entry in page.get("Contents", []):
+                key = entry["Key"]
+                if key == where.key or (key.startswith(where.prefix) and not key.endswith("/")):
+                    yield key, entry
+    except Exception as exc:
+        raise _s3_problem(exc, where) from None
+
+
+# -- results in a bucket -----------------------------------------------------------------------
+
+
+def _is_local_only(relative: PurePosixPath) -> bool:
+    return any(part.startswith(".") for part in relative.parts) or relative.parts[0] in LOCAL_ONLY
+
+
+def _write_once(relative: PurePosixPath) -> bool:
+    """Part files never change once written: another collector's file under the same key is a clash."""
+    return relative.name.startswith("part-") and relative.suffix == ".parquet"
+
+
+class Mirror:
+    """A local working copy of a results location in S3: pull what a command reads, push what it wrote.
+
+    The manifest (``.fmb-sync.json`` in the working copy) remembers, per relative path, the
+    local size and modification time last pushed or pulled and the object's ETag, so each
+    pull and push moves only what changed.
+    """
+
+    def __init__(self, local: Path, remote: S3Url, assignments: dict[str, str] | None = None) -> None:
+        self.local = local
+        self.remote = remote
+        self._client = s3_client(assignments)
+        self._lock = threading.Lock()
+        self._manifest_path = local / MANIFEST
+        self._manifest: dict[str, dict[str, Any]] = self._read_manifest()
+
+    def __repr__(self) -> str:
+        return f"Mirror({self.local} <-> {self.remote})"
+
+    def _read_manifest(self) -> dict[str, dict[str, Any]]:
+        try:
+            data = json.loads(self._manifest_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _save_manifest(self) -> None:
+        self.local.mkdir(parents=True, exist_ok=True)
+        tmp = self._manifest_path.with_name(f"{MANIFEST}.tmp")
+        tmp.write_text(json.dumps(self._manifest, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, self._manifest_path)
+
+    def check(self) -> None:
+        """Fail early, with the URL, when the bucket cannot be used."""
+        try:
+            self._client.head_bucket(Bucket=self.remote.bucket)
+        except Exception as exc:
+            raise _s3_problem(exc, self.remote, bucket=True) from None
+
+    def pull(self, *folders: str) -> int:
+        """Download every object under the given folders (all when none) that the copy lacks; how many."""
+        count = 0
+        with self._lock:
+            for folder in folders or ("",):
+                for key, entry in _list_under(self._client, self.remote.child(folder)):
+                    relative = PurePosixPath(key[len(self.remote.prefix) :])
+                    if not relative.parts or _is_local_only(relative):
+                        continue
+                    name = str(relative)
+                    known = self._manifest.get(name)
+                    dest = self.local / relative
+                    if known and known.get("etag") == entry.get("ETag") and self._unchanged(dest, known):
+                        continue
+                    _download(self._client, S3Url(self.remote.bucket, key), dest)
+                    stat = dest.stat()
+                    self._manifest[name] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "etag": entry["ETag"]}
+                    count += 1
+            self._save_manifest()
+        return count
+
+    @staticmethod
+    def _unchanged(path: Path, known: dict[str, Any]) -> bool:
+        try:
+            stat = path.stat()
+        except OSError:
+            return False
+        return stat.st_size == known.get("size") and stat.st_mtime_ns == known.get("mtime_ns")
+
+    def push(self) -> int:
+        """Upload every file of the working copy that is new or changed since it was last pushed or pulled."""
+        count = 0
+        with self._lock:
+            for path in sorted(self._files()):
+                relative = PurePosixPath(path.relative_to(self.local).as_posix())
+                name = str(relative)
+                known = self._manifest.get(name)
+                if known and self._unchanged(path, known):
+                    continue
+                try:
+                    stat = path.stat()
+                    etag = self._upload(path, relative, first=known is None)
+                except FileNotFoundError:  # replaced or removed while we looked
+                    continue
+                self._manifest[name] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "etag": etag}
+                count += 1
+            self._save_manifest()
+        return count
+
+    def _files(self) -> Iterator[Path]:
+        for folder, dirs, files in os.walk(self.local):
+            here = Path(folder)
+            relative_dir = here.relative_to(self.local)
+            dirs[:] = [d for d in dirs if not d.startswith(".") and not (relative_dir == Path(".") and d in LOCAL_ONLY)]
+            for name in files:
+                if not name.startswith("."):
+                    yield here / name
+
+    def _upload(self, path: Path, relative: PurePosixPath, *, first: bool) -> str:
+        key = self.remote.child(str(relative))
+        extra: dict[str, Any] = {}
+        if first and _write_once(relative):
+            extra["IfNoneMatch"] = "*"
+        try:
+            with path.open("rb") as body:
+                answer = self._client.put_object(Bucket=key.bucket, Key=key.key, Body=body, **extra)
+        except Exception as exc:
+            from botocore.exceptions import ClientError
+
+            if isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in (
+                "PreconditionFailed",
+                "412",
+            ):
+                raise FmbError(
+                    f"{key}: another collector already wrote a part file under this key; fmb never replaces one.",
+                    hint="Give each collector of a run its own shard (fmb collect --shard I/N).",
+                ) from None
+            raise _s3_problem(exc, key) from None
+        return str(answer.get("ETag", ""))
+
+    @contextmanager
+    def pushing(self, interval_s: float = PUSH_INTERVAL_S) -> Iterator[None]:
+        """Push every ``interval_s`` seconds in a thread while the block runs, and once at its end."""
+        stop = threading.Event()
+
+        def loop() -> None:
+            while not stop.wait(interval_s):
+                with suppress(FmbError):  # S3 away for a moment: the next push, or the final one, tries again
+                    self.push()
+
+        thread = threading.Thread(target=loop, name="fmb-s3-push", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+            self.push()
+
+
+def working_copy(remote: S3Url) -> Path:
+    """The cache folder that stands for a results location in S3."""
+    return _cache_path("results", remote)
+
+
+@dataclass
+class ResultsPlace:
+    """Where a command's results live: a local folder, mirrored to S3 when ``mirror`` is set."""
+
+    local: Path
+    mirror: Mirror | None = None
+
+    def __str__(self) -> str:
+        return str(self.mirror.remote) if self.mirror else str(self.local)
+
+    @contextmanager
+    def session(self, *pull: str, push: bool = True, background: bool = False) -> Iterator[Path]:
+        """Pull ``pull``'s folders (or nothing), run the block on the local copy, push what changed.
+
+        The push also runs when the block fails or is interrupted: what was measured goes up.
+        With ``background`` it also pushes every few seconds while the block runs.
+        """
+        if self.mirror is None:
+            yield self.local
+            return
+        self.local.mkdir(parents=True, exist_ok=True)
+        for folder in pull:
+            self.mirror.pull(folder)
+        if not push:
+            yield self.local
+            return
+        if background:
+            with self.mirror.pushing():
+                yield self.local
+        else:
+            try:
+                yield self.local
+            finally:
+                self.mirror.push()
+
+
+def config_write_location(loaded: LoadedConfig) -> tuple[S3Url, str] | None:
+    """The write bucket location the config's ``aws`` section puts results in, and its mode (s3, both).
+
+    ``aws.s3_and_or_local_file_system`` says so; without it, a config fetched from S3 writes to
+    its bucket (FMBench's way) unless the bucket is fmb's stand-in for `{write_bucket}`, and a
+    local config writes to a local folder. The results live under ``dir_paths.data_prefix``.
+    """
+    from fmb.errors import ConfigError
+
+    aws = loaded.config.aws
+    mode = aws.s3_and_or_local_file_system
+    stand_in = "write_bucket" not in loaded.assignments and not os.environ.get("FMB_WRITE_BUCKET")
+    if mode is None:
+        if not (is_s3(loaded.source) and aws.bucket) or (stand_in and aws.bucket == "fmb-local-write"):
+            return None
+        mode = "s3"
+    if mode == "local":
+        return None
+    if not aws.bucket or (stand_in and aws.bucket == "fmb-local-write"):
+        raise ConfigError(
+            loaded.shown_path,
+            f"s3_and_or_local_file_system is {mode}, but no write bucket is named.",
+            key="aws.bucket",
+            hint="Give it: -A write_bucket=BUCKET (or set FMB_WRITE_BUCKET), or --results s3://BUCKET/PREFIX.",
+        )
+    prefix = (loaded.config.dir_paths.data_prefix or "data").strip("/")
+    return S3Url(aws.bucket, prefix), mode
+
+
+def results_place(
+    given: str | None, loaded: LoadedConfig | None = None, assignments: dict[str, str] | None = None
+) -> ResultsPlace:
+    """Resolve ``--results``: a folder, or ``s3://bucket/prefix``; without it, what the config says, else ./results."""
+    if given is not None and not is_remote(given):
+        return ResultsPlace(Path(given))
+    if given is not None and not is_s3(given):
+        raise FmbError(f"--results {given}: results live in a folder or in S3 (s3://BUCKET/PREFIX), not at a URL.")
+    if given is not None:
+        remote = S3Url.parse(given, "results location")
+        local = working_copy(remote)
+    else:
+        found = config_write_location(loaded) if loaded is not None else None
+        if found is None:
+            return ResultsPlace(Path("results"))
+        remote, mode = found
+        aws = loaded.config.aws if loaded is not None else None
+        local = Path(aws.local_file_system_path or "results") if mode == "both" and aws else working_copy(remote)
+        assignments = loaded.assignments if loaded is not None else assignments
+    mirror = Mirror(local, remote, assignments)
+    mirror.check()
+    return ResultsPlace(local, mirror)
