@@ -86,10 +86,8 @@ def cache_dir() -> Path:
     return Path(os.environ.get("FMB_CACHE_DIR") or Path.home() / ".cache" / "fmb").expanduser()
 
 
-def s3_client(assignments: dict[str, str] | None = None, region: str | None = None) -> Any:
-    """An S3 client from boto3's chain, with `-A` credentials and endpoints as fmb.aws uses them."""
+def _session(assignments: dict[str, str] | None) -> Any:
     import boto3
-    from botocore.config import Config
 
     values = assignments or {}
     kwargs: dict[str, Any] = {}
@@ -99,7 +97,15 @@ def s3_client(assignments: dict[str, str] | None = None, region: str | None = No
         kwargs["aws_access_key_id"] = values["aws_access_key_id"]
         kwargs["aws_secret_access_key"] = values.get("aws_secret_access_key")
         kwargs["aws_session_token"] = values.get("aws_session_token")
-    session = boto3.Session(**kwargs)
+    return boto3.Session(**kwargs)
+
+
+def s3_client(assignments: dict[str, str] | None = None, region: str | None = None) -> Any:
+    """An S3 client from boto3's chain, with `-A` credentials and endpoints as fmb.aws uses them."""
+    from botocore.config import Config
+
+    values = assignments or {}
+    session = _session(assignments)
     endpoint = values.get("s3_endpoint_url") or values.get("aws_endpoint_url")
     config = Config(retries={"max_attempts": 5, "mode": "standard"}, user_agent_extra="fmb")
     return session.client(
@@ -524,3 +530,33 @@ def results_place(
     mirror = Mirror(local, remote, assignments)
     mirror.check()
     return ResultsPlace(local, mirror)
+
+
+def fsspec_s3(assignments: dict[str, str] | None = None) -> Any:
+    """An fsspec filesystem for ``s3://`` paths (for DuckDB): pyarrow's S3 client, set up as boto3's.
+
+    pyarrow does not read boto3's configuration (``AWS_ENDPOINT_URL_S3``, profiles), so the
+    endpoint, region and credentials are taken from a boto3 client and handed over.
+    """
+    import pyarrow.fs
+    from fsspec.implementations.arrow import ArrowFSWrapper
+
+    class S3Filesystem(ArrowFSWrapper):
+        protocol = ("s3", "s3a")
+
+    client = s3_client(assignments)
+    credentials = _session(assignments).get_credentials()
+    if credentials is None:
+        raise FmbError("no AWS credentials were found to read S3 from the warehouse (FMB_RAW / FMB_MARTS).")
+    frozen = credentials.get_frozen_credentials()
+    endpoint = urlsplit(client.meta.endpoint_url)
+    aws_default = endpoint.netloc.endswith(".amazonaws.com")
+    arrow = pyarrow.fs.S3FileSystem(
+        access_key=frozen.access_key,
+        secret_key=frozen.secret_key,
+        session_token=frozen.token,
+        region=client.meta.region_name,
+        endpoint_override=None if aws_default else endpoint.netloc,
+        scheme=endpoint.scheme,
+    )
+    return S3Filesystem(arrow)

@@ -20,6 +20,7 @@ from fmb.errors import FmbError
 from fmb.paths import BUNDLED_PRICING, slug
 from fmb.storage import Mirror, S3Url, results_place
 from tests.aws_servers import CREDENTIALS, moto_server
+from tests.conftest import ROOT
 from tests.test_aws import no_real_aws  # noqa: F401 - the same isolation from the machine's AWS settings
 from tests.test_fmbench_fixtures import fmbench_fixtures_module, write_read_dir  # noqa: F401 - fixtures
 
@@ -256,3 +257,58 @@ def test_fmbench_sample_config_runs_from_s3_to_a_report_in_the_write_bucket(
     assert cells.num_rows == first_cells > 0
     again = client.get_object(Bucket="fmbench-write", Key=f"{report}/report.md")["Body"].read().decode()
     assert again.count("### ") == report_text.count("### ")
+
+
+# -- dbt over raw tables in S3, without a local copy ----------------------------------------------
+
+
+@pytest.mark.slow
+def test_dbt_reads_raw_from_s3_and_writes_marts_there_with_the_same_rows(moto: str, tmp_path: Path) -> None:
+    """`FMB_RAW=s3://... FMB_MARTS=s3://... dbt build`: DuckDB reads and writes S3 through fmb's plugin."""
+    from datetime import UTC, datetime
+
+    import duckdb
+
+    from fmb.warehouse.build import _environment, _run_dbt, build, warehouse_path
+    from tests.rawdata import write_run
+
+    local = tmp_path / "local"
+    for seed in (1, 2):
+        write_run(tmp_path, local, seed, datetime(2026, 1, seed, tzinfo=UTC))
+    build(local)  # also writes the empty tables a build needs beside the runs
+    client = s3(moto)
+    client.create_bucket(Bucket="warehouse-bucket")
+    upload_tree(client, "warehouse-bucket", local / "raw", "team/raw/")
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {"FMB_RAW": "s3://warehouse-bucket/team/raw", "FMB_MARTS": "s3://warehouse-bucket/team/marts"}
+    with _environment(**env):
+        outcome = _run_dbt(
+            elsewhere,
+            [
+                "build",
+                "--select",
+                "+cells",
+                "--indirect-selection",
+                "cautious",
+                "--project-dir",
+                str(ROOT),
+                "--profiles-dir",
+                str(ROOT),
+                "--quiet",
+            ],
+        )
+    assert outcome.success, outcome.exception
+    assert not (elsewhere / "raw").exists() and not (elsewhere / "marts").exists()
+    exported = keys(client, "warehouse-bucket", "team/marts/")
+    assert "team/marts/cells/cells.parquet" in exported
+    query = "select * from cells order by all"
+    with duckdb.connect(str(warehouse_path(local)), read_only=True) as con:
+        here = con.execute(query).fetchall()
+    with duckdb.connect(str(warehouse_path(elsewhere)), read_only=True) as con:
+        there = con.execute(query).fetchall()
+    assert there == here and len(here) > 0
+    body = client.get_object(Bucket="warehouse-bucket", Key="team/marts/cells/cells.parquet")["Body"].read()
+    (tmp_path / "cells.parquet").write_bytes(body)
+    assert pq.read_table(tmp_path / "cells.parquet").num_rows == len(here)

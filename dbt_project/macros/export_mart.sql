@@ -1,5 +1,6 @@
 {#
     Post-hook of every mart: write the table to $FMB_RESULTS/marts/<mart>/<mart>.parquet
+    ($FMB_MARTS/<mart>/<mart>.parquet when set: a folder or an s3:// prefix)
     so that BI tools and ad-hoc SQL can read it with no knowledge of dbt. On engines
     other than DuckDB the marts stay in the warehouse only.
 #}
@@ -13,7 +14,8 @@
     select 1
     {%- else -%}
     {#- The folder is a SQL string literal: a quote in the results path is doubled. -#}
-    {%- set folder = dbt.escape_single_quotes(env_var('FMB_RESULTS', 'results') ~ '/marts/' ~ this.identifier) -%}
+    {%- set marts = env_var('FMB_MARTS', env_var('FMB_RESULTS', 'results') ~ '/marts') -%}
+    {%- set folder = dbt.escape_single_quotes(marts ~ '/' ~ this.identifier) -%}
     select fmb_mkdirs('{{ folder }}');
     copy (select * from {{ this }}) to '{{ folder }}/{{ this.identifier }}.parquet' (format parquet, compression zstd)
     {%- endif -%}
