@@ -101,6 +101,27 @@ def test_two_collectors_never_replace_each_others_part_file(moto: str, tmp_path:
     assert client.get_object(Bucket="results-bucket", Key=part.as_posix())["Body"].read() == b"rows of a"
 
 
+def test_pushing_sends_finished_files_while_the_block_still_runs(moto: str, tmp_path: Path) -> None:
+    """What a collector killed mid-run had finished is in the bucket already, not only at the end."""
+    import time
+
+    client = s3(moto)
+    client.create_bucket(Bucket="results-bucket")
+    mirror = Mirror(tmp_path / "copy", S3Url("results-bucket", "data"))
+    part = tmp_path / "copy" / "raw" / "requests" / "experiment=e" / "run_id=r" / "part-00000.parquet"
+    part.parent.mkdir(parents=True)
+    with mirror.pushing(interval_s=0.05):
+        part.write_bytes(b"rows")
+        (part.parent / ".journal-abc.jsonl").write_text("{}")  # unfinished rows stay local
+        deadline = time.monotonic() + 10
+        while not keys(client, "results-bucket") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert keys(client, "results-bucket") == ["data/raw/requests/experiment=e/run_id=r/part-00000.parquet"]
+        late = part.with_name("part-00001.parquet")
+        late.write_bytes(b"more rows")
+    assert len(keys(client, "results-bucket")) == 2  # the last push, at the end of the block
+
+
 def test_results_place_errors_name_the_location(moto: str) -> None:
     with pytest.raises(FmbError, match="s3://no-such-bucket/x: the bucket does not exist"):
         results_place("s3://no-such-bucket/x")
@@ -312,3 +333,19 @@ def test_dbt_reads_raw_from_s3_and_writes_marts_there_with_the_same_rows(moto: s
     body = client.get_object(Bucket="warehouse-bucket", Key="team/marts/cells/cells.parquet")["Body"].read()
     (tmp_path / "cells.parquet").write_bytes(body)
     assert pq.read_table(tmp_path / "cells.parquet").num_rows == len(here)
+
+
+def test_both_keeps_results_in_the_local_folder_and_in_the_write_bucket(
+    moto: str, tmp_path: Path, write_config, cli_runner
+) -> None:
+    client = s3(moto)
+    client.create_bucket(Bucket="team-write")
+    local = tmp_path / "local-results"
+    aws = f"aws: {{bucket: team-write, s3_and_or_local_file_system: both, local_file_system_path: '{local}'}}\n"
+    path = write_config(SMALL + aws + "dir_paths: {data_prefix: benchmarks}\n")
+    result = cli_runner.invoke(cli, ["prepare", str(path)])
+    assert result.exit_code == 0, result.output
+    payload = "payloads/from-a-url/payload_en_1-1000.jsonl"
+    assert (local / payload).is_file()
+    assert f"benchmarks/{payload}" in keys(client, "team-write")
+    assert "benchmarks/raw/prompts/benchmark=from-a-url/prompts.parquet" in keys(client, "team-write")
