@@ -34,7 +34,7 @@ def _mask_in_output(redactor: Redactor) -> None:
     _out.redact = _err.redact = redactor
 
 
-def results_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def results_option(help_text: str, *, with_config: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """--results DIR or s3://BUCKET/PREFIX (default ./results, or the config's write bucket), with a
     help text that says what the command uses it for."""
     return click.option(
@@ -44,14 +44,18 @@ def results_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..
         default=None,
         metavar="DIR|s3://BUCKET/PREFIX",
         help=help_text + " A folder (default ./results), or s3://BUCKET/PREFIX: worked on through a local "
-        "copy in fmb's cache that is pulled before and pushed after the command. Without it, a config whose "
-        "aws.s3_and_or_local_file_system is s3 or both writes to its write bucket.",
+        "copy in fmb's cache that is pulled before and pushed after the command."
+        + (
+            " Without it, a config whose aws.s3_and_or_local_file_system is s3 or both writes to its write bucket."
+            if with_config
+            else ""
+        ),
     )
 
 
 def config_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """CONFIG, -A key=value and --results, shared by every command that reads a config."""
-    func = results_option("Folder for payloads, raw tables, the warehouse and reports.")(func)
+    func = results_option("Folder for payloads, raw tables, the warehouse and reports.", with_config=True)(func)
     func = click.option(
         "-A",
         "assignments",
@@ -341,7 +345,7 @@ def cloudwatch_command(config: str, assignments: tuple[str, ...], results: str |
     from fmb.collector.cloudwatch import refetch
 
     loaded, place = _load_at(config, assignments, results)
-    with place.session("raw/runs", "raw/experiments", "raw/requests") as local:
+    with place.session("raw") as local:
         outcome = refetch(loaded, ResultsLayout(local), run_id)
     for line in outcome.lines():
         console.print(line, highlight=False, markup=False, soft_wrap=True)

@@ -43,8 +43,9 @@ from fmb.errors import FmbError
 if TYPE_CHECKING:
     from fmb.config.loader import LoadedConfig
 
-# Folders of a working copy that never go up: dbt's compiled project and logs.
-LOCAL_ONLY = ("dbt",)
+# Folders of a working copy that never go up: dbt's compiled project and logs, and the
+# records and logs of what was deployed on this host (server output is not redacted).
+LOCAL_ONLY = ("dbt", "deployments")
 MANIFEST = ".fmb-sync.json"
 PUSH_INTERVAL_S = 5.0
 
@@ -82,12 +83,22 @@ class S3Url:
         return f"{self.key}/" if self.key else ""
 
 
+def shown_url(url: str) -> str:
+    """A URL without the user name and password it may carry (https://user:pw@host/...)."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    return parts._replace(netloc=f"{host}:{parts.port}" if parts.port else host).geturl()
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("FMB_CACHE_DIR") or Path.home() / ".cache" / "fmb").expanduser()
 
 
 def _session(assignments: dict[str, str] | None) -> Any:
     import boto3
+    from botocore.exceptions import BotoCoreError
 
     values = assignments or {}
     kwargs: dict[str, Any] = {}
@@ -97,20 +108,27 @@ def _session(assignments: dict[str, str] | None) -> Any:
         kwargs["aws_access_key_id"] = values["aws_access_key_id"]
         kwargs["aws_secret_access_key"] = values.get("aws_secret_access_key")
         kwargs["aws_session_token"] = values.get("aws_session_token")
-    return boto3.Session(**kwargs)
+    try:
+        return boto3.Session(**kwargs)
+    except BotoCoreError as exc:  # a profile that does not exist, ...
+        raise FmbError(f"AWS settings: {exc}") from None
 
 
 def s3_client(assignments: dict[str, str] | None = None, region: str | None = None) -> Any:
     """An S3 client from boto3's chain, with `-A` credentials and endpoints as fmb.aws uses them."""
     from botocore.config import Config
+    from botocore.exceptions import BotoCoreError
 
     values = assignments or {}
     session = _session(assignments)
     endpoint = values.get("s3_endpoint_url") or values.get("aws_endpoint_url")
     config = Config(retries={"max_attempts": 5, "mode": "standard"}, user_agent_extra="fmb")
-    return session.client(
-        "s3", region_name=region or session.region_name or "us-east-1", endpoint_url=endpoint, config=config
-    )
+    try:
+        return session.client(
+            "s3", region_name=region or session.region_name or "us-east-1", endpoint_url=endpoint, config=config
+        )
+    except (BotoCoreError, ValueError) as exc:  # a malformed endpoint URL, ...
+        raise FmbError(f"AWS settings for S3: {exc}") from None
 
 
 def _s3_problem(exc: Exception, url: S3Url | str, *, bucket: bool = False) -> FmbError:
@@ -172,15 +190,16 @@ def fetch_config(url: str, assignments: dict[str, str] | None = None) -> Path:
     import httpx
 
     parts = urlsplit(url)
-    dest = cache_dir() / "configs" / parts.scheme / quote(parts.netloc, safe="") / parts.path.strip("/")
+    host = f"{parts.hostname or 'host'}_{parts.port}" if parts.port else (parts.hostname or "host")
+    dest = cache_dir() / "configs" / parts.scheme / quote(host, safe="") / parts.path.strip("/")
     if not parts.path.strip("/"):
         raise FmbError(f"{url!r} names no file.")
     try:
         response = httpx.get(url, follow_redirects=True, timeout=30)
     except httpx.HTTPError as exc:
-        raise FmbError(f"{url}: the config could not be fetched ({type(exc).__name__}: {exc}).") from None
+        raise FmbError(f"{shown_url(url)}: the config could not be fetched ({type(exc).__name__}).") from None
     if response.status_code != 200:
-        raise FmbError(f"{url}: the server answered {response.status_code} {response.reason_phrase}.")
+        raise FmbError(f"{shown_url(url)}: the server answered {response.status_code} {response.reason_phrase}.")
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.download")
     tmp.write_bytes(response.content)
@@ -231,9 +250,11 @@ def copy_read_bucket(
             continue
         try:
             head = client.head_object(Bucket=bucket, Key=key)
-        except Exception:
-            missing.append(key)
-            continue
+        except Exception as exc:
+            if _is_missing(exc):
+                missing.append(key)
+                continue
+            raise _s3_problem(exc, S3Url(bucket, key)) from None
         dest = root / PurePosixPath(key)
         if not _same(dest, head):
             _download(client, S3Url(bucket, key), dest)
@@ -242,11 +263,18 @@ def copy_read_bucket(
     if token_key:
         try:
             body = client.get_object(Bucket=bucket, Key=token_key)["Body"].read()
-            token = body.decode("utf-8").strip() or None
-        except Exception:
-            token = None
+            token = body.decode("utf-8", errors="replace").strip() or None
+        except Exception as exc:
+            if not _is_missing(exc):
+                raise _s3_problem(exc, S3Url(bucket, token_key)) from None
     root.mkdir(parents=True, exist_ok=True)
     return ReadBucketCopy(root, fetched, missing, token)
+
+
+def _is_missing(exc: Exception) -> bool:
+    from botocore.exceptions import ClientError
+
+    return isinstance(exc, ClientError) and str(exc.response.get("Error", {}).get("Code")) in ("404", "NoSuchKey")
 
 
 def _same(path: Path, head: dict[str, Any]) -> bool:
@@ -291,12 +319,31 @@ def _list_under(client: Any, where: S3Url) -> Iterator[tuple[str, dict[str, Any]
 
 
 def _is_local_only(relative: PurePosixPath) -> bool:
-    return any(part.startswith(".") for part in relative.parts) or relative.parts[0] in LOCAL_ONLY
+    return (
+        any(part.startswith(".") for part in relative.parts)
+        or relative.parts[0] in LOCAL_ONLY
+        or relative.suffix == ".wal"  # DuckDB's log of a warehouse still open
+    )
 
 
 def _write_once(relative: PurePosixPath) -> bool:
-    """Part files never change once written: another collector's file under the same key is a clash."""
-    return relative.name.startswith("part-") and relative.suffix == ".parquet"
+    """Request part files never change once written: another collector's file under the same key is a clash."""
+    return relative.parts[:2] == ("raw", "requests") and relative.name.startswith("part-")
+
+
+def _deleted_with_local(relative: PurePosixPath) -> bool:
+    """Files whose removal from the working copy is pushed too: a payload file prepare dropped must not come back."""
+    return relative.parts[0] == "payloads"
+
+
+def _md5_etag(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return f'"{digest.hexdigest()}"'
 
 
 class Mirror:
@@ -304,7 +351,8 @@ class Mirror:
 
     The manifest (``.fmb-sync.json`` in the working copy) remembers, per relative path, the
     local size and modification time last pushed or pulled and the object's ETag, so each
-    pull and push moves only what changed.
+    pull and push moves only what changed. A local file changed since its last sync is
+    never replaced by a pull: it is pushed next.
     """
 
     def __init__(self, local: Path, remote: S3Url, assignments: dict[str, str] | None = None) -> None:
@@ -327,7 +375,7 @@ class Mirror:
 
     def _save_manifest(self) -> None:
         self.local.mkdir(parents=True, exist_ok=True)
-        tmp = self._manifest_path.with_name(f"{MANIFEST}.tmp")
+        tmp = self._manifest_path.with_name(f"{MANIFEST}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(self._manifest, sort_keys=True), encoding="utf-8")
         os.replace(tmp, self._manifest_path)
 
@@ -342,22 +390,32 @@ class Mirror:
         """Download every object under the given folders (all when none) that the copy lacks; how many."""
         count = 0
         with self._lock:
-            for folder in folders or ("",):
-                for key, entry in _list_under(self._client, self.remote.child(folder)):
-                    relative = PurePosixPath(key[len(self.remote.prefix) :])
-                    if not relative.parts or _is_local_only(relative):
-                        continue
-                    name = str(relative)
-                    known = self._manifest.get(name)
-                    dest = self.local / relative
-                    if known and known.get("etag") == entry.get("ETag") and self._unchanged(dest, known):
-                        continue
-                    _download(self._client, S3Url(self.remote.bucket, key), dest)
-                    stat = dest.stat()
-                    self._manifest[name] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "etag": entry["ETag"]}
-                    count += 1
-            self._save_manifest()
+            try:
+                for folder in folders or ("",):
+                    for key, entry in _list_under(self._client, self.remote.child(folder)):
+                        relative = PurePosixPath(key[len(self.remote.prefix) :])
+                        if not relative.parts or _is_local_only(relative):
+                            continue
+                        name = str(relative)
+                        known = self._manifest.get(name)
+                        dest = self.local / relative
+                        if known and not self._unchanged(dest, known) and dest.exists():
+                            continue  # changed here since the last sync: the next push sends it
+                        if known and known.get("etag") == entry.get("ETag"):
+                            continue
+                        if not known and dest.exists() and _md5_etag(dest) == entry.get("ETag"):
+                            self._record(name, dest, entry["ETag"])
+                            continue
+                        _download(self._client, S3Url(self.remote.bucket, key), dest)
+                        self._record(name, dest, entry["ETag"])
+                        count += 1
+            finally:
+                self._save_manifest()
         return count
+
+    def _record(self, name: str, path: Path, etag: str) -> None:
+        stat = path.stat()
+        self._manifest[name] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "etag": etag}
 
     @staticmethod
     def _unchanged(path: Path, known: dict[str, Any]) -> bool:
@@ -367,25 +425,49 @@ class Mirror:
             return False
         return stat.st_size == known.get("size") and stat.st_mtime_ns == known.get("mtime_ns")
 
-    def push(self) -> int:
-        """Upload every file of the working copy that is new or changed since it was last pushed or pulled."""
+    def push(self, *folders: str) -> int:
+        """Upload every file of the working copy (under ``folders``, when given) that is new or changed
+        since it was last pushed or pulled; how many. Every file is tried; the first failure is raised
+        after the others went up."""
         count = 0
+        failure: FmbError | None = None
         with self._lock:
-            for path in sorted(self._files()):
-                relative = PurePosixPath(path.relative_to(self.local).as_posix())
-                name = str(relative)
-                known = self._manifest.get(name)
-                if known and self._unchanged(path, known):
-                    continue
-                try:
-                    stat = path.stat()
-                    etag = self._upload(path, relative, first=known is None)
-                except FileNotFoundError:  # replaced or removed while we looked
-                    continue
-                self._manifest[name] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "etag": etag}
-                count += 1
-            self._save_manifest()
+            try:
+                for path in sorted(self._files()):
+                    relative = PurePosixPath(path.relative_to(self.local).as_posix())
+                    if folders and relative.parts[0] not in folders:
+                        continue
+                    name = str(relative)
+                    known = self._manifest.get(name)
+                    if known and self._unchanged(path, known):
+                        continue
+                    try:
+                        stat = path.stat()
+                        etag = self._upload(path, relative, first=known is None)
+                    except FileNotFoundError:  # replaced or removed while we looked
+                        continue
+                    except FmbError as exc:
+                        failure = failure or exc
+                        continue
+                    self._manifest[name] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "etag": etag}
+                    count += 1
+                if not folders or "payloads" in folders:
+                    self._push_deletions()
+            finally:
+                self._save_manifest()
+        if failure is not None:
+            raise failure
         return count
+
+    def _push_deletions(self) -> None:
+        for name in [n for n in self._manifest if _deleted_with_local(PurePosixPath(n))]:
+            if not (self.local / name).exists():
+                key = self.remote.child(name)
+                try:
+                    self._client.delete_object(Bucket=key.bucket, Key=key.key)
+                except Exception as exc:
+                    raise _s3_problem(exc, key) from None
+                del self._manifest[name]
 
     def _files(self) -> Iterator[Path]:
         for folder, dirs, files in os.walk(self.local):
@@ -393,40 +475,51 @@ class Mirror:
             relative_dir = here.relative_to(self.local)
             dirs[:] = [d for d in dirs if not d.startswith(".") and not (relative_dir == Path(".") and d in LOCAL_ONLY)]
             for name in files:
-                if not name.startswith("."):
+                if not _is_local_only(PurePosixPath((relative_dir / name).as_posix())):
                     yield here / name
 
     def _upload(self, path: Path, relative: PurePosixPath, *, first: bool) -> str:
-        key = self.remote.child(str(relative))
-        extra: dict[str, Any] = {}
-        if first and _write_once(relative):
-            extra["IfNoneMatch"] = "*"
-        try:
-            with path.open("rb") as body:
-                answer = self._client.put_object(Bucket=key.bucket, Key=key.key, Body=body, **extra)
-        except Exception as exc:
-            from botocore.exceptions import ClientError
+        from botocore.exceptions import ClientError
 
-            if isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in (
-                "PreconditionFailed",
-                "412",
-            ):
-                raise FmbError(
-                    f"{key}: another collector already wrote a part file under this key; fmb never replaces one.",
-                    hint="Give each collector of a run its own shard (fmb collect --shard I/N).",
-                ) from None
+        key = self.remote.child(str(relative))
+        if not (first and _write_once(relative)):
+            # A managed transfer: one PutObject, or a multipart upload above 8 MB (a warehouse),
+            # which S3 also shows under its key only once complete.
+            try:
+                self._client.upload_file(str(path), key.bucket, key.key)
+                return str(self._client.head_object(Bucket=key.bucket, Key=key.key).get("ETag", ""))
+            except FileNotFoundError:
+                raise
+            except Exception as exc:
+                raise _s3_problem(exc, key) from None
+        body = path.read_bytes()  # a request part: a few MB at most
+        try:
+            answer = self._client.put_object(Bucket=key.bucket, Key=key.key, Body=body, IfNoneMatch="*")
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "412"):
+                raise _s3_problem(exc, key) from None
+            there = self._client.head_object(Bucket=key.bucket, Key=key.key).get("ETag")
+            if there == _md5_etag(path):  # our own file, pushed before the manifest could say so
+                return str(there)
+            raise FmbError(
+                f"{key}: another collector already wrote a different part file under this key; fmb never "
+                f"replaces one, so this copy's rows stay in the local folder {path.parent}.",
+                hint="Give each collector of a run its own shard (fmb collect --shard I/N).",
+            ) from None
+        except Exception as exc:
             raise _s3_problem(exc, key) from None
         return str(answer.get("ETag", ""))
 
     @contextmanager
-    def pushing(self, interval_s: float = PUSH_INTERVAL_S) -> Iterator[None]:
-        """Push every ``interval_s`` seconds in a thread while the block runs, and once at its end."""
+    def pushing(self, interval_s: float = PUSH_INTERVAL_S, folders: tuple[str, ...] = ()) -> Iterator[None]:
+        """Push ``folders`` every ``interval_s`` seconds in a thread while the block runs, and everything
+        once at its end."""
         stop = threading.Event()
 
         def loop() -> None:
             while not stop.wait(interval_s):
-                with suppress(FmbError):  # S3 away for a moment: the next push, or the final one, tries again
-                    self.push()
+                with suppress(Exception):  # S3 away for a moment: the next push, or the final one, tries again
+                    self.push(*folders)
 
         thread = threading.Thread(target=loop, name="fmb-s3-push", daemon=True)
         thread.start()
@@ -449,9 +542,11 @@ class ResultsPlace:
 
     local: Path
     mirror: Mirror | None = None
+    both: bool = False  # the local folder is the user's (aws.s3_and_or_local_file_system: both)
 
     def __str__(self) -> str:
-        return str(self.mirror.remote) if self.mirror else str(self.local)
+        """What --results to give to work on the same place again."""
+        return str(self.mirror.remote) if self.mirror and not self.both else str(self.local)
 
     @contextmanager
     def session(self, *pull: str, push: bool = True, background: bool = False) -> Iterator[Path]:
@@ -469,8 +564,8 @@ class ResultsPlace:
         if not push:
             yield self.local
             return
-        if background:
-            with self.mirror.pushing():
+        if background:  # only files written whole: the warehouse and report are pushed at the end
+            with self.mirror.pushing(folders=("raw", "payloads")):
                 yield self.local
         else:
             try:
@@ -525,8 +620,12 @@ def results_place(
             return ResultsPlace(Path("results"))
         remote, mode = found
         aws = loaded.config.aws if loaded is not None else None
-        local = Path(aws.local_file_system_path or "results") if mode == "both" and aws else working_copy(remote)
+        both = mode == "both"
+        local = Path(aws.local_file_system_path or "results").expanduser() if both and aws else working_copy(remote)
         assignments = loaded.assignments if loaded is not None else assignments
+        mirror = Mirror(local, remote, assignments)
+        mirror.check()
+        return ResultsPlace(local, mirror, both)
     mirror = Mirror(local, remote, assignments)
     mirror.check()
     return ResultsPlace(local, mirror)

@@ -6,6 +6,7 @@ The real boto3 calls run against moto in a thread of the test process; nothing i
 from __future__ import annotations
 
 import threading
+import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -31,6 +32,8 @@ TOKEN = "hf_s3_test_token_never_written_4f9a"
 def moto(no_real_aws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str]:  # noqa: F811
     """moto's S3, and boto3's chain pointed at it (as AWS_ENDPOINT_URL_S3 and keys in the environment)."""
     with moto_server() as url:
+        # moto keeps its state in the test process: every test starts with no bucket.
+        urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST")).close()
         monkeypatch.setenv("AWS_ENDPOINT_URL_S3", url)
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", CREDENTIALS["aws_access_key_id"])
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", CREDENTIALS["aws_secret_access_key"])
@@ -96,7 +99,7 @@ def test_two_collectors_never_replace_each_others_part_file(moto: str, tmp_path:
         (tmp_path / host / part).parent.mkdir(parents=True)
         (tmp_path / host / part).write_bytes(rows)
     Mirror(tmp_path / "a", S3Url("results-bucket", "")).push()
-    with pytest.raises(FmbError, match="another collector already wrote a part file under this key"):
+    with pytest.raises(FmbError, match="another collector already wrote a different part file under this key"):
         Mirror(tmp_path / "b", S3Url("results-bucket", "")).push()
     assert client.get_object(Bucket="results-bucket", Key=part.as_posix())["Body"].read() == b"rows of a"
 
@@ -349,3 +352,56 @@ def test_both_keeps_results_in_the_local_folder_and_in_the_write_bucket(
     assert (local / payload).is_file()
     assert f"benchmarks/{payload}" in keys(client, "team-write")
     assert "benchmarks/raw/prompts/benchmark=from-a-url/prompts.parquet" in keys(client, "team-write")
+
+
+def test_a_lost_manifest_or_a_local_change_never_blocks_or_reverts(moto: str, tmp_path: Path) -> None:
+    client = s3(moto)
+    client.create_bucket(Bucket="results-bucket")
+    local = tmp_path / "copy"
+    part = local / "raw" / "requests" / "experiment=e" / "run_id=r" / "part-00000.parquet"
+    run = local / "raw" / "runs" / "run_id=r" / "run.parquet"
+    for path, body in ((part, b"rows"), (run, b"running")):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(body)
+    Mirror(local, S3Url("results-bucket", "d")).push()
+    (local / ".fmb-sync.json").unlink()  # say a crash before the manifest was saved
+    mirror = Mirror(local, S3Url("results-bucket", "d"))
+    assert mirror.push() == 2  # its own part is recognised by its content, not taken for a clash
+    run.write_bytes(b"finished")  # changed here, not pushed yet: a pull leaves it alone
+    assert mirror.pull("raw") == 0 and run.read_bytes() == b"finished"
+    assert mirror.push() == 1
+    assert client.get_object(Bucket="results-bucket", Key="d/raw/runs/run_id=r/run.parquet")["Body"].read() == (
+        b"finished"
+    )
+
+
+def test_a_payload_file_removed_here_is_removed_from_the_bucket(moto: str, tmp_path: Path) -> None:
+    client = s3(moto)
+    client.create_bucket(Bucket="results-bucket")
+    payload = tmp_path / "copy" / "payloads" / "b" / "payload_en_1-500.jsonl"
+    payload.parent.mkdir(parents=True)
+    payload.write_text("{}\n")
+    mirror = Mirror(tmp_path / "copy", S3Url("results-bucket", "d"))
+    mirror.push()
+    payload.unlink()
+    mirror.push()
+    assert keys(client, "results-bucket") == []
+    assert mirror.pull("payloads") == 0 and not payload.exists()
+
+
+def test_a_password_in_a_config_url_is_never_shown_or_written(moto: str, http_files, tmp_path, cli_runner) -> None:
+    base, files = http_files
+    files["/team/bad.yml"] = b"general: [unclosed\n"
+    url = base.replace("http://", "http://alice:S3cretPw@") + "/team/bad.yml"
+    result = cli_runner.invoke(cli, ["config", "check", url])
+    assert result.exit_code == 1
+    assert "S3cretPw" not in result.output and "alice" not in result.output
+    assert f"{base}/team/bad.yml: line" in result.output  # named by its URL, not by the cached copy
+    assert not [p for p in (tmp_path / "cache").rglob("*") if "S3cretPw" in str(p)]
+
+
+def test_an_unknown_aws_profile_is_one_clear_error(moto: str, monkeypatch, cli_runner) -> None:
+    monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
+    result = cli_runner.invoke(cli, ["build", "--results", "s3://any-bucket/data"])
+    assert result.exit_code == 1
+    assert "no-such-profile" in result.output and "Traceback" not in result.output

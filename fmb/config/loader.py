@@ -30,7 +30,7 @@ from fmb.redact import (
     strings,
     url_secrets,
 )
-from fmb.storage import copy_read_bucket, fetch_config, is_remote, is_s3
+from fmb.storage import copy_read_bucket, fetch_config, is_remote, is_s3, shown_url
 
 MAX_ERRORS_SHOWN = 6
 
@@ -267,11 +267,13 @@ def _copy_read_bucket(
 ) -> tuple[Path, tuple[str, str] | None]:
     """The read bucket's files that s3_read_data names, copied into fmb's cache: (root, hf token)."""
     data = cfg.s3_read_data
-    if not data.read_bucket:
+    stand_in = "read_bucket" not in assignments and not os.environ.get("FMB_READ_BUCKET")
+    if not data.read_bucket or (stand_in and data.read_bucket == "fmb-local-read"):
         raise ConfigError(
             str(path),
-            "s3_or_local_file_system is s3, but there is no read bucket.",
+            "s3_read_data is read from S3, but no read bucket is named.",
             key="s3_read_data.read_bucket",
+            hint="Give it: -A read_bucket=BUCKET (or set FMB_READ_BUCKET), or set s3_or_local_file_system: local.",
         )
     scripts = (data.scripts_prefix or "scripts").strip("/")
     token_key = f"{scripts}/hf_token.txt"
@@ -392,11 +394,20 @@ def load_config(
     ``path`` may be an ``s3://`` or ``https://`` URL: the config is fetched into fmb's cache first.
     """
     assignments = dict(assignments or {})
-    source: str | None = None
     if isinstance(path, str) and is_remote(path):
-        source = path
-        path = fetch_config(path, assignments)
-    path = Path(path)
+        cached = fetch_config(path, assignments)
+        try:
+            return _load(cached, assignments, results_dir, path)
+        except ConfigError as exc:  # named by its URL (without a password), not by the cached copy
+            shown = shown_url(path)
+            exc.message = exc.message.replace(str(cached), shown, 1)
+            exc.args = (exc.message,)
+            exc.path = shown
+            raise
+    return _load(Path(path), assignments, results_dir, None)
+
+
+def _load(path: Path, assignments: dict[str, str], results_dir: str | Path, source: str | None) -> LoadedConfig:
     if not _is_file(path):
         raise ConfigError(str(path), "no such file.", hint="Give the path of an FMBench-format YAML config.")
     try:
