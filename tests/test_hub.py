@@ -177,7 +177,7 @@ def test_split_layouts_on_the_main_branch(
         monkeypatch.setenv("HF_ENDPOINT", served.url)
         rows, note = Hub.from_env().dataset(entry)
     assert rows == [{"input": f"{name} row {i}"} for name in chosen for i in range(2)]
-    assert note.endswith(f"from org/ds@main ({', '.join(chosen)})")
+    assert note == f"{entry}: {2 * len(chosen)} records from {served.url}, org/ds@main: {', '.join(chosen)}"
 
 
 def test_the_parquet_branch_layout_and_its_partial_folders() -> None:
@@ -232,6 +232,7 @@ def test_hub_errors_are_clear_and_say_which(
         missing = run("hf:THUDM/NoSuchBench/a/test")
         assert f"the dataset THUDM/NoSuchBench does not exist on {served.url}" in missing
         assert "No local copy either (a.jsonl" in missing
+        assert "'a--b/c' is not a hub repository id" in run("hf:a--b/c/x/test")
         no_split = run("hf:THUDM/LongBench/2wikimqa_e/validation")
         assert (
             "has no files for subset '2wikimqa_e', split 'validation' (looked at main and refs/convert/parquet)"
@@ -376,6 +377,12 @@ def test_fmbench_s_longbench_sample_prepares_through_the_hub(
             cli, ["prepare", str(config), "--results", str(results), "-A", f"read_tmpdir={read}"], terminal_width=200
         )
     assert result.exit_code == 0, result.output
+    output = " ".join(result.output.split())
+    for subset in LONGBENCH_SUBSETS:
+        note = (
+            f"note: hf:THUDM/LongBench/{subset}/test: 6 records from {served.url}, THUDM/LongBench@refs/convert/parquet"
+        )
+        assert note in output
     loaded = load_config(config, {"read_tmpdir": str(read)})
     assert [s for s in loaded.config.s3_read_data.source_data_files] == [
         f"hf:THUDM/LongBench/{s}/test" for s in LONGBENCH_SUBSETS

@@ -71,6 +71,7 @@ class Hub:
     token_origin: str | None = None
     token_file: Path | None = None  # where FMBench keeps the token, named in errors
     failure: Exception | None = None  # why the hub could not be reached, once it could not
+    notes: list[str] = field(default_factory=list)  # where each hf: dataset came from
     _listings: dict[tuple[str, str, str], list[str] | None] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -176,7 +177,7 @@ class Hub:
         key = (kind, repo, revision)
         if key in self._listings:
             return self._listings[key]
-        from huggingface_hub.errors import HfHubHTTPError, RevisionNotFoundError
+        from huggingface_hub.errors import HfHubHTTPError, HFValidationError, RevisionNotFoundError
 
         files: list[str] | None
         if self.offline:
@@ -188,6 +189,8 @@ class Hub:
                 info = info_call(repo, revision=revision, timeout=INFO_TIMEOUT_S)
             except RevisionNotFoundError:
                 files = None
+            except HFValidationError as exc:
+                raise PrepareError(f"{what}: {repo!r} is not a hub repository id ({exc}).") from None
             except HfHubHTTPError as exc:
                 status = exc.response.status_code if exc.response is not None else None
                 if status is not None and status < 500 and status not in (408, 429):
@@ -280,12 +283,16 @@ class Hub:
                     records: list[dict[str, Any]] = []
                     for name in chosen:
                         records.extend(read_data_file(self.download(ref.repo, "dataset", revision, name, what), name))
-                    return records, f"{entry}: {len(records)} records from {ref.repo}@{revision} ({', '.join(chosen)})"
+                    source = "the Hugging Face cache" if self.offline else self.where
+                    note = f"{entry}: {len(records)} records from {source}, {ref.repo}@{revision}: {', '.join(chosen)}"
+                    self.notes.append(note)
+                    return records, note
         if uncached:
             raise self.unreachable(what, self.failure)
         wanted = f"split {ref.split!r}" if ref.split else f"a split ({', '.join(SPLITS_WHEN_NONE_NAMED)})"
+        where = f"in the Hugging Face cache ({self.cache_dir})" if self.offline else f"on {self.where}"
         raise PrepareError(
-            f"{what}: the dataset {ref.repo} on {self.where} has no files for subset {ref.subset!r}, {wanted} "
+            f"{what}: the dataset {ref.repo} {where} has no files for subset {ref.subset!r}, {wanted} "
             f"(looked at {' and '.join(looked) or 'no branch'}).",
             hint="Check the subset and split names on the dataset's page; fmb reads Parquet, JSONL and JSON files "
             "laid out as SUBSET/SPLIT-*.parquet, data/SPLIT-*.parquet or the hub's refs/convert/parquet branch.",

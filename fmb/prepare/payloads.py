@@ -170,6 +170,7 @@ def prepare(loaded: LoadedConfig, layout: ResultsLayout) -> PrepareResult:
         loaded.read_root, cfg.s3_read_data.prompt_template_dir, cfg.s3_read_data.prompt_template_file, keys
     )
     records, notes = load_records(loaded, template, counter, hub)
+    notes.extend(hub.notes)
     prompts = [template.render(r.fields) for r in records]
     lengths = counter.count_many(prompts)
 
