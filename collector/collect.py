@@ -36,6 +36,7 @@ from fmb.config.schema import Telemetry
 from fmb.endpoints import Endpoint
 from fmb.errors import CollectError, FmbError
 from fmb.paths import ResultsLayout
+from fmb.prepare.hub import Hub
 from fmb.prepare.payloads import tokenizer_candidates
 from fmb.prepare.tokens import load_counter
 
@@ -176,7 +177,9 @@ async def _run_experiments(
             loop.add_signal_handler(signal.SIGTERM, main.cancel)
         except (NotImplementedError, RuntimeError):  # not the main thread, or no signals here
             pass
-    counter, _ = load_counter(tokenizer_candidates(loaded))
+    # The tokenizer prepare used; a hub model's from the cache only (no network on the event loop).
+    hub = Hub.from_env(loaded.hf_token(), loaded.hf_token_file(), cache_only=True)
+    counter, _ = load_counter(tokenizer_candidates(loaded, hub))
     session = resumption.session if resumption else 0
     targets: dict[str, Target] = {}
     closed: set[str] = set()  # staged experiments' targets, closed once their cells were done

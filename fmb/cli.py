@@ -172,7 +172,8 @@ def config_check(config: str, assignments: tuple[str, ...], results: str | None)
 def prepare(config: str, assignments: tuple[str, ...], results: str | None) -> None:
     """Turn CONFIG's datasets into payload files, one per filter.
 
-    Reads LongBench-format or plain JSONL (or a built-in synthetic dataset), fills the
+    Reads LongBench-format or plain JSONL, hf:ORG/NAME/SUBSET/SPLIT datasets (a local copy,
+    else the Hugging Face hub through its cache) or a built-in synthetic dataset, fills the
     prompt template, counts tokens, applies the language and token-length filters, and
     writes FMBench-format payload JSONL files plus the raw/prompts table.
     """

@@ -1,8 +1,8 @@
 """FMBench's own sample configs, unchanged, end to end against local AWS servers.
 
 Only `-A` overrides are given: the AWS endpoints, test credentials, and `read_tmpdir` for a
-folder holding LongBench-format source files under FMBench's names (fmb never downloads a
-dataset) and FMBench's prompt templates.
+folder holding LongBench-format source files under FMBench's names (local copies come before
+the hub, so no `hf:` entry is fetched) and FMBench's prompt templates.
 """
 
 from __future__ import annotations

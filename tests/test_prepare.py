@@ -175,7 +175,9 @@ def test_prepare_cli_reports_an_empty_filter(tmp_path: Path, write_config, cli_r
 @pytest.mark.parametrize(
     ("source", "expected"),
     [
-        ("hf:THUDM/LongBench/2wikimqa_e/test", "fmb never downloads one; no local copy was found (2wikimqa_e.jsonl"),
+        # conftest's hub is a port nothing listens on
+        ("hf:THUDM/LongBench/2wikimqa_e/test", "the hub could not be reached at http://127.0.0.1:9"),
+        ("hf:THUDM/LongBench/2wikimqa_e/test", "No local copy either (2wikimqa_e.jsonl"),
         ("missing.jsonl", "does not exist"),
         ("synthetic:nope", "is not a built-in dataset"),
     ],

@@ -21,6 +21,7 @@ from fmb.config import LoadedConfig
 from fmb.config.schema import payload_file_problem
 from fmb.errors import PrepareError
 from fmb.paths import ResultsLayout
+from fmb.prepare.hub import Hub, HubModel, looks_like_hub_id
 from fmb.prepare.sources import (
     SYNTHETIC_KINDS,
     SYNTHETIC_PREFIX,
@@ -92,23 +93,28 @@ class PrepareResult:
         return [f for f in self.filters if f.prompts == 0]
 
 
-def tokenizer_candidates(loaded: LoadedConfig) -> list[tuple[str, Path]]:
-    """Where a tokenizer may be, in order: datasets.tokenizer, tokenizer_prefix, hf_tokenizer_model_id."""
+def tokenizer_candidates(loaded: LoadedConfig, hub: Hub | None = None) -> list[tuple[str, Path | HubModel]]:
+    """Where a tokenizer may be, in order: datasets.tokenizer, tokenizer_prefix, hf_tokenizer_model_id
+    (a local folder, else a Hugging Face hub model id)."""
     cfg = loaded.config
-    out: list[tuple[str, Path]] = []
+    out: list[tuple[str, Path | HubModel]] = []
     if cfg.datasets.tokenizer:
         p = Path(cfg.datasets.tokenizer).expanduser()
         out.append(("datasets.tokenizer", p if p.is_absolute() else loaded.path.parent / p))
     if cfg.s3_read_data.tokenizer_prefix:
         out.append(("s3_read_data.tokenizer_prefix", loaded.read_root / cfg.s3_read_data.tokenizer_prefix))
     for exp in cfg.experiments:
-        if exp.hf_tokenizer_model_id:
-            out.append(("hf_tokenizer_model_id (a local folder)", Path(exp.hf_tokenizer_model_id).expanduser()))
+        model_id = exp.hf_tokenizer_model_id
+        if model_id and hub is not None and looks_like_hub_id(model_id):
+            if HubModel(model_id, hub) not in [w for _, w in out]:
+                out.append(("hf_tokenizer_model_id", HubModel(model_id, hub)))
+        elif model_id:
+            out.append(("hf_tokenizer_model_id (a local folder)", Path(model_id).expanduser()))
     return out
 
 
 def load_records(
-    loaded: LoadedConfig, template: PromptTemplate, counter: TokenCounter
+    loaded: LoadedConfig, template: PromptTemplate, counter: TokenCounter, hub: Hub | None = None
 ) -> tuple[list[SourceRecord], list[str]]:
     cfg = loaded.config
     keys = cfg.datasets.prompt_template_keys
@@ -136,7 +142,7 @@ def load_records(
                 )
             records.extend(SourceRecord(name, str(r["_id"]), r) for r in rows)
         else:
-            records.extend(read_source_file(loaded.read_root, cfg.s3_read_data.source_data_prefix, name, keys))
+            records.extend(read_source_file(loaded.read_root, cfg.s3_read_data.source_data_prefix, name, keys, hub))
     return records, notes
 
 
@@ -157,12 +163,14 @@ def prepare(loaded: LoadedConfig, layout: ResultsLayout) -> PrepareResult:
             f"{loaded.path}: datasets.filters is empty, so no payload file would be written.",
             hint="Add filters with language, min_length_in_tokens, max_length_in_tokens and payload_file.",
         )
-    counter, counter_note = load_counter(tokenizer_candidates(loaded))
+    hub = Hub.from_env(loaded.hf_token(), loaded.hf_token_file())
+    counter, counter_note = load_counter(tokenizer_candidates(loaded, hub))
     keys = cfg.datasets.prompt_template_keys
     template = load_template(
         loaded.read_root, cfg.s3_read_data.prompt_template_dir, cfg.s3_read_data.prompt_template_file, keys
     )
-    records, notes = load_records(loaded, template, counter)
+    records, notes = load_records(loaded, template, counter, hub)
+    notes.extend(hub.notes)
     prompts = [template.render(r.fields) for r in records]
     lengths = counter.count_many(prompts)
 

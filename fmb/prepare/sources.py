@@ -1,4 +1,4 @@
-"""Reading source datasets: LongBench-format or plain JSONL files, and prompt templates."""
+"""Reading source datasets: LongBench-format or plain JSONL files, ``hf:`` hub datasets, and prompt templates."""
 
 from __future__ import annotations
 
@@ -6,10 +6,13 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fmb.errors import PrepareError
 from fmb.paths import BUNDLED_PROMPT_TEMPLATES
+
+if TYPE_CHECKING:
+    from fmb.prepare.hub import Hub
 
 SYNTHETIC_PREFIX = "synthetic:"
 SYNTHETIC_KINDS = ("longbench", "exact-lengths")
@@ -79,22 +82,29 @@ def hub_copies(name: str) -> list[str]:
     ]
 
 
-def read_source_file(root: Path, prefix: str, name: str, keys: list[str]) -> list[SourceRecord]:
+def read_source_file(root: Path, prefix: str, name: str, keys: list[str], hub: Hub | None = None) -> list[SourceRecord]:
     """The records of one ``source_data_files`` entry, checked for the template keys.
 
-    fmb never downloads a dataset: an ``hf:`` entry is read from a local copy in the
-    source data folder (e.g. ``2wikimqa_e.jsonl`` for ``hf:THUDM/LongBench/2wikimqa_e/test``).
+    An ``hf:`` entry is read from a local copy in the source data folder when there is one
+    (e.g. ``2wikimqa_e.jsonl`` for ``hf:THUDM/LongBench/2wikimqa_e/test``), else from the
+    Hugging Face hub through its cache (see :mod:`fmb.prepare.hub`).
     """
     if name.startswith("hf:"):
         copies = [root / prefix / c for c in hub_copies(name)]
         found = next((c for c in copies if c.is_file()), None)
         if found is None:
-            raise PrepareError(
-                f"source_data_files: {name!r} is a Hugging Face hub dataset, and fmb never downloads one; "
-                f"no local copy was found ({', '.join(c.name for c in copies)} in {root / prefix}/).",
-                hint="Save the split there as JSONL under one of those names, or use a built-in dataset: "
-                "synthetic:longbench or synthetic:exact-lengths.",
-            )
+            from fmb.prepare.hub import Hub
+
+            try:
+                rows, _ = (hub or Hub.from_env()).dataset(name)
+            except PrepareError as exc:
+                raise PrepareError(
+                    f"{exc.message} No local copy either ({', '.join(c.name for c in copies)} in {root / prefix}/).",
+                    hint=(exc.hint + " " if exc.hint else "")
+                    + "Or save the split there as JSONL under one of those names, or use a built-in dataset: "
+                    "synthetic:longbench or synthetic:exact-lengths.",
+                ) from None
+            return _checked(rows, name, f"{name} record", keys)
         name = found.name
     path = root / prefix / name
     if not path.is_file():
@@ -104,13 +114,18 @@ def read_source_file(root: Path, prefix: str, name: str, keys: list[str]) -> lis
             "s3_read_data.local_file_system_path or -A read_tmpdir=DIR), or use a built-in dataset: "
             "synthetic:longbench or synthetic:exact-lengths.",
         )
+    return _checked(read_jsonl(path), name, f"{path} line", keys)
+
+
+def _checked(rows: list[dict[str, Any]], name: str, where: str, keys: list[str]) -> list[SourceRecord]:
+    """``rows`` as source records; ``where`` names a row in errors ("FILE line", "ENTRY record")."""
     out = []
-    for i, record in enumerate(read_jsonl(path)):
+    for i, record in enumerate(rows):
         missing = [k for k in keys if k not in record]
         if missing:
             raise PrepareError(
-                f"{path} line {i + 1}: the record has no {', '.join(missing)} "
-                f"(datasets.prompt_template_keys asks for {', '.join(keys)}).",
+                f"{where} {i + 1}: the record has no "
+                f"{', '.join(missing)} (datasets.prompt_template_keys asks for {', '.join(keys)}).",
                 hint=f"The record's keys are: {', '.join(sorted(record))}.",
             )
         out.append(SourceRecord(name, str(record.get("_id", f"{name}:{i + 1}")), record))

@@ -1,4 +1,8 @@
-"""Counting tokens on the client: a real tokenizer, or FMBench's 750 words = 1000 tokens rule."""
+"""Counting tokens on the client: a real tokenizer, or FMBench's 750 words = 1000 tokens rule.
+
+A tokenizer is a Hugging Face ``tokenizer.json``: a local file or folder, or a hub model's
+(``hf_tokenizer_model_id``), fetched through the hub's cache by :mod:`fmb.prepare.hub`.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from pathlib import Path
 from typing import Protocol
 
 from fmb.errors import PrepareError
+from fmb.prepare.hub import HubModel
 
 
 class TokenCounter(Protocol):
@@ -46,7 +51,7 @@ class WordRule:
 
 
 class HFTokenizer:
-    """A Hugging Face ``tokenizer.json`` loaded with the ``tokenizers`` library (offline)."""
+    """A Hugging Face ``tokenizer.json`` loaded with the ``tokenizers`` library (from a local file)."""
 
     def __init__(self, path: Path) -> None:
         from tokenizers import Tokenizer
@@ -75,21 +80,36 @@ class HFTokenizer:
         return [len(e.ids) for e in self._tok.encode_batch(texts, add_special_tokens=False)]
 
 
-def load_counter(candidates: list[tuple[str, Path]]) -> tuple[TokenCounter, str]:
+def load_counter(candidates: list[tuple[str, Path | HubModel]]) -> tuple[TokenCounter, str]:
     """The first candidate that holds a tokenizer.json, else the word rule.
 
-    ``candidates`` are (origin, path) pairs in order of preference; an explicitly named
-    tokenizer (origin ``datasets.tokenizer``) that does not exist is an error.
+    ``candidates`` are (origin, path or hub model) pairs in order of preference; an explicitly
+    named tokenizer (origin ``datasets.tokenizer``) that does not exist is an error. A hub model
+    that cannot be had (not cached and the hub unreachable, gated, missing) is passed over, and
+    the note says why.
     Returns the counter and a sentence saying where it came from.
     """
-    for origin, path in candidates:
-        file = path / "tokenizer.json" if path.is_dir() else path
+    passed_over: list[str] = []
+    for origin, where in candidates:
+        if isinstance(where, HubModel):
+            try:
+                file = where.hub.tokenizer(where.model_id, f"{origin} {where.model_id!r}")
+            except PrepareError as exc:
+                passed_over.append(" ".join(str(exc).split()))
+                continue
+            tokenizer = HFTokenizer(file)
+            tokenizer.name = f"tokenizer:{where.model_id}"
+            return tokenizer, f"tokens counted with {where.model_id}'s tokenizer.json from the hub ({file})"
+        file = where / "tokenizer.json" if where.is_dir() else where
         if file.is_file():
-            return HFTokenizer(path), f"tokens counted with {file} (from {origin})"
+            return HFTokenizer(where), f"tokens counted with {file} (from {origin})"
         if origin == "datasets.tokenizer":
             raise PrepareError(
-                f"datasets.tokenizer: {path} does not exist or holds no tokenizer.json.",
+                f"datasets.tokenizer: {where} does not exist or holds no tokenizer.json.",
                 hint="Point it at a tokenizer.json file or a folder that holds one, or remove it "
                 "to count tokens with FMBench's rule of 750 words = 1000 tokens.",
             )
-    return WordRule(), "no tokenizer found; tokens counted with FMBench's rule of 750 words = 1000 tokens"
+    rule = "tokens counted with FMBench's rule of 750 words = 1000 tokens"
+    if passed_over:
+        return WordRule(), " ".join(passed_over) + f" So {rule}."
+    return WordRule(), f"no tokenizer found; {rule}"
