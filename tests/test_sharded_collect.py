@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -13,10 +15,13 @@ import pytest
 from click.testing import CliRunner
 
 from fmb.collector.mock.process import mock_server
+from fmb.collector.recovery import recover_abandoned
 from fmb.collector.shard import Shard
+from fmb.paths import ResultsLayout
 from fmb.warehouse.build import warehouse_path
 from tests.rawdata import query
 from tests.test_collect import make_config, run_cli
+from tests.test_crash_recovery import mock_counts
 
 pytestmark = pytest.mark.slow  # a mock server in a subprocess and dbt builds
 
@@ -190,3 +195,53 @@ def test_a_missing_shard_marks_the_run_incomplete_and_keeps_the_others_rows(tmp_
     (run,) = query(warehouse_path(results), "select * from runs")
     assert run["run_status"] == "completed" and run["count_missing_requests"] == 0
     assert [run[k] for k in ("shard_count", "collector_count", "count_missing_shards")] == [2, 2, 0]
+
+
+def test_a_killed_shard_is_recovered_while_the_other_collects_on(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    runner = CliRunner()
+    concurrency, rounds = 4, 400  # 800 requests a shard, on two slots each: seconds of work
+    with mock_server(ttft_ms=4, itl_ms=1, output_tokens=8) as url:
+        config = make_config(tmp_path, url, concurrency=(concurrency,), rounds=rounds, prompts=8)
+        assert run_cli(runner, "prepare", str(config), "--results", str(results)).exit_code == 0
+        first, second = (shard_process(config, results, "killed", s) for s in ("1/2", "2/2"))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and mock_counts(url)["completed"] < 300:
+            time.sleep(0.05)
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+
+        recovered = recover_abandoned(ResultsLayout(results))  # as the next fmb collect or build does
+        assert second.poll() is None, "shard 2 ends seconds after the kill"
+        folder = next((results / "raw" / "requests").glob("*/run_id=killed"))
+        # Shard 2's rows since its cell began are in its journal: recovering shard 1 left them alone.
+        assert list(folder.glob(".journal-shard-2-of-2-*.jsonl"))
+        out, _ = second.communicate(timeout=300)
+        assert second.returncode == 0, out
+        assert [(r.run_id, r.rows > 0) for r in recovered] == [("killed", True)]
+        assert not list(folder.glob(".journal-*"))
+
+        runs = {Shard.of_row(r).index: r for r in raw_rows(results, "runs", "killed")}
+        assert runs[1]["status"] == "abandoned" and "--resume killed --shard 1/2" in runs[1]["status_message"]
+        assert runs[2]["status"] == "completed"
+        rows = raw_rows(results, "requests", "killed")
+        assert len({r["request_index"] for r in rows}) == len(rows)  # none twice
+        two = Shard(2, 2)
+        assert sorted(r["request_index"] for r in rows if r["shard"] == 2) == two.indices(
+            concurrency, range(rounds * concurrency)
+        )
+        assert all(Shard(1, 2).owns(concurrency, r["request_index"]) for r in rows if r["shard"] == 1)
+
+        built = run_cli(runner, "build", "--results", str(results))
+        assert built.exit_code == 0, built.output
+        (run,) = query(warehouse_path(results), "select * from runs")
+        assert run["run_status"] == "abandoned" and run["collector_count"] == 2
+        assert run["count_missing_requests"] == rounds * concurrency - len(rows) > 0
+
+        resumed = collect(runner, config, results, "--resume", "killed", "--shard", "1/2")
+        assert resumed.exit_code == 0, resumed.output
+
+    assert run_cli(runner, "build", "--results", str(results)).exit_code == 0
+    (run,) = query(warehouse_path(results), "select * from runs")
+    assert run["run_status"] == "completed" and run["count_missing_requests"] == 0
+    assert run["count_measured_requests"] == rounds * concurrency
