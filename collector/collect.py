@@ -59,6 +59,7 @@ class RunResult:
     recovered: list[Recovered] = field(default_factory=list)  # abandoned runs found and finished first
     resumed_requests: int | None = None  # with --resume: the missing requests sent
     client_busy: list[str] = field(default_factory=list)  # why the client machine was busy, if it was
+    shard: Shard = WHOLE  # the shard of the run this collector sent (see fmb.collector.shard)
     # When each experiment's cells began and ended (UTC), in this collection session; an
     # experiment stopped by an error or Ctrl-C ends when it stopped.
     experiment_windows: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)
@@ -384,7 +385,7 @@ def collect(
         repeat_index=repeat_index,
         shard=shard,
     )
-    result = RunResult(recorder.run_id, "running", recovered=recovered)
+    result = RunResult(recorder.run_id, "running", recovered=recovered, shard=shard)
     if resumption is not None:
         recorder.started_at = resumption.run["started_at"]
         result.resumed_requests = resumption.requests

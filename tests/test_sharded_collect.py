@@ -143,6 +143,7 @@ def test_a_missing_shard_marks_the_run_incomplete_and_keeps_the_others_rows(tmp_
         assert run_cli(runner, "prepare", str(config), "--results", str(results)).exit_code == 0
         second = collect(runner, config, results, "--run-id", "half", "--shard", "2/2")
         assert second.exit_code == 0, second.output
+        assert "run half (shard 2/2): completed" in second.output
 
         refusals = {
             ("--run-id", "half", "--shard", "2/2"): "this shard of the run was already started",
