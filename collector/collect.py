@@ -374,7 +374,7 @@ def collect(
     plan = make_plan(loaded, layout, only)
     resumption = plan_resumption(loaded, layout, resume, plan.cells, shard) if resume else None
     if resumption is None and run_id is not None:
-        check_new_run(loaded, layout, run_id, shard)
+        check_new_run(loaded, layout, run_id, shard, plan.cells)
     if resumption is not None:  # a resumed run stays in its group
         run_group, repeat_index = resumption.run.get("run_group"), resumption.run.get("repeat_index") or 1
     recorder = RunRecorder(

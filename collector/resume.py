@@ -54,8 +54,11 @@ def _shard_counts(rows: list[dict[str, Any]]) -> set[int]:
     return {Shard.of_row(r).count for r in rows}
 
 
-def check_new_run(loaded: LoadedConfig, layout: ResultsLayout, run_id: str, shard: Shard) -> None:
-    """A new collection into ``run_id`` (--run-id): a new run, or a shard not started yet of a run of this config."""
+def check_new_run(
+    loaded: LoadedConfig, layout: ResultsLayout, run_id: str, shard: Shard, cells: dict[str, list[Cell]]
+) -> None:
+    """A new collection into ``run_id`` (--run-id): a new run, or a shard not started yet of a run of this
+    config that plans the same cells."""
     rows = read_run_rows(layout, run_id)
     if not rows:
         return
@@ -74,6 +77,30 @@ def check_new_run(loaded: LoadedConfig, layout: ResultsLayout, run_id: str, shar
             hint=f"To send what it did not: fmb collect CONFIG --resume {run_id} --shard {shard.label}",
         )
     _check_config(loaded, rows[0], option)
+    _check_cells(layout, run_id, cells, f"{option} --shard {shard.label}", same=True)
+
+
+def _check_cells(layout: ResultsLayout, run_id: str, cells: dict[str, list[Cell]], option: str, *, same: bool) -> None:
+    """The cells planned now are the run's (``same``: all of them, as a new shard plans) or some of them."""
+    recorded = layout.run_table_dir("cells", run_id) / "cells.parquet"
+    if not recorded.is_file():
+        return
+    planned = {
+        (r["experiment"], r["payload_file"], r["concurrency"], r["planned_requests"], r["warmup_requests"])
+        for r in ds.dataset(recorded, format="parquet").to_table().to_pylist()
+    }
+    now = {(c.experiment, c.payload_file, c.concurrency, c.requests, c.warmup) for cs in cells.values() for c in cs}
+    if not now <= planned:
+        raise CollectError(
+            f"{option}: the cells planned now differ from the run's "
+            f"({len(now - planned)} cell(s) are new or have another request count).",
+            hint="The payload files (or --experiment) changed since the run; collect it with the files it used.",
+        )
+    if same and now != planned:
+        raise CollectError(
+            f"{option}: this shard would plan {len(now)} of the run's {len(planned)} cells.",
+            hint="Every shard of a run plans the same cells: give each the same --experiment options (or none).",
+        )
 
 
 def _check_config(loaded: LoadedConfig, run: dict[str, Any], option: str) -> None:
@@ -129,19 +156,7 @@ def plan_resumption(
             + " is still being collected by another fmb process.",
             hint="Wait for it to end (or stop it) and resume then.",
         )
-    recorded = layout.run_table_dir("cells", run_id) / "cells.parquet"
-    if recorded.is_file():
-        planned = {
-            (r["experiment"], r["payload_file"], r["concurrency"], r["planned_requests"], r["warmup_requests"])
-            for r in ds.dataset(recorded, format="parquet").to_table().to_pylist()
-        }
-        now = {(c.experiment, c.payload_file, c.concurrency, c.requests, c.warmup) for cs in cells.values() for c in cs}
-        if not now <= planned:
-            raise CollectError(
-                f"--resume {run_id}: the cells planned now differ from the run's "
-                f"({len(now - planned)} cell(s) are new or have another request count).",
-                hint="The payload files (or --experiment) changed since the run; resume with the files it used.",
-            )
+    _check_cells(layout, run_id, cells, f"--resume {run_id}", same=False)
     done: dict[tuple[str, str, int], set[int]] = defaultdict(set)
     warmed: set[tuple[str, str, int]] = set()
     session = 0

@@ -219,6 +219,8 @@ def collect(
     from fmb.endpoints import resolve_endpoints
     from fmb.summary import print_collect_summary, print_left_running
 
+    if run_id is not None and not run_id.strip():
+        raise click.BadParameter("a run id cannot be empty.", param_hint="'--run-id'")
     if run_id is not None and resume is not None:
         raise click.UsageError("--run-id names a new run and --resume an existing one: give one of them.")
     if shard is not None and not shard.is_whole and run_id is None and resume is None:

@@ -116,3 +116,5 @@ def test_shard_needs_a_run_id_shared_by_the_shards(cli_runner, tmp_path) -> None
     assert result.exit_code == 2 and "--shard 1/2 needs --run-id" in result.output
     both = cli_runner.invoke(cli, ["collect", str(config), "--run-id", "a", "--resume", "b"])
     assert both.exit_code == 2 and "give one of them" in both.output
+    empty = cli_runner.invoke(cli, ["collect", str(config), "--run-id", " ", "--shard", "1/2"])
+    assert empty.exit_code == 2 and "Invalid value for '--run-id': a run id cannot be empty" in empty.output

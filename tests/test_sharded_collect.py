@@ -246,3 +246,31 @@ def test_a_killed_shard_is_recovered_while_the_other_collects_on(tmp_path: Path)
     (run,) = query(warehouse_path(results), "select * from runs")
     assert run["run_status"] == "completed" and run["count_missing_requests"] == 0
     assert run["count_measured_requests"] == rounds * concurrency
+
+
+def test_the_shards_of_a_run_must_plan_the_same_cells(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    runner = CliRunner()
+    with mock_server(ttft_ms=1, itl_ms=1, output_tokens=2) as url:
+        other = f"""
+        - name: other-endpoint
+          api: openai-chat
+          endpoint_url: {url}/v1
+          instance_type: local.cpu
+          inference_spec: {{parameter_set: chat}}
+          payload_files: [payload_en_40-60.jsonl]
+          concurrency_levels: [2]
+        """
+        config = make_config(tmp_path, url, concurrency=(1, 2), rounds=1, prompts=2, extra=other)
+        assert run_cli(runner, "prepare", str(config), "--results", str(results)).exit_code == 0
+        only = ("--experiment", "mock-endpoint")
+        first = collect(runner, config, results, "--run-id", "r", "--shard", "1/2", *only)
+        assert first.exit_code == 0, first.output
+        for args in [("--shard", "2/2"), ("--shard", "2/2", "--experiment", "other-endpoint")]:
+            refused = collect(runner, config, results, "--run-id", "r", *args)
+            assert refused.exit_code == 1 and "the cells planned now differ from the run's" in refused.output
+        second = collect(runner, config, results, "--run-id", "r", "--shard", "2/2", *only)
+        assert second.exit_code == 0, second.output
+    rows = raw_rows(results, "requests", "r")
+    assert {r["experiment"] for r in rows} == {"mock-endpoint"}
+    assert sorted((r["concurrency"], r["request_index"]) for r in rows) == [(1, 0), (2, 0), (2, 1)]
