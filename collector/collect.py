@@ -24,10 +24,11 @@ from fmb.collector.host_telemetry import host_telemetry
 from fmb.collector.plan import Plan, make_plan
 from fmb.collector.progress import CellProgress
 from fmb.collector.recovery import Recovered, recover_abandoned
-from fmb.collector.resume import Resumption, plan_resumption
+from fmb.collector.resume import Resumption, check_new_run, plan_resumption
 from fmb.collector.run_tables import RunRecorder, new_run_id
 from fmb.collector.runner import Cell, CellStats, Policy, RowMaker, run_cell
 from fmb.collector.server_metrics import server_scraper
+from fmb.collector.shard import WHOLE, Shard
 from fmb.collector.targets import make_target
 from fmb.collector.targets.base import Target
 from fmb.collector.writer import RequestWriter
@@ -59,6 +60,7 @@ class RunResult:
     recovered: list[Recovered] = field(default_factory=list)  # abandoned runs found and finished first
     resumed_requests: int | None = None  # with --resume: the missing requests sent
     client_busy: list[str] = field(default_factory=list)  # why the client machine was busy, if it was
+    shard: Shard = WHOLE  # the shard of the run this collector sent (see fmb.collector.shard)
     # When each experiment's cells began and ended (UTC), in this collection session; an
     # experiment stopped by an error or Ctrl-C ends when it stopped.
     experiment_windows: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)
@@ -289,8 +291,9 @@ async def _run_experiment(
     load: ClientLoad,
 ) -> None:
     """The cells of one experiment, in order; every row is written as it finishes."""
-    rows = RowMaker(recorder.run_id, target.stream, counter, recorder.redact, session)
-    writer = RequestWriter(layout.requests_dir(exp.name, recorder.run_id), complete=rows.complete)
+    shard = recorder.shard
+    rows = RowMaker(recorder.run_id, target.stream, counter, recorder.redact, session, shard)
+    writer = RequestWriter(layout.requests_dir(exp.name, recorder.run_id), complete=rows.complete, tag=shard.tag)
     policy = Policy(exp.spec.request_timeout_s, exp.spec.max_attempts, exp.spec.retry_backoff_s)
     started_at = datetime.now(UTC)
     result.experiment_addresses[exp.name] = target.describe()
@@ -298,7 +301,7 @@ async def _run_experiment(
         for cell in cells:
             missing = resumption.missing[cell] if resumption else None
             stats = CellStats()
-            progress.start_cell(cell if missing is None else replace(cell, requests=len(missing)), stats)
+            progress.start_cell(replace(cell, requests=_requests_to_send(cell, shard, missing)), stats)
 
             def sink(row: dict[str, Any], stats: CellStats = stats, writer: RequestWriter = writer) -> None:
                 writer.add(row)
@@ -317,6 +320,7 @@ async def _run_experiment(
                     missing,
                     warmup,
                     load,
+                    shard,
                 )
             finally:
                 progress.update(stats)
@@ -326,6 +330,13 @@ async def _run_experiment(
         writer.close()
         result.rows += writer.rows_written
         result.experiment_windows[exp.name] = (started_at, datetime.now(UTC))
+
+
+def _requests_to_send(cell: Cell, shard: Shard, missing: list[int] | None) -> int:
+    """The measured requests of ``cell`` this collector sends: the shard's, or the missing ones of a resumed run."""
+    if missing is not None:
+        return len(missing)  # a resumed shard's missing requests are its own
+    return len(shard.indices(cell.concurrency, range(cell.warmup, cell.warmup + cell.requests)))
 
 
 def collect(
@@ -341,6 +352,7 @@ def collect(
     repeat_index: int = 1,
     run_id: str | None = None,
     stages: dict[str, Stage] | None = None,
+    shard: Shard = WHOLE,
 ) -> RunResult:
     """Run every cell of the config and record the run; rows already written are never lost.
 
@@ -352,6 +364,8 @@ def collect(
     ``run_id`` names a new run (`fmb run` names it before deploying); by default a new id.
     ``stages`` are experiments whose endpoint is stood up right before their cells and
     removed right after them (see :class:`Stage`); their ``endpoints`` entry is a stand-in.
+    ``shard`` sends only that shard's part of the run (see :mod:`fmb.collector.shard`); the other
+    shards are collected by other calls with the same ``run_id`` (or ``resume``).
     """
     recovered = recover_abandoned(layout)
     loaded = replace(
@@ -361,13 +375,20 @@ def collect(
         ],
     )
     plan = make_plan(loaded, layout, only)
-    resumption = plan_resumption(loaded, layout, resume, plan.cells) if resume else None
+    resumption = plan_resumption(loaded, layout, resume, plan.cells, shard) if resume else None
+    if resumption is None and run_id is not None:
+        check_new_run(loaded, layout, run_id, shard, plan.cells)
     if resumption is not None:  # a resumed run stays in its group
         run_group, repeat_index = resumption.run.get("run_group"), resumption.run.get("repeat_index") or 1
     recorder = RunRecorder(
-        loaded, layout, resume or run_id or new_run_id(), run_group=run_group, repeat_index=repeat_index
+        loaded,
+        layout,
+        resume or run_id or new_run_id(),
+        run_group=run_group,
+        repeat_index=repeat_index,
+        shard=shard,
     )
-    result = RunResult(recorder.run_id, "running", recovered=recovered)
+    result = RunResult(recorder.run_id, "running", recovered=recovered, shard=shard)
     if resumption is not None:
         recorder.started_at = resumption.run["started_at"]
         result.resumed_requests = resumption.requests
@@ -381,7 +402,7 @@ def collect(
     sys.setswitchinterval(0.001)
     try:
         cells = [c for cs in plan.cells.values() for c in cs if resumption is None or c in resumption.missing]
-        requests = sum(len(resumption.missing[c]) if resumption else c.requests for c in cells)
+        requests = sum(_requests_to_send(c, shard, resumption.missing[c] if resumption else None) for c in cells)
         with (
             CellProgress(quiet, console, total_cells=len(cells), total_requests=requests) as progress,
             # Samples this host off the event loop while the requests go to a server fmb deployed here.

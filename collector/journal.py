@@ -37,15 +37,16 @@ def _encode(value: Any) -> str:
 class Journal:
     """Append-only segments of one writer; ``rotate`` starts a new segment and returns the old one."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, tag: str = "") -> None:
         self.directory = directory
+        self.tag = tag  # a shard's segments are named after it (see fmb.collector.shard)
         self._fd: int | None = None
         self._path: Path | None = None
 
     def append(self, row: dict[str, Any]) -> None:
         if self._fd is None:
             self.directory.mkdir(parents=True, exist_ok=True)
-            self._path = self.directory / f".journal-{uuid.uuid4().hex}.jsonl"
+            self._path = self.directory / f".journal-{self.tag}{uuid.uuid4().hex}.jsonl"
             self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.write(self._fd, json.dumps(row, default=_encode, separators=(",", ":")).encode() + b"\n")
 
@@ -77,5 +78,6 @@ def read_segment(path: Path) -> Iterator[dict[str, Any]]:
             yield row
 
 
-def segments(directory: Path) -> list[Path]:
-    return sorted(directory.glob(SEGMENT_GLOB))
+def segments(directory: Path, tag: str = "") -> list[Path]:
+    """The segments of ``directory`` (only a shard's with its ``tag``)."""
+    return sorted(directory.glob(f".journal-{tag}*.jsonl"))

@@ -1,7 +1,11 @@
 """The run's own tables: runs, experiments, planned cells, pricing and prompts.
 
 One :class:`RunRecorder` per run writes them (each file atomically) and holds the run's
-lock while it is being collected.
+lock while it is being collected. In a sharded run (`fmb collect --shard I/N`) each
+shard's recorder holds its own lock and writes its own row of the runs table
+(``run-shard-I-of-N.parquet``); the experiments, cells, pricing and prompts tables are the
+run's plan, the same whichever shard writes them, so every shard writes them whole under
+the same names (the last write wins; no shard's rows are lost).
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ from fmb import __version__
 from fmb.collector.host import busy_reasons, host_info, load_average_1m, process_cpu_s
 from fmb.collector.parquet_io import write_atomic
 from fmb.collector.plan import Plan
-from fmb.collector.recovery import RunLock
+from fmb.collector.recovery import RunLock, run_path
 from fmb.collector.schemas import CELLS, EXPERIMENTS, PRICING, PROMPTS, RUNS, RunStatus
+from fmb.collector.shard import WHOLE, Shard
 from fmb.collector.targets.base import Target
 from fmb.config import LoadedConfig
 from fmb.endpoints import Endpoint
@@ -44,8 +49,10 @@ class RunRecorder:
         *,
         run_group: str | None = None,
         repeat_index: int = 1,
+        shard: Shard = WHOLE,
     ) -> None:
         self.loaded = loaded
+        self.shard = shard
         self.layout = layout
         self.run_id = run_id
         self.run_group = run_group or run_id
@@ -58,12 +65,13 @@ class RunRecorder:
         self.recorded = False
         self.prices = load_prices(loaded.pricing_path) if loaded.pricing_path else []
         self.redact = loaded.redactor()
-        self._lock = RunLock(layout, run_id)
+        self._lock = RunLock(layout, run_id, shard)
 
     def lock(self, state: dict[str, Any]) -> None:
         """Hold the run's lock while collecting (see :mod:`fmb.collector.recovery`)."""
         if not self._lock.acquire(state):
-            raise CollectError(f"run {self.run_id} is being collected by another fmb process.")
+            which = "" if self.shard.is_whole else f"shard {self.shard.label} of "
+            raise CollectError(f"{which}run {self.run_id} is being collected by another fmb process.")
 
     def unlock(self) -> None:
         self._lock.release()
@@ -97,6 +105,8 @@ class RunRecorder:
             "txn_count_for_showing_cost": cfg.report.txn_count_for_showing_cost,
             "run_group": self.run_group,
             "repeat_index": self.repeat_index,
+            "shard": self.shard.index,
+            "shard_count": self.shard.count,
             "client_cpu_model": self.host.cpu_model,
             "client_logical_cores": self.host.logical_cores,
             "client_memory_bytes": self.host.memory_bytes,
@@ -105,7 +115,7 @@ class RunRecorder:
             "client_load_1m_after": load_average_1m() if ended else None,
             "client_process_cpu_s": process_cpu_s() - self._cpu_s_at_start if ended else None,
         }
-        write_atomic([row], RUNS, self.layout.run_table_dir("runs", self.run_id) / "run.parquet")
+        write_atomic([row], RUNS, run_path(self.layout, self.run_id, self.shard))
         self.recorded = True
         self.last_row = row
 

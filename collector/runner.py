@@ -21,6 +21,7 @@ import aiohttp
 
 from fmb.collector.client_telemetry import ClientLoad
 from fmb.collector.schemas import RequestStatus
+from fmb.collector.shard import WHOLE, Shard
 from fmb.collector.targets.base import EndpointError, Recorder, Request, Target, Usage
 from fmb.prepare.tokens import TokenCounter
 from fmb.redact import Redactor
@@ -139,9 +140,18 @@ async def _try_once(
 class RowMaker:
     """Turns a finished request into a row of the ``requests`` table."""
 
-    def __init__(self, run_id: str, stream: bool, counter: TokenCounter, redact: Redactor, session: int = 0):
+    def __init__(
+        self,
+        run_id: str,
+        stream: bool,
+        counter: TokenCounter,
+        redact: Redactor,
+        session: int = 0,
+        shard: Shard = WHOLE,
+    ):
         self.run_id = run_id
         self.session = session
+        self.shard = shard
         self.stream = stream
         self.counter = counter
         self.redact = redact
@@ -180,6 +190,8 @@ class RowMaker:
             "prompt_id": request.prompt_id,
             "is_warmup": is_warmup,
             "session": self.session,
+            "shard": self.shard.index,
+            "shard_count": self.shard.count,
             "model_copy": rec.model_copy,
             "attempts": rec.attempts,
             "started_at": datetime.fromtimestamp(started / 1e9, UTC),
@@ -209,16 +221,26 @@ class RowMaker:
             row["completion_tokens_client"] = count
 
 
-async def closed_loop(concurrency: int, indices: Sequence[int], job: Callable[[int, int], Awaitable[None]]) -> None:
-    """Run ``job(index, worker)`` for each of ``indices`` with ``concurrency`` in flight."""
+async def closed_loop(
+    concurrency: int,
+    indices: Sequence[int],
+    job: Callable[[int, int], Awaitable[None]],
+    slots: Sequence[int] | None = None,
+) -> None:
+    """Run ``job(index, worker)`` for each of ``indices`` with ``concurrency`` in flight.
+
+    ``slots`` names the workers (a shard runs some of a cell's slots, see
+    :mod:`fmb.collector.shard`); then ``len(slots)`` are in flight.
+    """
     shared = iter(indices)
+    workers = list(range(concurrency)) if slots is None else list(slots)
 
     async def worker(w: int) -> None:
         for i in shared:  # one shared iterator: each index is taken exactly once
             await job(i, w)
 
     async with asyncio.TaskGroup() as group:
-        for w in range(min(concurrency, len(indices))):
+        for w in workers[: len(indices)]:
             group.create_task(worker(w))
 
 
@@ -233,6 +255,7 @@ async def run_cell(
     missing: Sequence[int] | None = None,
     warmup: bool = True,
     load: ClientLoad | None = None,
+    shard: Shard = WHOLE,
 ) -> None:
     """Warm-up requests, then ``cell.requests`` measured ones, each written through ``sink``.
 
@@ -240,7 +263,8 @@ async def run_cell(
     when the cell needs more requests than the file has prompts. ``missing`` limits the
     measured requests to those indices (a resumed cell). A request cut off by
     cancellation (Ctrl-C) is written as a ``cancelled`` row before the cancellation goes on.
-    ``load`` counts the requests in flight for the client telemetry.
+    ``load`` counts the requests in flight for the client telemetry. A ``shard`` sends only
+    its part of the cell, from its worker slots (see :mod:`fmb.collector.shard`).
     """
     load = load or ClientLoad()
 
@@ -270,7 +294,8 @@ async def run_cell(
 
         return job
 
+    slots = shard.slots(cell.concurrency)
     if cell.warmup and warmup:
-        await closed_loop(cell.concurrency, range(cell.warmup), job_for(True))
+        await closed_loop(cell.concurrency, shard.indices(cell.concurrency, range(cell.warmup)), job_for(True), slots)
     measured = range(cell.warmup, cell.warmup + cell.requests) if missing is None else missing
-    await closed_loop(cell.concurrency, measured, job_for(False))
+    await closed_loop(cell.concurrency, shard.indices(cell.concurrency, measured), job_for(False), slots)

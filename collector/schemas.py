@@ -8,6 +8,9 @@ Layout under the results folder (hive partitions, percent-encoded values)::
 
     raw/requests/experiment=<name>/run_id=<id>/part-NNNNN.parquet   one row per request
     raw/runs/run_id=<id>/run.parquet                                one row per run
+    (a sharded run: part-shard-I-of-N-NNNNN.parquet and run-shard-I-of-N.parquet, one
+    row per shard; the plan tables below are the same for every shard, see
+    fmb.collector.shard)
     raw/experiments/run_id=<id>/experiments.parquet                 one row per endpoint in a run
     raw/cells/run_id=<id>/cells.parquet                             one row per planned cell of a run
     raw/pricing/run_id=<id>/pricing.parquet                         prices in force for the run
@@ -65,6 +68,18 @@ REQUESTS = pa.schema(
             "Collection session that sent the request: 0 for `fmb collect`, 1, 2, ... for "
             "each `fmb collect --resume` of the run.",
             False,
+        ),
+        _f(
+            "shard",
+            pa.int32(),
+            "Shard (1-based) whose collector sent the request (`fmb collect --shard I/N`); 1 in a run "
+            "on one collector, null in rows written before fmb recorded shards.",
+        ),
+        _f(
+            "shard_count",
+            pa.int32(),
+            "Shards the run was split into (N of --shard I/N); 1 in a run on one collector, null in "
+            "rows written before fmb recorded shards.",
         ),
         _f(
             "model_copy",
@@ -145,6 +160,18 @@ RUNS = pa.schema(
             "(a run on its own is its own group; null in runs collected before fmb recorded groups).",
         ),
         _f("repeat_index", pa.int32(), "Position of the run in its group: 1, 2, ... (null before fmb recorded it)."),
+        _f(
+            "shard",
+            pa.int32(),
+            "Shard (1-based) this row describes: a sharded run (`fmb collect --shard I/N`) has one row "
+            "per shard's collector; 1 in a run on one collector, null before fmb recorded shards.",
+        ),
+        _f(
+            "shard_count",
+            pa.int32(),
+            "Shards the run was planned with (N of --shard I/N); 1 in a run on one collector, null "
+            "before fmb recorded shards.",
+        ),
         _f("client_cpu_model", pa.string(), "CPU model of the machine that ran the collector."),
         _f("client_logical_cores", pa.int32(), "Logical CPU cores of the machine that ran the collector."),
         _f("client_memory_bytes", pa.int64(), "Physical memory of the machine that ran the collector (bytes)."),

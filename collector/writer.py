@@ -7,7 +7,9 @@ to be on disk. The thread finishes the rows (client token counts), writes each p
 under a hidden temporary name, links it into place under the next free
 ``part-NNNNN.parquet`` name, and deletes the journal segment that held those rows:
 readers never see a partial file, and several writers in one run folder never overwrite
-each other's parts.
+each other's parts. The collector of a shard (`fmb collect --shard I/N`) names its parts
+and journal segments after the shard (``part-shard-I-of-N-NNNNN.parquet``), so shards on
+different hosts writing into one shared folder never compete for a name.
 """
 
 from __future__ import annotations
@@ -26,15 +28,15 @@ from fmb.collector.journal import Journal
 from fmb.collector.schemas import REQUESTS
 
 
-def claim_part(directory: Path, table: pa.Table) -> Path:
-    """Write ``table`` as the next free part file of ``directory``; return its path."""
+def claim_part(directory: Path, table: pa.Table, tag: str = "") -> Path:
+    """Write ``table`` as the next free ``part-<tag>NNNNN.parquet`` of ``directory``; return its path."""
     directory.mkdir(parents=True, exist_ok=True)
     tmp = directory / f".part-{uuid.uuid4().hex}.tmp"
     pq.write_table(table, tmp, compression="zstd")
-    number = len(list(directory.glob("part-*.parquet")))
+    number = len(list(directory.glob(f"part-{tag}*.parquet")))
     try:
         while True:
-            path = directory / f"part-{number:05d}.parquet"
+            path = directory / f"part-{tag}{number:05d}.parquet"
             try:
                 os.link(tmp, path)  # fails if the name is taken, unlike a rename
                 return path
@@ -50,13 +52,16 @@ class RequestWriter:
         directory: Path,
         complete: Callable[[list[dict[str, Any]]], None] | None = None,
         max_rows: int = 2000,
+        tag: str = "",
     ) -> None:
-        """``complete`` finishes a batch of rows in place, in the writer thread, just before it is written."""
+        """``complete`` finishes a batch of rows in place, in the writer thread, just before it is written;
+        ``tag`` goes into the names of the parts and journal segments (a shard's, see Shard.tag)."""
         self.directory = directory
+        self.tag = tag
         self.complete = complete
         self.max_rows = max_rows
         self._rows: list[dict[str, Any]] = []
-        self._journal = Journal(directory)
+        self._journal = Journal(directory, tag)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fmb-writer")
         self._pending: list[Future[None]] = []
         self.rows_written = 0
@@ -99,7 +104,7 @@ class RequestWriter:
     def _write(self, rows: list[dict[str, Any]], segment: Path | None = None) -> None:
         if self.complete is not None and rows:
             self.complete(rows)
-        self.files.append(claim_part(self.directory, pa.Table.from_pylist(rows, schema=REQUESTS)))
+        self.files.append(claim_part(self.directory, pa.Table.from_pylist(rows, schema=REQUESTS), self.tag))
         self.rows_written += len(rows)
         if segment is not None:
             segment.unlink(missing_ok=True)  # its rows are in the part now

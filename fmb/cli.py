@@ -20,6 +20,7 @@ from fmb.redact import RedactingStream, Redactor, assignment_secrets
 
 if TYPE_CHECKING:
     from fmb.collector.recovery import Recovered
+    from fmb.collector.shard import Shard
     from fmb.config import LoadedConfig
     from fmb.storage import ResultsPlace
 
@@ -186,12 +187,43 @@ def prepare(config: str, assignments: tuple[str, ...], results: str | None) -> N
     print_prepare_summary(console, outcome)
 
 
+class ShardType(click.ParamType):
+    """--shard I/N: shard I (1-based) of N."""
+
+    name = "I/N"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from fmb.collector.shard import Shard
+
+        if isinstance(value, Shard):
+            return value
+        try:
+            return Shard.parse(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
 @cli.command()
 @config_options
 @click.option(
     "--experiment", "experiments", multiple=True, metavar="NAME", help="Run only this experiment (repeatable)."
 )
 @click.option("--quiet", is_flag=True, help="No progress display.")
+@click.option(
+    "--run-id",
+    "run_id",
+    metavar="RUN_ID",
+    default=None,
+    help="Name the new run (default: its UTC start time and a random suffix); the shards of one run share it.",
+)
+@click.option(
+    "--shard",
+    "shard",
+    type=ShardType(),
+    default=None,
+    help="Send only shard I of N of the run's requests (e.g. 1/2), with the same --run-id for every shard; "
+    "N collectors on one or several hosts writing into one --results folder put the load of one on the server.",
+)
 @click.option(
     "--resume",
     "resume",
@@ -206,6 +238,8 @@ def collect(
     results: str | None,
     experiments: tuple[str, ...],
     quiet: bool,
+    run_id: str | None,
+    shard: Shard | None,
     resume: str | None,
 ) -> None:
     """Send CONFIG's requests and write one Parquet row per request.
@@ -214,21 +248,42 @@ def collect(
     failures, timeouts and throttling are rows with their status. Every finished request
     is on disk at once (a journal beside the Parquet parts), so a killed run loses none;
     the next `fmb collect` or `fmb build` records such a run as abandoned, and
-    `--resume RUN_ID` sends what it did not.
+    `--resume RUN_ID` sends what it did not. With `--shard I/N` and one `--run-id`, N
+    collectors split the run's requests (see the README); each resumes its own with
+    `--resume RUN_ID --shard I/N`.
     """
     from fmb.collector.collect import collect as run_collect
+    from fmb.collector.shard import WHOLE
     from fmb.deployers import still_running
     from fmb.endpoints import resolve_endpoints
     from fmb.paths import slug
     from fmb.summary import print_collect_summary, print_left_running
 
+    if run_id is not None and not run_id.strip():
+        raise click.BadParameter("a run id cannot be empty.", param_hint="'--run-id'")
+    if run_id is not None and resume is not None:
+        raise click.UsageError("--run-id names a new run and --resume an existing one: give one of them.")
+    if shard is not None and not shard.is_whole and run_id is None and resume is None:
+        raise click.UsageError(
+            f"--shard {shard.label} needs --run-id RUN_ID (the same for every shard) or --resume RUN_ID."
+        )
     loaded, place = _load_at(config, assignments, results)
     # Pushed every few seconds while it runs; a resumed run needs its rows first.
     pull = [f"payloads/{slug(loaded.name)}", *(["raw"] if resume else [])]
     with place.session(*pull, background=True) as local:
         layout = ResultsLayout(local)
         endpoints = resolve_endpoints(loaded, layout, experiments)
-        outcome = run_collect(loaded, layout, endpoints, quiet=quiet, only=experiments, console=console, resume=resume)
+        outcome = run_collect(
+            loaded,
+            layout,
+            endpoints,
+            quiet=quiet,
+            only=experiments,
+            console=console,
+            resume=resume,
+            run_id=run_id,
+            shard=shard or WHOLE,
+        )
     results_path = place.local
     _say_recovered(outcome.recovered)
     if outcome.resumed_requests is not None:
@@ -241,7 +296,8 @@ def collect(
     print_left_running(console, still_running(loaded, results_path), str(config), results_path)
     if outcome.status == "interrupted":
         console.print(
-            f"To send the requests this run did not: fmb collect {config} --results {place} --resume {outcome.run_id}",
+            f"To send the requests this run did not: fmb collect {config} --results {place} "
+            f"--resume {outcome.run_id}" + ("" if shard is None or shard.is_whole else f" --shard {shard.label}"),
             highlight=False,
             markup=False,
             soft_wrap=True,

@@ -176,8 +176,9 @@ def print_prepare_summary(console: Console, outcome: PrepareResult) -> None:
 
 
 def print_collect_summary(console: Console, outcome: RunResult, layout: ResultsLayout) -> None:
+    title = f"run {outcome.run_id}" + ("" if outcome.shard.is_whole else f" (shard {outcome.shard.label})")
     if not console.is_terminal:  # a log: one unwrapped line per cell, not a table folded at 80 columns
-        console.print(f"run {outcome.run_id}: {outcome.status}", highlight=False, markup=False)
+        console.print(f"{title}: {outcome.status}", highlight=False, markup=False)
         for c in outcome.cells:
             p50 = f"{c.p50_ms / 1000:.3f} s" if c.p50_ms is not None else "-"
             console.print(
@@ -188,7 +189,7 @@ def print_collect_summary(console: Console, outcome: RunResult, layout: ResultsL
             )
         _print_collect_footer(console, outcome, layout)
         return
-    table = Table(title=f"run {outcome.run_id}: {outcome.status}")
+    table = Table(title=escape(f"{title}: {outcome.status}"))
     for col in ("experiment", "payload file", "concurrency", "requests", "errors", "p50 latency (s)"):
         table.add_column(col, overflow="fold")
     for c in outcome.cells:

@@ -8,7 +8,7 @@ experiments as (
 ),
 
 runs as (
-    select * from {{ ref('stg_raw__runs') }}
+    select * from {{ ref('int_runs_merged') }}
 ),
 
 planned as (

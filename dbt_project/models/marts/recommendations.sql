@@ -6,7 +6,7 @@ with cells as (
 ),
 
 runs as (
-    select * from {{ ref('stg_raw__runs') }}
+    select * from {{ ref('int_runs_merged') }}
 ),
 
 accuracy as (

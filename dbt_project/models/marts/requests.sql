@@ -22,6 +22,8 @@ final as (
         requests.concurrency,
         requests.request_index,
         requests.collection_session,
+        requests.shard,
+        requests.worker,
         requests.prompt_id,
         requests.started_at,
         requests.ended_at,

@@ -3,7 +3,7 @@ with runs as (
     select
         *,
         client_process_cpu_s / nullif({{ duration_s('started_at', 'ended_at') }}, 0) as client_process_cpu_share
-    from {{ ref('stg_raw__runs') }}
+    from {{ ref('int_runs_merged') }}
 ),
 
 experiment_runs as (
@@ -99,6 +99,10 @@ final as (
         runs.txn_count_for_showing_cost,
         runs.run_group,
         runs.repeat_index,
+        runs.shard_count,
+        runs.collector_count,
+        runs.host_count,
+        runs.count_missing_shards,
         runs.python_version,
         runs.client_cpu_model,
         runs.client_logical_cores,

@@ -13,6 +13,9 @@ final as (
         cast(prompt_id as varchar) as prompt_id,
         cast(is_warmup as boolean) as is_warmup,
         cast(session as integer) as collection_session,
+        -- Rows written before fmb recorded shards come from a run on one collector.
+        coalesce(cast(shard as integer), 1) as shard,
+        coalesce(cast(shard_count as integer), 1) as shard_count,
         cast(model_copy as integer) as model_copy,
         cast(attempts as integer) as attempts,
         cast(started_at as timestamp with time zone) as started_at,

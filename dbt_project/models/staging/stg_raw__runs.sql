@@ -30,6 +30,9 @@ final as (
         -- A run collected before fmb recorded groups is a group of its own.
         coalesce(cast(run_group as varchar), cast(run_id as varchar)) as run_group,
         coalesce(cast(repeat_index as integer), 1) as repeat_index,
+        -- A run recorded before fmb recorded shards ran on one collector.
+        coalesce(cast(shard as integer), 1) as shard,
+        coalesce(cast(shard_count as integer), 1) as shard_count,
         cast(client_cpu_model as varchar) as client_cpu_model,
         cast(client_logical_cores as integer) as client_logical_cores,
         cast(client_memory_bytes as bigint) as client_memory_bytes,
