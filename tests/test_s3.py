@@ -405,3 +405,42 @@ def test_an_unknown_aws_profile_is_one_clear_error(moto: str, monkeypatch, cli_r
     result = cli_runner.invoke(cli, ["build", "--results", "s3://any-bucket/data"])
     assert result.exit_code == 1
     assert "no-such-profile" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.slow
+def test_two_shards_on_two_hosts_share_one_bucket_and_a_third_host_builds_the_run(
+    moto: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli_runner
+) -> None:
+    """Each host works on its own cache; the parts meet in the bucket, none replaced, and the marts union them."""
+    import duckdb
+
+    from fmb.collector.mock.process import mock_server
+    from tests.test_collect import make_config
+
+    client = s3(moto)
+    client.create_bucket(Bucket="shared-results")
+    where = "s3://shared-results/bench"
+    with mock_server(ttft_ms=3, itl_ms=1, output_tokens=6) as url:
+        config = make_config(tmp_path, url, concurrency=(2, 4), rounds=2, prompts=4, warmup=2)
+        monkeypatch.setenv("FMB_CACHE_DIR", str(tmp_path / "host-1"))
+        prepared = cli_runner.invoke(cli, ["prepare", str(config), "--results", where])
+        assert prepared.exit_code == 0, prepared.output
+        for host, shard in (("host-1", "1/2"), ("host-2", "2/2")):
+            monkeypatch.setenv("FMB_CACHE_DIR", str(tmp_path / host))
+            args = ["collect", str(config), "--results", where, "--quiet", "--run-id", "split", "--shard", shard]
+            result = cli_runner.invoke(cli, args)
+            assert result.exit_code == 0, result.output
+    parts = [k for k in keys(client, "shared-results", "bench/raw/requests/") if k.endswith(".parquet")]
+    assert {k.rsplit("/", 1)[1].split("-0")[0] for k in parts} == {"part-shard-1-of-2", "part-shard-2-of-2"}
+
+    monkeypatch.setenv("FMB_CACHE_DIR", str(tmp_path / "host-3"))
+    built = cli_runner.invoke(cli, ["build", "--results", where])
+    assert built.exit_code == 0, built.output
+    warehouse = tmp_path / "host-3" / "results" / "shared-results" / "bench" / "warehouse.duckdb"
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        runs = con.execute(
+            "select run_status, shard_count, collector_count, count_missing_requests from runs"
+        ).fetchall()
+        measured = con.execute("select sum(count_requests) from cells").fetchone()
+    assert runs == [("completed", 2, 2, 0)]
+    assert measured == (2 * (2 + 4),)  # rounds x the concurrency levels: every request, once
