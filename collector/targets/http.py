@@ -11,13 +11,15 @@ TTFT of other requests (``bench/client_overhead.py`` prints both clients' figure
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -136,13 +138,16 @@ class HttpTarget(Target):
                 await session.close()
 
     async def check_reachable(self) -> None:
+        """A TCP connection to the server, closed at once: no HTTP request, so nothing the server
+        could count as load (a `GET /` would be one more request in its metrics)."""
         parts = urlsplit(self.url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
         try:
-            async with self.session.get(
-                urlunsplit((parts.scheme, parts.netloc, "/", "", "")), timeout=aiohttp.ClientTimeout(total=5)
-            ) as response:
-                await response.read()
-        except (aiohttp.ClientError, TimeoutError) as exc:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(parts.hostname, port), timeout=5)
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+        except (OSError, TimeoutError) as exc:
             raise CollectError(
                 f"experiment {self.exp.name!r}: cannot reach {self.describe()} "
                 f"({type(exc).__name__}: {exc or 'no answer'}).",
