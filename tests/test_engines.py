@@ -1,0 +1,197 @@
+"""The same dbt models on Spark: from the same raw tables, every mart equals DuckDB's.
+
+One results folder holds two runs of requests (one served by two model copies), an
+evaluation with its judges' verdicts and a run with server, client, host and endpoint
+telemetry, so that every mart has rows. DuckDB builds it as `fmb build` does; a local Spark
+session (`dbt build --target spark`, in a process of its own: tests/spark_marts.py) builds it
+again, unit tests and data tests included, and every mart is compared row for row, column
+for column.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from fmb.collector.parquet_io import write_atomic
+from fmb.collector.schemas import CLIENT_METRICS, ENDPOINT_METRICS, HOST_METRICS, REQUESTS, SERVER_METRICS
+from fmb.paths import PROJECT_ROOT, ResultsLayout
+from fmb.warehouse.build import build, warehouse_path
+from tests.rawdata import write_evaluation, write_run
+from tests.test_accuracy_warehouse import JUDGE_PRICING, WITH_ACCURACY, judged
+from tests.test_telemetry_warehouse import client_rows, endpoint_rows, host_rows, server_rows, write_requests
+
+pytestmark = pytest.mark.slow  # two dbt builds, one of them on a JVM
+
+MARTS = sorted(p.stem for p in (PROJECT_ROOT / "dbt_project" / "models" / "marts").glob("*.sql"))
+
+# Floats whose last digits depend on the order in which an engine adds up a group (sums, means,
+# the 9-digit rounding of stable_avg after them) may differ by this much, relative or absolute.
+# Everything else (counts, strings, flags, timestamps, percentiles of the same values) is exact.
+FLOAT_TOLERANCE = 1e-9
+
+# Marts that cannot be equal on both engines, and why. None today: add one only with its reason.
+UNEQUAL: dict[str, str] = {}
+
+
+def spark_missing() -> str | None:
+    """Why Spark cannot run here, or None."""
+    if find_spec("pyspark") is None or find_spec("dbt.adapters.spark") is None:
+        return "dbt-spark and pyspark are not installed: pip install 'fmb[spark]' (./dev test installs them)"
+    if shutil.which("java") is None:
+        return (
+            "no `java` on PATH: Spark needs a Java 17+ runtime "
+            "(./dev test installs Debian's openjdk-17-jre-headless when it runs as root)"
+        )
+    return None
+
+
+def with_model_copies(results: Path, run_id: str, experiment: str) -> None:
+    """The experiment's requests of the run as served by two model copies (by request index)."""
+    for path in sorted(ResultsLayout(results).requests_dir(experiment, run_id).glob("*.parquet")):
+        table = pq.read_table(path, schema=REQUESTS)
+        copies = pa.array([1 + i % 2 for i in table.column("request_index").to_pylist()], pa.int32())
+        table = table.set_column(REQUESTS.get_field_index("model_copy"), REQUESTS.field("model_copy"), copies)
+        write_atomic(table.to_pylist(), REQUESTS, path)
+
+
+def write_raw(tmp: Path) -> Path:
+    """Raw tables that give every mart rows; returns the results folder."""
+    results = tmp / "results"
+    start = datetime(2026, 4, 1, tzinfo=UTC)
+    for seed in (1, 2):
+        folder = tmp / f"run-{seed}"
+        folder.mkdir()
+        write_run(
+            folder,
+            results,
+            seed,
+            start + timedelta(days=seed),
+            config_text=WITH_ACCURACY,
+            pricing_text=JUDGE_PRICING,
+            rows_per_cell=40,
+        )
+    with_model_copies(results, "run-2", "priced")
+    write_evaluation(results, "run-1", "run-1-eval", judged(results, "run-1"), started_at=start + timedelta(days=5))
+    folder = tmp / "telemetry"
+    folder.mkdir()
+    run_id, _ = write_requests(folder, results)
+    layout = ResultsLayout(results)
+    write_atomic(server_rows(run_id), SERVER_METRICS, layout.server_metrics_dir(run_id) / "part-00000.parquet")
+    write_atomic(client_rows(run_id), CLIENT_METRICS, layout.client_metrics_dir(run_id) / "part-00000.parquet")
+    write_atomic(host_rows(run_id), HOST_METRICS, layout.host_metrics_dir(run_id) / "part-00000.parquet")
+    write_atomic(endpoint_rows(run_id), ENDPOINT_METRICS, layout.endpoint_metrics_dir(run_id) / "part-00000.parquet")
+    return results
+
+
+def duckdb_mart(results: Path, mart: str) -> pa.Table:
+    con = duckdb.connect(str(warehouse_path(results)), read_only=True)
+    try:
+        result = con.execute(f"select * from {mart}")
+        # duckdb 2 renamed fetch_arrow_table to to_arrow_table.
+        fetch = getattr(result, "to_arrow_table", None) or result.fetch_arrow_table
+        return fetch()
+    finally:
+        con.close()
+
+
+def comparable(value: Any) -> Any:
+    """A value as both engines' rows are compared: instants in UTC."""
+    if isinstance(value, datetime):
+        assert value.tzinfo is not None, f"a timestamp without a time zone: {value}"
+        return value.astimezone(UTC)
+    return value
+
+
+def same(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, float) or isinstance(b, float):
+        both_numbers = isinstance(a, int | float) and isinstance(b, int | float)
+        return both_numbers and math.isclose(a, b, rel_tol=FLOAT_TOLERANCE, abs_tol=FLOAT_TOLERANCE)
+    return bool(a == b)
+
+
+def sort_key(row: dict[str, Any]) -> tuple:
+    """Rows in a fixed order: by their exact columns first, then by their floats (rounded)."""
+    exact = [(v is None, str(v)) for v in row.values() if not isinstance(v, float)]
+    floats = [(v is None, round(v, 6) if v is not None else 0.0) for v in row.values() if isinstance(v, float)]
+    return (*exact, *floats)
+
+
+def differences(duck: pa.Table, spark: pa.Table) -> list[str]:
+    """What differs between the two engines' rows of a mart, in words (empty when equal)."""
+    if duck.column_names != spark.column_names:
+        return [f"columns differ: DuckDB {duck.column_names}, Spark {spark.column_names}"]
+    if duck.num_rows != spark.num_rows:
+        return [f"{duck.num_rows} rows on DuckDB, {spark.num_rows} on Spark"]
+    rows = [
+        sorted(({k: comparable(v) for k, v in r.items()} for r in t.to_pylist()), key=sort_key) for t in (duck, spark)
+    ]
+    found = []
+    for number, (d, s) in enumerate(zip(*rows, strict=True)):
+        for column in duck.column_names:
+            if not same(d[column], s[column]):
+                found.append(f"row {number}, {column}: DuckDB {d[column]!r}, Spark {s[column]!r}")
+    return found
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = write_raw(tmp_path_factory.mktemp("engines"))
+    build(folder)
+    return folder
+
+
+def test_every_mart_has_rows_to_compare(results: Path) -> None:
+    empty = [mart for mart in MARTS if duckdb_mart(results, mart).num_rows == 0]
+    assert not empty, f"the raw data leaves these marts empty, so they would be compared on nothing: {empty}"
+
+
+def test_spark_builds_the_same_marts(results: Path, tmp_path: Path) -> None:
+    missing = spark_missing()
+    if missing:
+        pytest.skip(missing)
+    out = tmp_path / "spark-marts"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(PROJECT_ROOT),
+        "FMB_SPARK_SHUFFLE_PARTITIONS": "2",
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+    # The working folder is the test's own: anything Spark or Derby writes beside it stays there.
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.spark_marts", str(results), str(out)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, f"dbt build --target spark failed:\n{done.stderr[-6000:]}\n{done.stdout[-6000:]}"
+    assert not list(PROJECT_ROOT.glob("metastore_db")) and not (PROJECT_ROOT / "derby.log").exists()
+    assert (results / "spark" / "metastore_db").is_dir(), "the metastore is not under the results folder"
+    built = sorted(p.name for p in out.iterdir())
+    assert built == MARTS
+    unequal = {}
+    for mart in MARTS:
+        found = differences(duckdb_mart(results, mart), pq.read_table(out / mart))
+        if found and mart not in UNEQUAL:
+            unequal[mart] = found[:5] + ([f"... {len(found) - 5} more"] if len(found) > 5 else [])
+    assert not unequal, "marts that differ between DuckDB and Spark:\n" + "\n".join(
+        f"{mart}:\n  " + "\n  ".join(found) for mart, found in unequal.items()
+    )
