@@ -99,9 +99,9 @@ def write_raw(tmp: Path) -> Path:
 def duckdb_mart(results: Path, mart: str) -> pa.Table:
     con = duckdb.connect(str(warehouse_path(results)), read_only=True)
     try:
-        result = con.execute(f"select * from {mart}")
-        # duckdb 2 renamed fetch_arrow_table to to_arrow_table.
-        fetch = getattr(result, "to_arrow_table", None) or result.fetch_arrow_table
+        relation = con.sql(f"select * from {mart}")
+        # duckdb 2 names it to_arrow_table; 1.x arrow.
+        fetch = getattr(relation, "to_arrow_table", None) or relation.arrow
         return fetch()
     finally:
         con.close()
