@@ -183,8 +183,11 @@ def test_spark_builds_the_same_marts(results: Path, tmp_path: Path) -> None:
         timeout=900,
     )
     assert done.returncode == 0, f"dbt build --target spark failed:\n{done.stderr[-6000:]}\n{done.stdout[-6000:]}"
+    # Spark's warehouse, its metastore and derby.log went under the results folder, nothing elsewhere.
+    assert sorted(p.name for p in (results / "spark").iterdir()) == ["derby.log", "metastore_db", "warehouse"]
+    assert (results / "spark" / "warehouse" / "fmb.db").is_dir()
+    assert [p.name for p in tmp_path.iterdir()] == ["spark-marts"]
     assert not list(PROJECT_ROOT.glob("metastore_db")) and not (PROJECT_ROOT / "derby.log").exists()
-    assert (results / "spark" / "metastore_db").is_dir(), "the metastore is not under the results folder"
     built = sorted(p.name for p in out.iterdir())
     assert built == MARTS
     unequal = {}
