@@ -22,6 +22,7 @@ from fmb.paths import DBT_PROJECT_DIR
 
 def main(results: Path, out: Path) -> int:
     from dbt.cli.main import dbtRunner
+    from pyspark.errors import PySparkException
     from pyspark.sql import SparkSession
 
     os.environ["FMB_RESULTS"] = str(results)
@@ -29,30 +30,27 @@ def main(results: Path, out: Path) -> int:
     args += ["--target-path", str(results / "dbt" / "spark-target"), "--log-path", str(results / "dbt" / "logs")]
     args += ["--exclude-resource-type", "test"]
     outcome = dbtRunner().invoke(args)
-    # dbt ran the models in a thread of its own; this is the same (the process's only) session.
-    spark = SparkSession.builder.getOrCreate() if outcome.success else SparkSession.getActiveSession()
+    try:
+        # The session dbt started (in a thread of its own, so not this thread's active one).
+        spark: SparkSession | None = SparkSession.active()
+    except PySparkException:
+        spark = None  # dbt failed before it started one
     try:
         if not outcome.success:
             for node in getattr(outcome.result, "results", None) or []:
                 if str(node.status) in ("error", "fail"):
                     print(f"FAILED {node.node.name}: {node.message}", file=sys.stderr)
             return 1
+        assert spark is not None
         spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
-        marts = [
-            node.node.name
-            for node in outcome.result.results
-            if str(node.node.resource_type) == "model" and node.node.fqn[1] == "marts"
-        ]
-        for mart in marts:
-            spark.table(f"{node_schema(outcome)}.{mart}").coalesce(1).write.parquet(str(out / mart))
+        for node in outcome.result.results:
+            model = node.node
+            if str(model.resource_type) == "model" and model.fqn[1] == "marts":
+                spark.table(f"{model.schema}.{model.name}").coalesce(1).write.parquet(str(out / model.name))
         return 0
     finally:
         if spark is not None:
             spark.stop()
-
-
-def node_schema(outcome) -> str:  # type: ignore[no-untyped-def]
-    return next(n.node.schema for n in outcome.result.results if str(n.node.resource_type) == "model")
 
 
 if __name__ == "__main__":

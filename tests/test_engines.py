@@ -33,8 +33,6 @@ from tests.rawdata import write_evaluation, write_run
 from tests.test_accuracy_warehouse import JUDGE_PRICING, WITH_ACCURACY, judged
 from tests.test_telemetry_warehouse import client_rows, endpoint_rows, host_rows, server_rows, write_requests
 
-pytestmark = pytest.mark.slow  # two dbt builds, one of them on a JVM
-
 MARTS = sorted(p.stem for p in (PROJECT_ROOT / "dbt_project" / "models" / "marts").glob("*.sql"))
 
 # Floats whose last digits depend on the order in which an engine adds up a group (sums, means,
@@ -150,6 +148,32 @@ def differences(duck: pa.Table, spark: pa.Table) -> list[str]:
     return found
 
 
+def test_the_comparison_tells_equal_marts_from_different_ones() -> None:
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    duck = pa.table({"run_id": ["b", "a"], "n": [2, 1], "x": [0.5, 1 / 3], "ok": [True, None], "at": [at, at]})
+    assert differences(duck, duck) == []
+    # Rows in another order, a float off in its last digits, an instant in another time zone: equal.
+    spark = pa.table(
+        {
+            "run_id": ["a", "b"],
+            "n": [1, 2],
+            "x": [1 / 3 * (1 + 1e-13), 0.5],
+            "ok": [None, True],
+            "at": pa.array([at, at], pa.timestamp("us", tz="America/New_York")),
+        }
+    )
+    assert differences(duck, spark) == []
+    assert differences(duck, spark.set_column(2, "x", pa.array([1 / 3 + 1e-6, 0.5]))) == [
+        f"row 0, x: DuckDB {1 / 3!r}, Spark {1 / 3 + 1e-6!r}"
+    ]
+    assert differences(duck, spark.set_column(3, "ok", pa.array([False, True]))) == [
+        "row 0, ok: DuckDB None, Spark False"
+    ]
+    assert differences(duck, spark.set_column(1, "n", pa.array([1.0, 2.5]))) == ["row 1, n: DuckDB 2, Spark 2.5"]
+    assert differences(duck, spark.slice(0, 1)) == ["2 rows on DuckDB, 1 on Spark"]
+    assert differences(duck, spark.drop(["ok"]))[0].startswith("columns differ")
+
+
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = write_raw(tmp_path_factory.mktemp("engines"))
@@ -157,11 +181,13 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.mark.slow  # a dbt build
 def test_every_mart_has_rows_to_compare(results: Path) -> None:
     empty = [mart for mart in MARTS if duckdb_mart(results, mart).num_rows == 0]
     assert not empty, f"the raw data leaves these marts empty, so they would be compared on nothing: {empty}"
 
 
+@pytest.mark.slow  # a dbt build on a JVM, about two minutes
 def test_spark_builds_the_same_marts(results: Path, tmp_path: Path) -> None:
     missing = spark_missing()
     if missing:
