@@ -64,4 +64,6 @@ def client(
         user_agent_extra="fmb",
     )
     boto_session = boto_session or session(loaded)
-    return boto_session.client(service, region_name=region_of(loaded, region), endpoint_url=endpoint, config=config)
+    # The service is named at run time; boto3-stubs (which dbt-athena installs) types only literal names.
+    make_client: Any = boto_session.client
+    return make_client(service, region_name=region_of(loaded, region), endpoint_url=endpoint, config=config)

@@ -479,13 +479,22 @@ def run_command(
     metavar="SECONDS",
     help="How long to wait for another fmb build on the same RESULTS to finish (0: fail at once).",
 )
-def build_command(results: str | None, select: tuple[str, ...], wait_s: float) -> None:
+@click.option(
+    "--target",
+    type=click.Choice(["duckdb", "spark"]),
+    default="duckdb",
+    show_default=True,
+    help="Warehouse engine (profiles.yml): the embedded DuckDB, or a local Spark session (pip install 'fmb[spark]').",
+)
+def build_command(results: str | None, select: tuple[str, ...], wait_s: float, target: str) -> None:
     """Build the warehouse: `dbt build` over every run in RESULTS, through dbt's Python API.
 
     Writes RESULTS/warehouse.duckdb and the mart Parquet files in RESULTS/marts/<mart>/,
     and runs every data and unit test; the same as `FMB_RESULTS=RESULTS dbt build` from
     the repository root. One build runs at a time per RESULTS; every raw folder and file
     must be readable, and no other program may have the warehouse file open.
+    With --target spark the same models build in a local Spark session instead, whose
+    warehouse and metastore go to RESULTS/spark; the marts stay there (no Parquet copies).
     """
     from fmb.warehouse.build import build
 
@@ -496,10 +505,15 @@ def build_command(results: str | None, select: tuple[str, ...], wait_s: float) -
             select=select,
             wait_s=wait_s,
             on_wait=lambda message: err_console.print(message, highlight=False, markup=False, soft_wrap=True),
+            target=None if target == "duckdb" else target,
         )
     _say_recovered(outcome.recovered)
-    warehouse, marts = (_in_place(place, place.local / name) for name in ("warehouse.duckdb", "marts"))
-    console.print(f"dbt build: {outcome.summary()}; warehouse {warehouse}, marts in {marts}", highlight=False)
+    if target == "duckdb":
+        warehouse, marts = (_in_place(place, place.local / name) for name in ("warehouse.duckdb", "marts"))
+        where = f"warehouse {warehouse}, marts in {marts}"
+    else:
+        where = f"Spark warehouse and metastore in {place.local / 'spark'}"
+    console.print(f"dbt build: {outcome.summary()}; {where}", highlight=False)
 
 
 @cli.command()

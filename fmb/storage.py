@@ -44,8 +44,9 @@ if TYPE_CHECKING:
     from fmb.config.loader import LoadedConfig
 
 # Folders of a working copy that never go up: dbt's compiled project and logs, and the
-# records and logs of what was deployed on this host (server output is not redacted).
-LOCAL_ONLY = ("dbt", "deployments")
+# records and logs of what was deployed on this host (server output is not redacted), and a
+# Spark session's own warehouse and metastore (fmb build --target spark).
+LOCAL_ONLY = ("dbt", "deployments", "spark")
 MANIFEST = ".fmb-sync.json"
 PUSH_INTERVAL_S = 5.0
 

@@ -20,7 +20,7 @@
     {{ stable_avg('token_f1') }} as token_f1_mean,
     {{ stable_avg('levenshtein_ratio') }} as levenshtein_ratio_mean,
     {{ stable_avg('token_set_ratio') }} as token_set_ratio_mean,
-    {{ stable_avg('case when is_exact_match then 1.0 when not is_exact_match then 0.0 end') }} as exact_match_rate,
+    {{ stable_avg('case when is_exact_match then 1e0 when not is_exact_match then 0e0 end') }} as exact_match_rate,
     cast(max(count_judges) as bigint) as count_judges,
     cast(sum(count_judge_calls) as bigint) as count_judge_calls,
     cast(sum(count_judges_failed) as bigint) as count_failed_judge_calls

@@ -15,9 +15,9 @@
 ) -%}
     case
         when {{ pricing_type }} = 'instance'
-            then {{ price_per_hour_usd }} * {{ instance_count }} * {{ seconds }} / 3600.0
+            then {{ price_per_hour_usd }} * {{ instance_count }} * {{ seconds }} / 3600e0
         when {{ pricing_type }} = 'token'
-            then coalesce({{ prompt_tokens }}, 0) / 1000.0 * {{ input_per_1k_tokens_usd }}
-                + coalesce({{ completion_tokens }}, 0) / 1000.0 * {{ output_per_1k_tokens_usd }}
+            then coalesce({{ prompt_tokens }}, 0) / 1000e0 * {{ input_per_1k_tokens_usd }}
+                + coalesce({{ completion_tokens }}, 0) / 1000e0 * {{ output_per_1k_tokens_usd }}
     end
 {%- endmacro %}

@@ -9,3 +9,15 @@
 {% macro default__json_number(column, path) -%}
     try_cast(json_extract_string({{ column }}, '{{ path }}') as double)
 {%- endmacro %}
+
+{% macro spark__json_number(column, path) -%}
+    try_cast(get_json_object({{ column }}, '{{ path }}') as double)
+{%- endmacro %}
+
+{% macro athena__json_number(column, path) -%}
+    try_cast(json_extract_scalar({{ column }}, '{{ path }}') as double)
+{%- endmacro %}
+
+{% macro trino__json_number(column, path) -%}
+    {{ return(fmb.athena__json_number(column, path)) }}
+{%- endmacro %}

@@ -112,12 +112,14 @@ def build(
     quiet: bool = True,
     wait_s: float = DEFAULT_WAIT_S,
     on_wait: Callable[[str], None] | None = None,
+    target: str | None = None,
 ) -> BuildResult:
     """Run `dbt build` over ``results``; raise :class:`FmbError` with the failures when it fails.
 
     Before dbt starts: every raw folder and Parquet file must be readable, and no other
     program may hold the warehouse file. A build running on the same ``results`` is waited
     for up to ``wait_s`` seconds (``on_wait`` gets a message when that happens).
+    ``target`` names another output of profiles.yml than its default (duckdb), e.g. spark.
     """
     # Absolute, but symbolic links kept: a link is the way round the characters refused here.
     results = Path(os.path.abspath(results))
@@ -146,6 +148,8 @@ def build(
         args += ["--quiet"]
     for selector in select:
         args += ["--select", selector]
+    if target is not None:
+        args += ["--target", target]
     with build_lock(results, wait_s, on_wait):
         layout = ResultsLayout(results)
         recovered = recover_abandoned(layout)

@@ -45,13 +45,13 @@ aggregated as (
         avg(ok_completion_tokens) as completion_tokens_mean,
         cast(sum(ok_prompt_tokens) as bigint) as prompt_tokens_total,
         cast(sum(ok_completion_tokens) as bigint) as completion_tokens_total,
-        avg(case when is_success then (case when token_count_source = 'server' then 1.0 else 0.0 end) end)
+        avg(case when is_success then (case when token_count_source = 'server' then 1e0 else 0e0 end) end)
             as server_token_count_share,
         min(case when is_success then token_count_source end) as first_token_count_source,
         max(case when is_success then token_count_source end) as last_token_count_source,
-        avg(case when is_prompt_token_mismatch then 1.0 when not is_prompt_token_mismatch then 0.0 end)
+        avg(case when is_prompt_token_mismatch then 1e0 when not is_prompt_token_mismatch then 0e0 end)
             as prompt_token_mismatch_rate,
-        avg(case when is_completion_token_mismatch then 1.0 when not is_completion_token_mismatch then 0.0 end)
+        avg(case when is_completion_token_mismatch then 1e0 when not is_completion_token_mismatch then 0e0 end)
             as completion_token_mismatch_rate
     from successes
     group by run_id, experiment, payload_file, concurrency
@@ -86,7 +86,7 @@ windows as (
 final as (
     select
         aggregated.*,
-        1.0 * aggregated.count_failed_requests / aggregated.count_requests as error_rate,
+        cast(aggregated.count_failed_requests as double) / aggregated.count_requests as error_rate,
         windows.window_s,
         windows.count_collection_sessions,
         case

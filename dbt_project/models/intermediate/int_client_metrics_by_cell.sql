@@ -81,7 +81,7 @@ cells as (
         processes.experiment,
         processes.payload_file,
         processes.concurrency,
-        count(distinct processes.host || ':' || cast(processes.pid as varchar)) as count_client_processes,
+        count(distinct processes.host || ':' || cast(processes.pid as {{ string_type() }})) as count_client_processes,
         cast(sum(processes.count_samples) as bigint) as count_client_samples,
         round(max(processes.cpu_mean_percent), 9) as client_cpu_mean_percent,
         max(processes.cpu_max_percent) as client_cpu_max_percent,

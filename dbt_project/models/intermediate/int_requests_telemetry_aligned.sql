@@ -23,7 +23,7 @@ host_samples as (
 client_samples as (
     select
         *,
-        {{ dbt.dateadd('microsecond', '-1 * round(interval_s * 1000000)', 'sampled_at') }} as interval_started_at
+        {{ shift_timestamp('microsecond', '-1 * round(interval_s * 1000000)', 'sampled_at') }} as interval_started_at
     from {{ ref('stg_raw__client_metrics') }}
 ),
 
@@ -66,7 +66,7 @@ host_timelines as (
         sampled_at,
         lead(sampled_at) over (partition by run_id, host, source, device, metric order by sampled_at)
             as next_sampled_at,
-        {{ dbt.dateadd('microsecond', max_age_us, 'sampled_at') }} as stale_at
+        {{ shift_timestamp('microsecond', max_age_us, 'sampled_at') }} as stale_at
     from host_samples
 ),
 

@@ -80,8 +80,8 @@ final as (
         case
             when worst.run_status = 'completed' and collectors.count_started_shards < collectors.shard_count
                 then concat(
-                    'only ', cast(collectors.count_started_shards as varchar), ' of the ',
-                    cast(collectors.shard_count as varchar), ' planned shards were collected'
+                    'only ', cast(collectors.count_started_shards as {{ string_type() }}), ' of the ',
+                    cast(collectors.shard_count as {{ string_type() }}), ' planned shards were collected'
                 )
             else worst.run_status_message
         end as run_status_message,

@@ -89,7 +89,7 @@ running as (
             partition by run_id, experiment order by scraped_at rows between unbounded preceding and current row
         ) as count_model_copies,
         lead(scraped_at) over (partition by run_id, experiment order by scraped_at) as next_scraped_at,
-        {{ dbt.dateadd('microsecond', max_age_us, 'scraped_at') }} as stale_at
+        {{ shift_timestamp('microsecond', max_age_us, 'scraped_at') }} as stale_at
     from instants
 ),
 

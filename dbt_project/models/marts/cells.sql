@@ -103,7 +103,8 @@ final as (
         telemetry.client_saturation_reason,
         telemetry.gpu_utilization_mean_percent,
         telemetry.host_cpu_mean_percent,
-        telemetry.requests_waiting_mean as server_requests_waiting_mean
+        telemetry.requests_waiting_mean as server_requests_waiting_mean,
+        {{ percentile_method() }} as percentile_method
     from priced
     left join experiments
         on priced.run_id = experiments.run_id and priced.experiment = experiments.experiment

@@ -20,7 +20,7 @@ in_window as (
             datapoints.run_id = experiments.run_id
             and datapoints.experiment = experiments.experiment
             and datapoints.period_started_at <= experiments.window_ended_at
-            and {{ dbt.dateadd('second', 'datapoints.period_s', 'datapoints.period_started_at') }}
+            and {{ shift_timestamp('second', 'datapoints.period_s', 'datapoints.period_started_at') }}
             > experiments.window_started_at
 ),
 

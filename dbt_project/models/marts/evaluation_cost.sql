@@ -84,7 +84,8 @@ final as (
                 'null', 'judges.prompt_tokens_total', 'judges.completion_tokens_total'
             ) }} / judges.count_judge_calls,
             12
-        ) as cost_per_judge_call_usd
+        ) as cost_per_judge_call_usd,
+        {{ percentile_method() }} as percentile_method
     from judges
     left join candidates
         on

@@ -27,7 +27,8 @@ final as (
         {{ percentile('e2e_latency_ms', 0.95) }} as e2e_latency_p95_ms,
         {{ percentile('ttft_ms', 0.5) }} as ttft_p50_ms,
         {{ percentile('ttft_ms', 0.95) }} as ttft_p95_ms,
-        {{ percentile('tpot_ms', 0.5) }} as tpot_p50_ms
+        {{ percentile('tpot_ms', 0.5) }} as tpot_p50_ms,
+        {{ percentile_method() }} as percentile_method
     from bucketed
     group by run_id, experiment, concurrency, prompt_tokens_bucket_start
 )

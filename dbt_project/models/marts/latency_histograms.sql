@@ -25,8 +25,8 @@ counted as (
         payload_file,
         concurrency,
         latency_bin,
-        power(10, latency_bin / {{ per_decade }}.0) as latency_bin_lower_ms,
-        power(10, (latency_bin + 1) / {{ per_decade }}.0) as latency_bin_upper_ms,
+        power(10, latency_bin / {{ per_decade }}e0) as latency_bin_lower_ms,
+        power(10, (latency_bin + 1) / {{ per_decade }}e0) as latency_bin_upper_ms,
         count(*) as count_successful_requests
     from binned
     group by run_id, experiment, payload_file, concurrency, latency_bin
@@ -35,7 +35,7 @@ counted as (
 final as (
     select
         *,
-        1.0 * count_successful_requests / sum(count_successful_requests) over (
+        cast(count_successful_requests as double) / sum(count_successful_requests) over (
             partition by run_id, experiment, payload_file, concurrency
         ) as share_of_cell_requests
     from counted

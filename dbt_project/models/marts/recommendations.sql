@@ -108,30 +108,31 @@ ranked as (
     select
         *,
         -- report.selection: cheapest ranks by cost first; fmbench by the highest concurrency first.
-        case when is_eligible and is_feasible then row_number() over (
+        -- (NULLs placed explicitly: engines differ in where they put them by default.)
+        case when is_eligible and is_feasible then cast(row_number() over (
             partition by run_id, is_eligible and is_feasible
             order by
                 case when selection_rule = 'fmbench' then -concurrency else 0 end asc,
                 case when cost_per_10k_txn_usd is null then 1 else 0 end asc, cost_per_10k_txn_usd asc,
-                transactions_per_minute desc, e2e_latency_p95_ms asc, experiment asc, concurrency asc,
+                transactions_per_minute desc nulls last, e2e_latency_p95_ms asc nulls last, experiment asc, concurrency asc,
                 payload_file asc
-        ) end as feasible_rank,
-        case when is_eligible and is_feasible then row_number() over (
+        ) as bigint) end as feasible_rank,
+        case when is_eligible and is_feasible then cast(row_number() over (
             partition by run_id, is_eligible and is_feasible, instance_type
             order by
                 case when selection_rule = 'fmbench' then -concurrency else 0 end asc,
                 case when cost_per_10k_txn_usd is null then 1 else 0 end asc, cost_per_10k_txn_usd asc,
-                transactions_per_minute desc, e2e_latency_p95_ms asc, experiment asc, concurrency asc,
+                transactions_per_minute desc nulls last, e2e_latency_p95_ms asc nulls last, experiment asc, concurrency asc,
                 payload_file asc
-        ) end as instance_type_rank,
-        case when is_eligible and not is_feasible then row_number() over (
+        ) as bigint) end as instance_type_rank,
+        case when is_eligible and not is_feasible then cast(row_number() over (
             partition by run_id, is_eligible and not is_feasible
-            order by count_budgets_broken, budget_excess, experiment, concurrency, payload_file
-        ) end as miss_rank,
-        case when is_eligible and not is_feasible then row_number() over (
+            order by count_budgets_broken, budget_excess nulls last, experiment, concurrency, payload_file
+        ) as bigint) end as miss_rank,
+        case when is_eligible and not is_feasible then cast(row_number() over (
             partition by run_id, is_eligible and not is_feasible, instance_type
-            order by count_budgets_broken, budget_excess, experiment, concurrency, payload_file
-        ) end as instance_type_miss_rank,
+            order by count_budgets_broken, budget_excess nulls last, experiment, concurrency, payload_file
+        ) as bigint) end as instance_type_miss_rank,
         max(case when is_eligible and is_feasible then 1 else 0 end) over (partition by run_id) = 1
             as run_has_feasible_cell,
         max(case when is_eligible and is_feasible then 1 else 0 end) over (partition by run_id, instance_type) = 1

@@ -48,7 +48,7 @@ ordered as (
         lag(cells.transactions_per_minute) over ({{ same_cell }}) as previous_transactions_per_minute,
         lag(cells.error_rate) over ({{ same_cell }}) as previous_error_rate,
         lag(cells.cost_per_10k_txn_usd) over ({{ same_cell }}) as previous_cost_per_10k_txn_usd,
-        row_number() over ({{ same_cell }}) as run_number
+        cast(row_number() over ({{ same_cell }}) as bigint) as run_number
     from cells
     inner join runs on cells.run_id = runs.run_id
 ),

@@ -197,9 +197,9 @@ timed as (
         buckets.run_id,
         buckets.experiment,
         buckets.bucket_index,
-        {{ dbt.dateadd('microsecond', 'buckets.bucket_index * ' ~ (bucket_s * 1000000) | int, 'experiments.window_started_at') }}
+        {{ shift_timestamp('microsecond', 'buckets.bucket_index * ' ~ (bucket_s * 1000000) | int, 'experiments.window_started_at') }}
             as bucket_started_at,
-        {{ dbt.dateadd('microsecond', '(buckets.bucket_index + 1) * ' ~ (bucket_s * 1000000) | int, 'experiments.window_started_at') }}
+        {{ shift_timestamp('microsecond', '(buckets.bucket_index + 1) * ' ~ (bucket_s * 1000000) | int, 'experiments.window_started_at') }}
             as bucket_ended_at
     from buckets
     inner join experiments on buckets.run_id = experiments.run_id and buckets.experiment = experiments.experiment
@@ -243,13 +243,13 @@ final as (
         timed.run_id,
         timed.experiment,
         timed.bucket_started_at,
-        timed.bucket_index * {{ bucket_s }} as seconds_since_start,
+        cast(timed.bucket_index * {{ bucket_s }} as double) as seconds_since_start,
         active_cells.payload_file,
         active_cells.concurrency,
         client_buckets.requests_in_flight_mean,
         cast(coalesce(request_buckets.requests_started, 0) as bigint) as requests_started,
         cast(coalesce(request_buckets.requests_completed, 0) as bigint) as requests_completed,
-        coalesce(request_buckets.completion_tokens, 0) / {{ bucket_s }} as output_tokens_per_s,
+        cast(coalesce(request_buckets.completion_tokens, 0) as double) / {{ bucket_s }} as output_tokens_per_s,
         server_buckets.server_requests_waiting_mean,
         server_buckets.server_requests_running_mean,
         server_buckets.kv_cache_usage_mean_ratio,

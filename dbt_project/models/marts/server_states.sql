@@ -98,7 +98,8 @@ final as (
         client_loop_lag_p95_ms,
         client_loop_lag_max_ms,
         is_client_saturated,
-        client_saturation_reason
+        client_saturation_reason,
+        {{ percentile_method() }} as percentile_method
     from joined
 )
 

@@ -4,10 +4,10 @@ with source as (
 
 final as (
     select
-        cast(run_id as varchar) as run_id,
-        cast(host as varchar) as host,
+        cast(run_id as {{ string_type() }}) as run_id,
+        cast(host as {{ string_type() }}) as host,
         cast(pid as bigint) as pid,
-        cast(sampled_at as timestamp with time zone) as sampled_at,
+        cast(sampled_at as {{ timestamp_tz_type() }}) as sampled_at,
         cast(interval_s as double) as interval_s,
         cast(cpu_percent as double) as cpu_percent,
         cast(loop_lag_max_ms as double) as loop_lag_max_ms,

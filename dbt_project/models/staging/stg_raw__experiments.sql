@@ -4,22 +4,22 @@ with source as (
 
 final as (
     select
-        cast(run_id as varchar) as run_id,
-        cast(experiment as varchar) as experiment,
-        cast(backend as varchar) as backend,
-        cast(endpoint as varchar) as endpoint,
-        cast(model_id as varchar) as model_id,
-        cast(model_name as varchar) as model_name,
-        cast(instance_type as varchar) as instance_type,
+        cast(run_id as {{ string_type() }}) as run_id,
+        cast(experiment as {{ string_type() }}) as experiment,
+        cast(backend as {{ string_type() }}) as backend,
+        cast(endpoint as {{ string_type() }}) as endpoint,
+        cast(model_id as {{ string_type() }}) as model_id,
+        cast(model_name as {{ string_type() }}) as model_name,
+        cast(instance_type as {{ string_type() }}) as instance_type,
         cast(instance_count as integer) as instance_count,
-        cast(region as varchar) as region,
+        cast(region as {{ string_type() }}) as region,
         cast(deployed as boolean) as is_deployed_by_fmb,
-        cast(deployment_script as varchar) as deployment_script,
-        cast(inference_script as varchar) as inference_script,
-        cast(image_uri as varchar) as image_uri,
+        cast(deployment_script as {{ string_type() }}) as deployment_script,
+        cast(inference_script as {{ string_type() }}) as inference_script,
+        cast(image_uri as {{ string_type() }}) as image_uri,
         cast(stream as boolean) as is_streamed,
-        cast(parameter_set as varchar) as parameter_set,
-        cast(inference_parameters_json as varchar) as inference_parameters_json,
+        cast(parameter_set as {{ string_type() }}) as parameter_set,
+        cast(inference_parameters_json as {{ string_type() }}) as inference_parameters_json,
         cast(deploy_seconds as double) as deploy_seconds
     from source
 )

@@ -4,14 +4,14 @@ with source as (
 
 final as (
     select
-        cast(run_id as varchar) as run_id,
-        cast(host as varchar) as host,
-        cast(sampled_at as timestamp with time zone) as sampled_at,
-        cast(source as varchar) as source,
-        cast(device as varchar) as device,
-        cast(metric as varchar) as metric,
+        cast(run_id as {{ string_type() }}) as run_id,
+        cast(host as {{ string_type() }}) as host,
+        cast(sampled_at as {{ timestamp_tz_type() }}) as sampled_at,
+        cast(source as {{ string_type() }}) as source,
+        cast(device as {{ string_type() }}) as device,
+        cast(metric as {{ string_type() }}) as metric,
         cast(value as double) as value,
-        cast(unit as varchar) as unit
+        cast(unit as {{ string_type() }}) as unit
     from source
 )
 

@@ -4,13 +4,13 @@ with source as (
 
 final as (
     select
-        cast(run_id as varchar) as run_id,
-        cast(experiment as varchar) as experiment,
-        cast(payload_file as varchar) as payload_file,
+        cast(run_id as {{ string_type() }}) as run_id,
+        cast(experiment as {{ string_type() }}) as experiment,
+        cast(payload_file as {{ string_type() }}) as payload_file,
         cast(concurrency as integer) as concurrency,
         cast(request_index as bigint) as request_index,
         cast(worker as integer) as worker,
-        cast(prompt_id as varchar) as prompt_id,
+        cast(prompt_id as {{ string_type() }}) as prompt_id,
         cast(is_warmup as boolean) as is_warmup,
         cast(session as integer) as collection_session,
         -- Rows written before fmb recorded shards come from a run on one collector.
@@ -18,8 +18,8 @@ final as (
         coalesce(cast(shard_count as integer), 1) as shard_count,
         cast(model_copy as integer) as model_copy,
         cast(attempts as integer) as attempts,
-        cast(started_at as timestamp with time zone) as started_at,
-        cast(ended_at as timestamp with time zone) as ended_at,
+        cast(started_at as {{ timestamp_tz_type() }}) as started_at,
+        cast(ended_at as {{ timestamp_tz_type() }}) as ended_at,
         cast(ttft_ms as double) as ttft_ms,
         cast(ttlt_ms as double) as ttlt_ms,
         cast(e2e_latency_ms as double) as e2e_latency_ms,
@@ -30,11 +30,11 @@ final as (
         cast(prompt_tokens_client as integer) as prompt_tokens_client,
         cast(completion_tokens_client as integer) as completion_tokens_client,
         cast(stream as boolean) as is_streamed,
-        cast(status as varchar) as status,
+        cast(status as {{ string_type() }}) as status,
         cast(http_status as integer) as http_status,
-        cast(error_type as varchar) as error_type,
-        cast(error_message as varchar) as error_message,
-        cast(completion_text as varchar) as completion_text
+        cast(error_type as {{ string_type() }}) as error_type,
+        cast(error_message as {{ string_type() }}) as error_message,
+        cast(completion_text as {{ string_type() }}) as completion_text
     from source
 )
 

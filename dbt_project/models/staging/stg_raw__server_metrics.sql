@@ -4,14 +4,14 @@ with source as (
 
 final as (
     select
-        cast(run_id as varchar) as run_id,
-        cast(experiment as varchar) as experiment,
+        cast(run_id as {{ string_type() }}) as run_id,
+        cast(experiment as {{ string_type() }}) as experiment,
         cast(model_copy as integer) as model_copy,
-        cast(scraped_at as timestamp with time zone) as scraped_at,
-        cast(family as varchar) as family,
-        cast(metric_type as varchar) as metric_type,
-        cast(metric as varchar) as metric,
-        cast(labels as varchar) as labels,
+        cast(scraped_at as {{ timestamp_tz_type() }}) as scraped_at,
+        cast(family as {{ string_type() }}) as family,
+        cast(metric_type as {{ string_type() }}) as metric_type,
+        cast(metric as {{ string_type() }}) as metric,
+        cast(labels as {{ string_type() }}) as labels,
         cast(value as double) as value
     from source
 )
