@@ -127,9 +127,12 @@ def test_every_fault_has_its_exact_status(matrix_run, experiment: str) -> None:
     if experiment == "bad_chunked":  # seen as soon as it arrives, not after the time-out
         assert max(r["e2e_latency_ms"] for r in mine) < 500
     if experiment == "stall":
-        # Ended by the 1 s time-out, not by the server's 3 s stall (the margin allows for a busy CI machine).
+        # Ended by the 1 s time-out, not by the server's 3 s stall (the margins allow for a busy CI
+        # machine). The time-out runs from when the request was started and the latency from when
+        # its last byte was written, so on a loaded machine the latency is a few ms short of 1 s
+        # (988 ms seen in CI).
         latencies = [r["e2e_latency_ms"] for r in mine]
-        assert all(TIMEOUT_S * 1000 - 10 <= ms < TIMEOUT_S * 1000 + 1000 for ms in latencies), latencies
+        assert all(TIMEOUT_S * 1000 - 100 <= ms < TIMEOUT_S * 1000 + 1000 for ms in latencies), latencies
 
 
 def test_the_run_completes_and_the_marts_count_every_row(matrix_run) -> None:
