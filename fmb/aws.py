@@ -17,6 +17,7 @@ import boto3
 from botocore.config import Config
 
 from fmb.config import LoadedConfig
+from fmb.storage import boto_session
 
 _SERVICE_KEYS = {
     "sagemaker": "sagemaker_endpoint_url",
@@ -33,15 +34,8 @@ def region_of(loaded: LoadedConfig, experiment_region: str | None = None) -> str
 
 
 def session(loaded: LoadedConfig, region: str | None = None) -> boto3.Session:
-    values = loaded.assignments
-    kwargs: dict[str, Any] = {"region_name": region_of(loaded, region)}
-    if values.get("aws_profile"):
-        kwargs["profile_name"] = values["aws_profile"]
-    if values.get("aws_access_key_id"):
-        kwargs["aws_access_key_id"] = values["aws_access_key_id"]
-        kwargs["aws_secret_access_key"] = values.get("aws_secret_access_key")
-        kwargs["aws_session_token"] = values.get("aws_session_token")
-    return boto3.Session(**kwargs)
+    session: boto3.Session = boto_session(loaded.assignments, region_of(loaded, region))
+    return session
 
 
 def client(

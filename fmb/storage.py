@@ -97,12 +97,13 @@ def cache_dir() -> Path:
     return Path(os.environ.get("FMB_CACHE_DIR") or Path.home() / ".cache" / "fmb").expanduser()
 
 
-def _session(assignments: dict[str, str] | None) -> Any:
+def boto_session(assignments: dict[str, str] | None, region: str | None = None) -> Any:
+    """A boto3 session from its usual chain, with `-A` aws_profile and access keys when given (fmb.aws too)."""
     import boto3
     from botocore.exceptions import BotoCoreError
 
     values = assignments or {}
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {"region_name": region} if region else {}
     if values.get("aws_profile"):
         kwargs["profile_name"] = values["aws_profile"]
     if values.get("aws_access_key_id"):
@@ -121,7 +122,7 @@ def s3_client(assignments: dict[str, str] | None = None, region: str | None = No
     from botocore.exceptions import BotoCoreError
 
     values = assignments or {}
-    session = _session(assignments)
+    session = boto_session(assignments)
     endpoint = values.get("s3_endpoint_url") or values.get("aws_endpoint_url")
     config = Config(retries={"max_attempts": 5, "mode": "standard"}, user_agent_extra="fmb")
     try:
@@ -244,7 +245,7 @@ def copy_read_bucket(
         raise _s3_problem(exc, top, bucket=True) from None
     wanted = [f.strip("/") for f in files if f.strip("/")]
     for folder in folders:
-        listed = [key for key, _ in _list(client, top.child(folder))]
+        listed = [key for key, _ in _list_under(client, top.child(folder))]
         wanted.extend(listed)
     for key in dict.fromkeys(wanted):
         if key == token_key:
@@ -289,28 +290,14 @@ def _same(path: Path, head: dict[str, Any]) -> bool:
     return stat.st_size == head.get("ContentLength") and not newer
 
 
-def _list(client: Any, folder: S3Url) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(key, listing entry) of every object under a folder prefix."""
-    try:
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=folder.bucket, Prefix=folder.prefix):
-            for entry in page.get("Contents", []):
-                if not entry["Key"].endswith("/"):
-                    yield entry["Key"], entry
-    except Exception as exc:
-        raise _s3_problem(exc, folder) from None
-
-
 def _list_under(client: Any, where: S3Url) -> Iterator[tuple[str, dict[str, Any]]]:
-    """The object named by ``where``, or every object in the folder it names."""
-    if not where.key:
-        yield from _list(client, where)
-        return
+    """(key, listing entry) of the object named by ``where``, or of every object in the folder it names."""
     try:
         pages = client.get_paginator("list_objects_v2").paginate(Bucket=where.bucket, Prefix=where.key)
         for page in pages:
             for entry in page.get("Contents", []):
                 key = entry["Key"]
-                if key == where.key or (key.startswith(where.prefix) and not key.endswith("/")):
+                if (key == where.key and key) or (key.startswith(where.prefix) and not key.endswith("/")):
                     yield key, entry
     except Exception as exc:
         raise _s3_problem(exc, where) from None
@@ -645,7 +632,7 @@ def fsspec_s3(assignments: dict[str, str] | None = None) -> Any:
         protocol = ("s3", "s3a")
 
     client = s3_client(assignments)
-    credentials = _session(assignments).get_credentials()
+    credentials = boto_session(assignments).get_credentials()
     if credentials is None:
         raise FmbError("no AWS credentials were found to read S3 from the warehouse (FMB_RAW / FMB_MARTS).")
     frozen = credentials.get_frozen_credentials()
