@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from itertools import groupby
 from typing import Any, Protocol
 
 from rich.console import Console
@@ -21,7 +22,7 @@ from rich.console import Console
 from fmb.collector import cloudwatch
 from fmb.collector.client_telemetry import ClientLoad, client_sampling
 from fmb.collector.host_telemetry import host_telemetry
-from fmb.collector.plan import Plan, make_plan
+from fmb.collector.plan import Plan, load_levels, make_plan
 from fmb.collector.progress import CellProgress
 from fmb.collector.recovery import Recovered, recover_abandoned
 from fmb.collector.resume import Resumption, check_new_run, plan_resumption
@@ -32,7 +33,7 @@ from fmb.collector.shard import WHOLE, Shard
 from fmb.collector.targets import make_target
 from fmb.collector.targets.base import Target
 from fmb.collector.writer import RequestWriter
-from fmb.config import LoadedConfig, ResolvedExperiment
+from fmb.config import LoadedConfig, ResolvedExperiment, limits
 from fmb.config.schema import Telemetry
 from fmb.endpoints import Endpoint
 from fmb.errors import CollectError, FmbError
@@ -141,7 +142,9 @@ def _target(loaded: LoadedConfig, exp: ResolvedExperiment, endpoint: Endpoint | 
 
     from fmb.collector.targets.copies import CopiesTarget
 
-    connections = max(exp.spec.concurrency_levels)
+    load = exp.spec.load
+    # Open loop: as many connections as requests may be in flight (without a cap, the most fmb allows).
+    connections = (load.max_in_flight or limits.CONCURRENCY.value) if load.is_open else max(exp.spec.concurrency_levels)
     try:
         if endpoint is not None and len(endpoint.copies) > 1:
             return CopiesTarget.for_urls(exp, loaded, connections, endpoint.copies)
@@ -157,7 +160,9 @@ def _targets(
 ) -> dict[str, Target]:
     """A target per experiment; a staged one gets its target once it is stood up."""
     return {
-        exp.name: _target(loaded, exp, endpoints.get(exp.name)) for exp in plan.experiments if exp.name not in staged
+        exp.name: _target(loaded, exp, endpoints.get(exp.name))
+        for exp in plan.experiments
+        if exp.base_name not in staged
     }
 
 
@@ -199,61 +204,52 @@ async def _run_experiments(
         recorder.write_run("running")
         telemetry = loaded.config.telemetry or Telemetry()
         async with client_sampling(telemetry, layout, recorder.run_id) as load:
-            for exp in plan.experiments:
-                cells = plan.cells[exp.name]
-                if resumption is not None:
-                    cells = [c for c in cells if c in resumption.missing]
-                    if not cells:
-                        continue
-                stage = stages.get(exp.name)
+
+            async def measure(exp: ResolvedExperiment, cells: list[Cell]) -> None:
+                with _scraping(loaded, layout, recorder, progress, exp, endpoints):
+                    await _run_experiment(
+                        exp, cells, plan, layout, recorder, progress, result, targets[exp.name], counter, session,
+                        resumption, load,
+                    )  # fmt: skip
+
+            # An experiment's load levels (see fmb.collector.plan.load_levels) follow each other and share
+            # its endpoint: a staged one is stood up once for all of them.
+            for base, levels in groupby(plan.experiments, key=lambda e: e.base_name):
+                todo = []
+                for exp in levels:
+                    cells = plan.cells[exp.name]
+                    if resumption is not None:
+                        cells = [c for c in cells if c in resumption.missing]
+                    if cells:
+                        todo.append((exp, cells))
+                stage = stages.get(base)
                 if stage is None:
-                    with _scraping(loaded, layout, recorder, progress, exp, endpoints):
-                        await _run_experiment(
-                            exp,
-                            cells,
-                            plan,
-                            layout,
-                            recorder,
-                            progress,
-                            result,
-                            targets[exp.name],
-                            counter,
-                            session,
-                            resumption,
-                            load,
-                        )
+                    for exp, cells in todo:
+                        await measure(exp, cells)
+                    continue
+                if not todo:
                     continue
                 failed = True
                 try:
                     with _interruptible():
-                        endpoints[exp.name] = stage.up()
-                    targets[exp.name] = _target(loaded, exp, endpoints[exp.name])
-                    await targets[exp.name].check_reachable()
+                        endpoint = stage.up()
+                    for exp, _ in todo:
+                        endpoints[exp.name] = endpoint
+                        targets[exp.name] = _target(loaded, exp, endpoint)
+                        await targets[exp.name].check_reachable()
                     if resumption is None:  # now with where its requests go, and how long deploying took
                         recorder.write_experiments(plan, targets, endpoints)
-                    with _scraping(loaded, layout, recorder, progress, exp, endpoints):
-                        await _run_experiment(
-                            exp,
-                            cells,
-                            plan,
-                            layout,
-                            recorder,
-                            progress,
-                            result,
-                            targets[exp.name],
-                            counter,
-                            session,
-                            resumption,
-                            load,
-                        )
+                    for exp, cells in todo:
+                        await measure(exp, cells)
                     failed = False
                 finally:
-                    target = targets.get(exp.name)
                     with _deferred():
                         try:
-                            if target is not None:
-                                closed.add(exp.name)  # kept in targets: the experiments table still describes it
-                                await target.close()
+                            for exp, _ in todo:
+                                target = targets.get(exp.name)
+                                if target is not None:
+                                    closed.add(exp.name)  # kept in targets: the experiments table still describes it
+                                    await target.close()
                         finally:
                             stage.down(failed)
     finally:
@@ -370,10 +366,12 @@ def collect(
     recovered = recover_abandoned(layout)
     loaded = replace(
         loaded,
-        experiments=[
-            replace(e, endpoint=endpoints[e.name].address) if e.name in endpoints else e for e in loaded.experiments
-        ],
+        experiments=load_levels(
+            [replace(e, endpoint=endpoints[e.name].address) if e.name in endpoints else e for e in loaded.experiments]
+        ),
     )
+    # A load level's requests go where its experiment's go.
+    endpoints = {e.name: endpoints[e.base_name] for e in loaded.experiments if e.base_name in endpoints}
     plan = make_plan(loaded, layout, only)
     resumption = plan_resumption(loaded, layout, resume, plan.cells, shard) if resume else None
     if resumption is None and run_id is not None:

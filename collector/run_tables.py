@@ -23,7 +23,8 @@ from fmb.collector.recovery import RunLock, run_path
 from fmb.collector.schemas import CELLS, EXPERIMENTS, PRICING, PROMPTS, RUNS, RunStatus
 from fmb.collector.shard import WHOLE, Shard
 from fmb.collector.targets.base import Target
-from fmb.config import LoadedConfig
+from fmb.config import LoadedConfig, ResolvedExperiment
+from fmb.config.schema import OPEN_LOOP_MODES
 from fmb.endpoints import Endpoint
 from fmb.errors import CollectError
 from fmb.paths import ResultsLayout
@@ -36,6 +37,29 @@ from fmb.redact import redact_mapping
 def new_run_id(now: datetime | None = None) -> str:
     now = now or datetime.now(UTC)
     return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def _load_columns(exp: ResolvedExperiment, plan: Plan) -> dict[str, Any]:
+    """How an experiment's requests were sent (see fmb.config.schema.Load and fmb.collector.plan.load_levels)."""
+    load = exp.spec.load
+    rate = exp.level if load.mode in OPEN_LOOP_MODES else None
+    if load.mode == "trace" and exp.level is not None:
+        # The trace's mean arrival rate at this speed-up: requests over the span of their due times.
+        schedules = [c.schedule for c in plan.cells.get(exp.name, []) if c.schedule is not None]
+        if schedules and len(schedules[0].offsets) > 1 and schedules[0].offsets[-1] > 0:
+            offsets = schedules[0].offsets
+            rate = (len(offsets) - 1) / (offsets[-1] - offsets[0])
+    return {
+        "config_experiment": exp.base_name,
+        "load_mode": load.mode,
+        "request_rate_per_s": rate,
+        "burstiness": load.burstiness if load.mode == "gamma" else None,
+        "trace_speedup": exp.level if load.mode == "trace" else None,
+        "max_in_flight": load.max_in_flight if load.is_open else None,
+        "ramp_up_s": load.ramp_up_s if load.mode in OPEN_LOOP_MODES else None,
+        "arrival_seed": load.seed if load.mode in OPEN_LOOP_MODES else None,
+        "lateness_threshold_ms": load.lateness_threshold_ms if load.is_open else None,
+    }
 
 
 class RunRecorder:
@@ -158,6 +182,7 @@ class RunRecorder:
                         redact_mapping(exp.parameters, self.redact), sort_keys=True, default=str
                     ),
                     "deploy_seconds": endpoint.deploy_seconds,
+                    **_load_columns(exp, plan),
                 }
             )
         write_atomic(rows, EXPERIMENTS, self.layout.run_table_dir("experiments", self.run_id) / "experiments.parquet")

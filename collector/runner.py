@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import heapq
 import random
-from collections.abc import Awaitable, Callable, Sequence
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import pairwise
@@ -19,6 +21,7 @@ from typing import Any
 
 import aiohttp
 
+from fmb.collector.arrivals import Schedule
 from fmb.collector.client_telemetry import ClientLoad
 from fmb.collector.schemas import RequestStatus
 from fmb.collector.shard import WHOLE, Shard
@@ -29,16 +32,25 @@ from fmb.redact import Redactor
 
 @dataclass(frozen=True)
 class Cell:
-    """One (experiment, payload file, concurrency) combination and its request count."""
+    """One (experiment, payload file, concurrency) combination and its request count.
+
+    ``load_mode`` says how its requests are sent (see :class:`fmb.config.schema.Load`); an
+    open-loop or trace cell carries its precomputed ``schedule`` (warm-ups first), and its
+    ``concurrency`` is the cap on requests in flight.
+    """
 
     experiment: str
     payload_file: str
     concurrency: int
     requests: int
     warmup: int = 0
+    load_mode: str = "closed"
+    schedule: Schedule | None = field(default=None, compare=False, repr=False)
 
     @property
     def label(self) -> str:
+        if self.schedule is not None:
+            return f"{self.experiment} | {self.payload_file}"
         return f"{self.experiment} | {self.payload_file} | c={self.concurrency}"
 
 
@@ -137,6 +149,14 @@ async def _try_once(
         return None, failure
 
 
+@dataclass(frozen=True)
+class Due:
+    """When a scheduled request was due: on the monotonic clock the latencies use, and on the wall clock."""
+
+    perf_ns: int
+    wall_ns: int
+
+
 class RowMaker:
     """Turns a finished request into a row of the ``requests`` table."""
 
@@ -172,7 +192,9 @@ class RowMaker:
         usage: Usage | None,
         failure: Failure | None,
         is_warmup: bool,
+        due: Due | None = None,
     ) -> dict[str, Any]:
+        """``due`` is when an open-loop request was scheduled to be sent."""
         assert rec.start_ns is not None and rec.end_ns is not None and rec.start_wall_ns is not None
         start, end = rec.start_ns, rec.end_ns
         chunks = rec.chunk_ns if self.stream else []
@@ -196,6 +218,8 @@ class RowMaker:
             "attempts": rec.attempts,
             "started_at": datetime.fromtimestamp(started / 1e9, UTC),
             "ended_at": datetime.fromtimestamp((started + end - start) / 1e9, UTC),
+            "scheduled_at": None if due is None else datetime.fromtimestamp(due.wall_ns / 1e9, UTC),
+            "send_lateness_ms": None if due is None else (start - due.perf_ns) / 1e6,
             "ttft_ms": (chunks[0] - start) / 1e6 if chunks else None,
             "ttlt_ms": (chunks[-1] - start) / 1e6 if chunks else None,
             "e2e_latency_ms": (end - start) / 1e6,
@@ -244,6 +268,90 @@ async def closed_loop(
             group.create_task(worker(w))
 
 
+async def waves(
+    concurrency: int,
+    indices: Sequence[int],
+    job: Callable[[int, int], Coroutine[Any, Any, None]],
+    first: int = 0,
+    slots: Sequence[int] | None = None,
+) -> None:
+    """FMBench's way: send a wave of ``concurrency`` requests, wait until all have ended, send the next.
+
+    Request ``index`` belongs to wave ``(index - first) // concurrency`` and slot ``index % concurrency``;
+    a wave sends only the ``indices`` it holds (all of them, or a shard's or a resumed cell's).
+    """
+    by_wave: dict[int, list[int]] = {}
+    for i in indices:
+        by_wave.setdefault((i - first) // concurrency, []).append(i)
+    allowed = None if slots is None else set(slots)
+    for wave in sorted(by_wave):
+        async with asyncio.TaskGroup() as group:
+            for i in by_wave[wave]:
+                w = i % concurrency
+                if allowed is None or w in allowed:
+                    group.create_task(job(i, w))
+
+
+async def open_loop(
+    due: Sequence[tuple[int, float]],
+    cap: int | None,
+    job: Callable[[int, int, Due], Coroutine[Any, Any, None]],
+) -> None:
+    """Start ``job(index, slot, due)`` for each ``(index, offset_s)`` when it is due, whatever is in flight.
+
+    Offsets are seconds from now. With a ``cap``, a request due while ``cap`` are in flight waits
+    for one to end (its wait is lateness, recorded in its row). ``slot`` is the lowest free
+    in-flight slot, so the ``worker`` column of an open-loop row still says how many were busy.
+    """
+    origin_perf, origin_wall = time.perf_counter_ns(), time.time_ns()
+    free: list[int] = []
+    busy = 0
+    ended = asyncio.Event()
+
+    async def run(index: int, slot: int, when: Due) -> None:
+        nonlocal busy
+        try:
+            await job(index, slot, when)
+        finally:
+            busy -= 1
+            heapq.heappush(free, slot)
+            ended.set()
+
+    async with asyncio.TaskGroup() as group:
+        for index, offset in due:
+            at = origin_perf + round(offset * 1e9)
+            delay = (at - time.perf_counter_ns()) / 1e9
+            if delay > 0:
+                await asyncio.sleep(delay)
+            while cap is not None and busy >= cap:
+                ended.clear()
+                await ended.wait()
+            slot = heapq.heappop(free) if free else busy
+            busy += 1
+            group.create_task(run(index, slot, Due(at, origin_wall + (at - origin_perf))))
+
+
+def nearest_prompts(
+    prompts: list[Request], lengths: Sequence[int | None], tokens: Callable[[Request], int]
+) -> list[Request]:
+    """Trace replay: for each request the prompt whose token count is nearest its input length (ties: the first).
+
+    A request without an input length sends the payload file's prompts in turn, as in closed loop.
+    """
+    counted = sorted(((tokens(p), n) for n, p in enumerate(prompts)))
+    keys = [c for c, _ in counted]
+    picks = []
+    for index, length in enumerate(lengths):
+        if length is None:
+            picks.append(prompts[index % len(prompts)])
+            continue
+        at = bisect.bisect_left(keys, length)
+        near = [j for j in (at - 1, at) if 0 <= j < len(counted)]
+        best = min(near, key=lambda j: (abs(keys[j] - length), counted[j][1]))
+        picks.append(prompts[counted[best][1]])
+    return picks
+
+
 async def run_cell(
     target: Target,
     cell: Cell,
@@ -267,35 +375,57 @@ async def run_cell(
     its part of the cell, from its worker slots (see :mod:`fmb.collector.shard`).
     """
     load = load or ClientLoad()
+    schedule = cell.schedule
+    picks = prompts
+    if schedule is not None and schedule.input_lengths is not None:
+        picks = nearest_prompts(prompts, schedule.input_lengths, rows.prompt_tokens)
 
-    def job_for(is_warmup: bool) -> Callable[[int, int], Awaitable[None]]:
-        async def job(index: int, w: int) -> None:
-            request = prompts[index % len(prompts)]
-            rec = Recorder()
-            load.start()
-            try:
-                usage, failure = await send_one(target, request, policy, rec)
-            except asyncio.CancelledError:
-                load.end()
-                if rec.start_ns is None:
-                    rec.start()
-                rec.finish()
-                stopped = Failure("cancelled", "cancelled", "the run was stopped while the request was in flight")
-                sink(rows.row(cell, index, w, request, rec, None, stopped, is_warmup))
-                raise
+    def job_for(is_warmup: bool) -> Callable[[int, int], Coroutine[Any, Any, None]]:
+        return lambda index, w: timed_job(index, w, is_warmup, None)
+
+    async def timed_job(index: int, w: int, is_warmup: bool, due: Due | None) -> None:
+        request = picks[index % len(picks)]
+        rec = Recorder()
+        load.start()
+        try:
+            usage, failure = await send_one(target, request, policy, rec)
+        except asyncio.CancelledError:
             load.end()
-            sink(rows.row(cell, index, w, request, rec, usage, failure, is_warmup))
-            if not is_warmup:
-                stats.done += 1
-                if failure is None:
-                    stats.add_latency((rec.end_ns - rec.start_ns) / 1e6)
-                else:
-                    stats.errors += 1
+            if rec.start_ns is None:
+                rec.start()
+            rec.finish()
+            stopped = Failure("cancelled", "cancelled", "the run was stopped while the request was in flight")
+            sink(rows.row(cell, index, w, request, rec, None, stopped, is_warmup, due))
+            raise
+        load.end()
+        sink(rows.row(cell, index, w, request, rec, usage, failure, is_warmup, due))
+        if not is_warmup:
+            stats.done += 1
+            if failure is None:
+                stats.add_latency((rec.end_ns - rec.start_ns) / 1e6)
+            else:
+                stats.errors += 1
 
-        return job
-
+    measured = range(cell.warmup, cell.warmup + cell.requests) if missing is None else missing
+    if schedule is not None:
+        # Warm-ups (the ramp) and measured requests on one schedule; a resumed cell sends its missing
+        # requests at their offsets, from the first of them.
+        wanted = [*(range(cell.warmup) if warmup and missing is None else ()), *measured]
+        mine = shard.indices(cell.concurrency, wanted)
+        if not mine:
+            return
+        first = schedule.offsets[mine[0]]
+        cap = len(shard.slots(cell.concurrency))
+        await open_loop(
+            [(i, schedule.offsets[i] - first) for i in mine],
+            cap,
+            lambda index, w, due: timed_job(index, w, index < cell.warmup, due),
+        )
+        return
     slots = shard.slots(cell.concurrency)
     if cell.warmup and warmup:
         await closed_loop(cell.concurrency, shard.indices(cell.concurrency, range(cell.warmup)), job_for(True), slots)
-    measured = range(cell.warmup, cell.warmup + cell.requests) if missing is None else missing
+    if cell.load_mode == "waves":
+        await waves(cell.concurrency, shard.indices(cell.concurrency, measured), job_for(False), cell.warmup, slots)
+        return
     await closed_loop(cell.concurrency, shard.indices(cell.concurrency, measured), job_for(False), slots)

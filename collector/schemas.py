@@ -57,7 +57,13 @@ REQUESTS = pa.schema(
         _f("run_id", pa.string(), "Run that sent the request.", False),
         _f("experiment", pa.string(), "Experiment (endpoint) name from the config.", False),
         _f("payload_file", pa.string(), "Payload file the prompt came from.", False),
-        _f("concurrency", pa.int32(), "Concurrency level of the cell: requests kept in flight.", False),
+        _f(
+            "concurrency",
+            pa.int32(),
+            "Concurrency level of the cell: requests kept in flight (open loop and trace: at most in flight, "
+            "load.max_in_flight, or without a cap the cell's request count).",
+            False,
+        ),
         _f("request_index", pa.int64(), "Order of the request within its cell (warm-ups first).", False),
         _f("worker", pa.int32(), "Concurrency slot that sent the request (0-based).", False),
         _f("prompt_id", pa.string(), "sha256 of the prompt text, first 16 hex digits.", False),
@@ -96,6 +102,18 @@ REQUESTS = pa.schema(
         ),
         _f("started_at", UTC_TS, "UTC wall-clock time the request was sent.", False),
         _f("ended_at", UTC_TS, "UTC wall-clock time the response ended or the request failed.", False),
+        _f(
+            "scheduled_at",
+            UTC_TS,
+            "Open loop and trace replay: UTC wall-clock time the request was due (null in closed loop and waves).",
+        ),
+        _f(
+            "send_lateness_ms",
+            pa.float64(),
+            "Open loop and trace replay: from when the request was due to when it was sent (ms, monotonic clock; "
+            "includes waiting for load.max_in_flight and earlier throttled tries). Latency from the schedule is "
+            "this plus the latency from sending.",
+        ),
         _f("ttft_ms", pa.float64(), "Request sent to the first chunk carrying generated content (ms)."),
         _f("ttlt_ms", pa.float64(), "Request sent to the last chunk carrying generated content (ms)."),
         _f("e2e_latency_ms", pa.float64(), "Request sent to the end of the response (ms, monotonic clock).", False),
@@ -214,6 +232,29 @@ EXPERIMENTS = pa.schema(
         _f("parameter_set", pa.string(), "inference_spec.parameter_set."),
         _f("inference_parameters_json", pa.string(), "Inference parameters sent with each request, as JSON."),
         _f("deploy_seconds", pa.float64(), "Seconds fmb took to stand the endpoint up."),
+        _f(
+            "config_experiment",
+            pa.string(),
+            "The experiment's name in the config: an open-loop or trace experiment runs one experiment per load "
+            "level, named <config name>@<level> (null in rows written before fmb had load modes).",
+        ),
+        _f(
+            "load_mode",
+            pa.string(),
+            "How the requests were sent (load.mode): closed, waves, constant, poisson, gamma or trace "
+            "(null in rows written before fmb had load modes: closed).",
+        ),
+        _f("request_rate_per_s", pa.float64(), "Open loop: the arrival rate; trace: the trace's mean rate, sped up."),
+        _f("burstiness", pa.float64(), "Gamma arrivals: the shape of the gaps' distribution (1 is Poisson)."),
+        _f("trace_speedup", pa.float64(), "Trace replay: how many times faster than the trace."),
+        _f("max_in_flight", pa.int32(), "Open loop and trace: the cap on requests in flight (null: none)."),
+        _f("ramp_up_s", pa.float64(), "Open loop: seconds over which the rate rose from 0 (its requests: warm-ups)."),
+        _f("arrival_seed", pa.int64(), "Open loop: load.seed, from which the arrival times were drawn."),
+        _f(
+            "lateness_threshold_ms",
+            pa.float64(),
+            "Open loop and trace: a cell whose p99 send lateness is above this is flagged as behind its schedule.",
+        ),
     ]
 )
 

@@ -90,6 +90,11 @@ class ReportData:
     def config(self) -> dict[str, Any]:
         return json.loads(self.run["config_json"] or "{}")
 
+    @property
+    def load_levels(self) -> list[Row]:
+        """The cells sent at scheduled times (open loop and trace replay)."""
+        return [c for c in self.cells if c["load_mode"] not in ("closed", "waves")]
+
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> list[Row]:
     cursor = con.execute(sql, params)

@@ -12,7 +12,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from matplotlib.figure import Figure
 
 from fmb.paths import slug
-from fmb.reports import accuracy_charts, charts, telemetry_charts
+from fmb.reports import accuracy_charts, charts, load_charts, telemetry_charts
 from fmb.reports.fmbench_files import FMBenchFiles, write_fmbench_files
 from fmb.reports.format import FILTERS, fence_for
 from fmb.reports.loaders import ReportData, connect, load
@@ -135,6 +135,21 @@ def draw_telemetry_charts(data: ReportData) -> list[tuple[str, str, ChartMaker, 
     ]
 
 
+def draw_load_charts(data: ReportData) -> list[tuple[str, str, ChartMaker, str]]:
+    """The chart of the load levels section; none without an open-loop or trace cell."""
+    levels = data.load_levels
+    if not levels:
+        return []
+    return [
+        (
+            "Latency and throughput vs offered load",
+            "load_levels.png",
+            lambda: load_charts.latency_vs_load(levels),
+            "no cell has an offered rate",
+        )
+    ]
+
+
 def _make(out: Path, makers: list[tuple[str, str, ChartMaker, str]]) -> list[Chart]:
     made: list[Chart] = []
     for title, file, make, missing in makers:
@@ -167,6 +182,9 @@ def render_report(
         for name in ("accuracy_by_payload_file.png", "accuracy_by_experiment.png"):
             (out / name).unlink(missing_ok=True)
     telemetry_made = _make(out, draw_telemetry_charts(data))
+    load_made = _make(out, draw_load_charts(data))
+    if not load_made:
+        (out / "load_levels.png").unlink(missing_ok=True)
     for stale in set(out.glob("timeline_*.png")) - {out / c.file for c in telemetry_made if c.file}:
         stale.unlink()
     config_yaml = yaml.safe_dump(json.loads(data.run["config_json"] or "{}"), sort_keys=False, allow_unicode=True)
@@ -178,6 +196,7 @@ def render_report(
             charts=made,
             accuracy_charts=accuracy_made,
             telemetry_charts=telemetry_made,
+            load_charts=load_made,
             config_yaml=config_yaml,
             config_fence=fence_for(config_yaml),
         )
@@ -189,4 +208,4 @@ def render_report(
         fmbench = write_fmbench_files(con, data.run, data.config, out, results or warehouse.parent)
     finally:
         con.close()
-    return Report(path, data.run["run_id"], made + accuracy_made + telemetry_made, fmbench)
+    return Report(path, data.run["run_id"], made + accuracy_made + telemetry_made + load_made, fmbench)

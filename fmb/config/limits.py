@@ -48,6 +48,11 @@ ITERS_PER_COMBINATION = Limit(100_000, "a cell this long runs for days; use fewe
 REQUESTS_PER_CELL = Limit(
     1_000_000, "a cell keeps every request's latency in memory, and at 1,000 requests/s it runs for 17 minutes"
 )
+# Open loop: the schedule of a level (one arrival time per request) is computed before it starts.
+REQUEST_RATE = Limit(
+    100_000, "one collector process sends a few thousand requests/s at most; beyond that the client is measured"
+)
+CELL_DURATION_S = Limit(86_400, "a load level that runs for more than a day holds its arrival schedule in memory")
 # Warm-up requests are sent before each cell and not measured.
 WARMUP_REQUESTS = Limit(10_000, "warm-up requests are not measured, more only adds time before each cell")
 # A request slower than this is recorded as a timeout; a cell ends only when its last request does.

@@ -48,10 +48,19 @@ class ResolvedExperiment:
     endpoint: str | None
     parameters: dict[str, Any]
     instance_count: int
+    # A load level of an open-loop or trace experiment (see fmb.collector.plan.load_levels): the
+    # config's experiment name, and the level's rate (requests/s) or trace speed-up.
+    config_name: str | None = None
+    level: float | None = None
 
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def base_name(self) -> str:
+        """The experiment's name in the config (a load level's experiment is named ``<base>@<level>``)."""
+        return self.config_name or self.spec.name
 
     @property
     def key(self) -> str:

@@ -434,6 +434,90 @@ class EksSettings(Section):
     )
 
 
+LoadMode = Literal["closed", "waves", "constant", "poisson", "gamma", "trace"]
+OPEN_LOOP_MODES = ("constant", "poisson", "gamma")
+
+
+class Load(Section):
+    """fmb: how an experiment's requests are sent (its load levels)."""
+
+    mode: LoadMode = Field(
+        "closed",
+        description="fmb: closed (continuous: each of `concurrency` workers sends its next request as soon as its "
+        "last one ended), waves (FMBench's: `concurrency` requests, wait for all, repeat), constant, poisson or "
+        "gamma (open loop: requests sent at scheduled times, whatever is in flight), or trace (the arrival times "
+        "of load.trace_file).",
+    )
+    rates: list[Annotated[Number, Field(gt=0, le=limits.REQUEST_RATE.value)]] = Field(
+        default_factory=list,
+        description="fmb (open loop): arrival rates in requests per second; each is a load level of its own.",
+    )
+    burstiness: Number = Field(
+        1.0,
+        gt=0,
+        le=1000,
+        description="fmb (gamma): the gamma distribution's shape; 1 is Poisson, below 1 burstier, above 1 steadier.",
+    )
+    max_in_flight: Concurrency | None = Field(
+        None,
+        ge=1,
+        description="fmb (open loop, trace): at most this many requests in flight; a request due while the cap is "
+        "reached waits, and its wait counts as lateness (default: no cap).",
+    )
+    requests: Annotated[WholeNumber, _at_most(limits.REQUESTS_PER_CELL)] | None = Field(
+        None,
+        ge=1,
+        description="fmb (open loop): measured requests per level (default: FMBench's count for the experiment's "
+        "highest concurrency level).",
+    )
+    duration_s: Annotated[Number, _at_most(limits.CELL_DURATION_S, " s")] | None = Field(
+        None, gt=0, description="fmb (open loop): measure for this long per level instead of a request count."
+    )
+    ramp_up_s: Annotated[Number, _at_most(limits.CELL_DURATION_S, " s")] = Field(
+        0,
+        ge=0,
+        description="fmb (open loop): the rate rises linearly from 0 over this time first; the requests scheduled "
+        "then are warm-ups.",
+    )
+    seed: WholeNumber = Field(0, ge=0, description="fmb (open loop): seed of the arrival times (same seed, same times)")
+    lateness_threshold_ms: Number = Field(
+        10,
+        gt=0,
+        description="fmb (open loop, trace): a level whose p99 send lateness (sent minus scheduled) is above this "
+        "is flagged: the client fell behind its schedule.",
+    )
+    trace_file: str | None = Field(
+        None,
+        description="fmb (trace): JSONL, one request a line: timestamp (seconds), optional input_length (tokens: "
+        "the prompt of the payload file nearest in length is sent).",
+    )
+    trace_speedups: list[Annotated[Number, Field(gt=0, le=1000)]] = Field(
+        default_factory=lambda: [1.0],
+        description="fmb (trace): replay the trace this many times faster; each is a load level of its own.",
+    )
+
+    @model_validator(mode="after")
+    def _complete(self) -> Load:
+        if self.mode in OPEN_LOOP_MODES and not self.rates:
+            raise ValueError(f"load.mode {self.mode} needs load.rates (requests per second, e.g. [1, 2, 4])")
+        if self.mode not in OPEN_LOOP_MODES and self.rates:
+            raise ValueError(f"load.rates is for the open-loop modes ({', '.join(OPEN_LOOP_MODES)}), not {self.mode}")
+        if self.mode == "trace" and not self.trace_file:
+            raise ValueError("load.mode trace needs load.trace_file (JSONL with a timestamp per request)")
+        for name, levels in (("rates", self.rates), ("trace_speedups", self.trace_speedups)):
+            twice = sorted({f"{v:g}" for v in levels if sum(f"{w:g}" == f"{v:g}" for w in levels) > 1})
+            if twice:
+                raise ValueError(f"load.{name} lists {', '.join(twice)} more than once; each is a load level")
+        if self.requests is not None and self.duration_s is not None:
+            raise ValueError("give load.requests or load.duration_s, not both")
+        return self
+
+    @property
+    def is_open(self) -> bool:
+        """Requests are sent at scheduled times (open loop or trace), not when a worker is free."""
+        return self.mode in OPEN_LOOP_MODES or self.mode == "trace"
+
+
 class Experiment(Section):
     name: Annotated[str, AfterValidator(_folder_name)]
     region: str | None = None
@@ -453,6 +537,7 @@ class Experiment(Section):
     inference_spec: InferenceSpec = Field(default_factory=InferenceSpec)
     payload_files: list[str]
     concurrency_levels: list[Concurrency]
+    load: Load = Field(default_factory=Load, description="fmb: how the requests are sent (default: closed loop).")
     accept_eula: bool | None = None
     env: dict[str, Any] = Field(default_factory=dict)
     ec2: Ec2Settings = Field(default_factory=Ec2Settings)
@@ -534,6 +619,15 @@ class Experiment(Section):
         if bad:
             raise ValueError(f"concurrency levels must be 1 or more, got {bad}")
         return value
+
+    @model_validator(mode="after")
+    def _open_loop_warmup(self) -> Experiment:
+        if self.load.is_open and self.warmup_requests:
+            raise ValueError(
+                f"warmup_requests is for closed loop and waves; load.mode {self.load.mode} warms up with "
+                "load.ramp_up_s (the requests due during the ramp are not measured)"
+            )
+        return self
 
 
 class Telemetry(Section):

@@ -14,6 +14,8 @@ successes as (
         case when is_success then ttft_ms end as ok_ttft_ms,
         case when is_success then ttlt_ms end as ok_ttlt_ms,
         case when is_success then tpot_ms end as ok_tpot_ms,
+        case when is_success then e2e_latency_from_schedule_ms end as ok_e2e_latency_from_schedule_ms,
+        case when is_success then ttft_from_schedule_ms end as ok_ttft_from_schedule_ms,
         case when is_success then prompt_tokens end as ok_prompt_tokens,
         case when is_success then completion_tokens end as ok_completion_tokens
     from requests
@@ -41,6 +43,14 @@ aggregated as (
             {%- endfor %}
             max({{ column }}) as {{ stem }}_max_ms,
         {%- endfor %}
+        -- Open loop: how late requests were sent (all measured requests), and latency from the schedule.
+        {{ percentile('send_lateness_ms', 0.5) }} as send_lateness_p50_ms,
+        {{ percentile('send_lateness_ms', 0.99) }} as send_lateness_p99_ms,
+        max(send_lateness_ms) as send_lateness_max_ms,
+        {{ percentile('ok_e2e_latency_from_schedule_ms', 0.5) }} as e2e_latency_from_schedule_p50_ms,
+        {{ percentile('ok_e2e_latency_from_schedule_ms', 0.99) }} as e2e_latency_from_schedule_p99_ms,
+        {{ percentile('ok_ttft_from_schedule_ms', 0.5) }} as ttft_from_schedule_p50_ms,
+        {{ percentile('ok_ttft_from_schedule_ms', 0.99) }} as ttft_from_schedule_p99_ms,
         avg(ok_prompt_tokens) as prompt_tokens_mean,
         avg(ok_completion_tokens) as completion_tokens_mean,
         cast(sum(ok_prompt_tokens) as bigint) as prompt_tokens_total,

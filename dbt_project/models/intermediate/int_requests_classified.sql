@@ -36,6 +36,8 @@ final as (
         is_streamed,
         started_at,
         ended_at,
+        scheduled_at,
+        send_lateness_ms,
         status,
         error_type,
         http_status,
@@ -44,6 +46,10 @@ final as (
         e2e_latency_ms,
         ttft_ms,
         ttlt_ms,
+        -- Open loop: latency from when the request was due (what a user arriving then waited; it
+        -- does not hide a client that fell behind its schedule, coordinated omission).
+        send_lateness_ms + e2e_latency_ms as e2e_latency_from_schedule_ms,
+        send_lateness_ms + ttft_ms as ttft_from_schedule_ms,
         prompt_tokens,
         completion_tokens,
         token_count_source,

@@ -104,6 +104,20 @@ final as (
         telemetry.gpu_utilization_mean_percent,
         telemetry.host_cpu_mean_percent,
         telemetry.requests_waiting_mean as server_requests_waiting_mean,
+        experiments.config_experiment,
+        experiments.load_mode,
+        experiments.request_rate_per_s,
+        experiments.burstiness,
+        experiments.trace_speedup,
+        experiments.lateness_threshold_ms,
+        priced.send_lateness_p50_ms,
+        priced.send_lateness_p99_ms,
+        priced.send_lateness_max_ms,
+        coalesce(priced.send_lateness_p99_ms > experiments.lateness_threshold_ms, false) as is_behind_schedule,
+        priced.e2e_latency_from_schedule_p50_ms,
+        priced.e2e_latency_from_schedule_p99_ms,
+        priced.ttft_from_schedule_p50_ms,
+        priced.ttft_from_schedule_p99_ms,
         {{ percentile_method() }} as percentile_method
     from priced
     left join experiments

@@ -27,6 +27,8 @@ final as (
         requests.prompt_id,
         requests.started_at,
         requests.ended_at,
+        requests.scheduled_at,
+        requests.send_lateness_ms,
         requests.status,
         requests.is_success,
         requests.error_type,
@@ -35,6 +37,8 @@ final as (
         requests.ttft_ms,
         requests.ttlt_ms,
         requests.tpot_ms,
+        requests.e2e_latency_from_schedule_ms,
+        requests.ttft_from_schedule_ms,
         requests.prompt_tokens,
         requests.completion_tokens,
         requests.token_count_source,
@@ -45,7 +49,9 @@ final as (
         experiments.model_name,
         experiments.instance_type,
         experiments.instance_count,
-        experiments.image_uri
+        experiments.image_uri,
+        experiments.config_experiment,
+        experiments.load_mode
     from requests
     left join experiments
         on requests.run_id = experiments.run_id and requests.experiment = experiments.experiment

@@ -20,7 +20,17 @@ final as (
         cast(stream as boolean) as is_streamed,
         cast(parameter_set as {{ string_type() }}) as parameter_set,
         cast(inference_parameters_json as {{ string_type() }}) as inference_parameters_json,
-        cast(deploy_seconds as double) as deploy_seconds
+        cast(deploy_seconds as double) as deploy_seconds,
+        -- Rows written before fmb had load modes: closed loop, named as in the config.
+        cast(coalesce(config_experiment, experiment) as {{ string_type() }}) as config_experiment,
+        cast(coalesce(load_mode, 'closed') as {{ string_type() }}) as load_mode,
+        cast(request_rate_per_s as double) as request_rate_per_s,
+        cast(burstiness as double) as burstiness,
+        cast(trace_speedup as double) as trace_speedup,
+        cast(max_in_flight as integer) as max_in_flight,
+        cast(ramp_up_s as double) as ramp_up_s,
+        cast(arrival_seed as bigint) as arrival_seed,
+        cast(lateness_threshold_ms as double) as lateness_threshold_ms
     from source
 )
 

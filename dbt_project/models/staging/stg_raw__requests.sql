@@ -20,6 +20,8 @@ final as (
         cast(attempts as integer) as attempts,
         cast(started_at as {{ timestamp_tz_type() }}) as started_at,
         cast(ended_at as {{ timestamp_tz_type() }}) as ended_at,
+        cast(scheduled_at as {{ timestamp_tz_type() }}) as scheduled_at,
+        cast(send_lateness_ms as double) as send_lateness_ms,
         cast(ttft_ms as double) as ttft_ms,
         cast(ttlt_ms as double) as ttlt_ms,
         cast(e2e_latency_ms as double) as e2e_latency_ms,

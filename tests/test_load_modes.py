@@ -1,0 +1,261 @@
+"""Load modes: open-loop arrival schedules, the open-loop and wave schedulers, trace replay, and
+the whole path (config -> collector -> marts -> report) against the mock endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import statistics
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from fmb.collector.arrivals import level_seed, open_loop, read_trace
+from fmb.collector.mock.process import mock_server
+from fmb.collector.runner import Due, nearest_prompts, waves
+from fmb.collector.runner import open_loop as run_open_loop
+from fmb.collector.targets.base import Request
+from fmb.config.schema import Experiment, Load
+from fmb.errors import CollectError
+from fmb.warehouse.build import warehouse_path
+from tests.rawdata import query
+from tests.test_collect import make_config, run_cli
+
+
+def test_constant_arrivals_are_evenly_spaced() -> None:
+    schedule = open_loop("constant", 4.0, seed=1, requests=10)
+    assert schedule.warmup == 0 and schedule.requests == 10
+    assert [round(t, 9) for t in schedule.offsets] == [round(0.25 * k, 9) for k in range(1, 11)]
+
+
+@pytest.mark.parametrize(("mode", "burstiness", "cv"), [("poisson", 1.0, 1.0), ("gamma", 0.25, 2.0), ("gamma", 4, 0.5)])
+def test_random_arrivals_have_the_rate_and_burstiness_asked_for(mode: str, burstiness: float, cv: float) -> None:
+    schedule = open_loop(mode, 50.0, seed=7, burstiness=burstiness, requests=20_000)
+    gaps = [b - a for a, b in zip((0.0, *schedule.offsets), schedule.offsets, strict=False)]
+    mean = statistics.fmean(gaps)
+    assert mean == pytest.approx(1 / 50, rel=0.05)
+    assert statistics.pstdev(gaps) / mean == pytest.approx(cv, rel=0.08)
+
+
+def test_the_same_seed_gives_the_same_times_and_levels_get_their_own() -> None:
+    a = open_loop("poisson", 5, seed=level_seed(0, "exp", "p.jsonl", 5), requests=50)
+    b = open_loop("poisson", 5, seed=level_seed(0, "exp", "p.jsonl", 5), requests=50)
+    c = open_loop("poisson", 5, seed=level_seed(0, "exp", "q.jsonl", 5), requests=50)
+    assert a == b
+    assert a.offsets != c.offsets
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    mode=st.sampled_from(["constant", "poisson", "gamma"]),
+    rate=st.floats(0.5, 200),
+    ramp=st.floats(0, 5),
+    requests=st.integers(1, 300),
+    seed=st.integers(0, 2**32),
+)
+def test_a_ramp_delays_the_same_arrivals_and_its_own_are_warm_ups(
+    mode: str, rate: float, ramp: float, requests: int, seed: int
+) -> None:
+    plain = open_loop(mode, rate, seed=seed, burstiness=0.5, requests=requests)
+    ramped = open_loop(mode, rate, seed=seed, burstiness=0.5, requests=requests, ramp_up_s=ramp)
+    assert ramped.requests == requests
+    assert all(t < ramp for t in ramped.offsets[: ramped.warmup])
+    assert all(t >= ramp for t in ramped.offsets[ramped.warmup :])
+    assert list(ramped.offsets) == sorted(ramped.offsets)
+    # Time-rescaling: the full-rate arrival at t (t >= ramp / 2) is due at t + ramp / 2.
+    shifted = [t + ramp / 2 for t in plain.offsets if t >= ramp / 2][: requests - 0]
+    measured = ramped.offsets[ramped.warmup :]
+    n = min(len(shifted), len(measured))
+    assert measured[:n] == pytest.approx(shifted[:n], abs=1e-9)
+
+
+def test_a_duration_bounds_the_level() -> None:
+    schedule = open_loop("poisson", 20, seed=3, duration_s=5, ramp_up_s=1)
+    assert all(1 <= t < 6 for t in schedule.offsets[schedule.warmup :])
+    assert schedule.requests == pytest.approx(100, rel=0.3)
+
+
+def test_the_config_refuses_incomplete_or_contradictory_load() -> None:
+    with pytest.raises(ValidationError, match=r"needs load\.rates"):
+        Load(mode="poisson")
+    with pytest.raises(ValidationError, match=r"needs load\.trace_file"):
+        Load(mode="trace")
+    with pytest.raises(ValidationError, match="not both"):
+        Load(mode="constant", rates=[1], requests=5, duration_s=3)
+    with pytest.raises(ValidationError, match="more than once"):
+        Load(mode="constant", rates=[1, 2, 1.0])
+    with pytest.raises(ValidationError, match="open-loop modes"):
+        Load(mode="waves", rates=[1])
+    with pytest.raises(ValidationError, match="ramp_up_s"):
+        Experiment(
+            name="e", payload_files=["p.jsonl"], concurrency_levels=[1], warmup_requests=3,
+            load={"mode": "poisson", "rates": [1]},
+        )  # fmt: skip
+
+
+def test_a_trace_is_read_sorted_and_from_its_first_timestamp(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"timestamp": 12.5, "input_length": 7}\n\n{"timestamp": 10}\n{"timestamp": 11, "x": 1}\n')
+    assert [(t.offset_s, t.input_length) for t in read_trace(path)] == [(0.0, None), (1.0, None), (2.5, 7)]
+    path.write_text('{"timestamp": "soon"}\n')
+    with pytest.raises(CollectError, match="line 1 has no number under 'timestamp'"):
+        read_trace(path)
+    with pytest.raises(CollectError, match="cannot read the trace file"):
+        read_trace(tmp_path / "missing.jsonl")
+
+
+def test_trace_requests_send_the_prompt_nearest_their_input_length() -> None:
+    prompts = [Request(str(n), "w " * n, {}) for n in (10, 50, 30)]
+    picks = nearest_prompts(prompts, [29, 41, None, None, 1000, 40], lambda r: len(r.prompt.split()))
+    assert [p.prompt_id for p in picks] == ["30", "50", "30", "10", "50", "50"]  # 40: a tie, the earlier in the file
+
+
+def test_open_loop_sends_on_time_and_the_cap_makes_requests_late() -> None:
+    sent: dict[int, tuple[int, Due, int]] = {}
+    in_flight = 0
+    most = 0
+
+    async def job(index: int, slot: int, due: Due) -> None:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        sent[index] = (time.perf_counter_ns(), due, slot)
+        await asyncio.sleep(0.2)
+        in_flight -= 1
+
+    # Four due at once with at most two in flight: two wait for the first two to end.
+    asyncio.run(run_open_loop([(0, 0.0), (1, 0.0), (2, 0.0), (3, 0.0), (4, 0.5)], 2, job))
+    assert most == 2
+    late = {i: (at - due.perf_ns) / 1e6 for i, (at, due, _) in sent.items()}
+    assert late[2] >= 190 and late[3] >= 190  # waited for a slot: that is lateness, not latency
+    assert late[0] < 100 and late[4] < 100
+    assert sent[4][1].perf_ns - sent[0][1].perf_ns == pytest.approx(0.5e9, abs=1e6)
+    assert {sent[i][2] for i in range(4)} == {0, 1}  # the worker column is the in-flight slot
+
+
+def test_waves_start_only_when_the_last_wave_has_ended() -> None:
+    events: list[tuple[str, int]] = []
+
+    async def job(index: int, slot: int) -> None:
+        events.append(("start", index))
+        await asyncio.sleep(0.01 * (index % 3 + 1))
+        events.append(("end", index))
+
+    asyncio.run(waves(3, list(range(2, 11)), job, first=2))
+    for wave in ([2, 3, 4], [5, 6, 7], [8, 9, 10]):
+        starts = [events.index(("start", i)) for i in wave]
+        ends = [events.index(("end", i)) for i in wave]
+        later = [n for n, (kind, i) in enumerate(events) if kind == "start" and i > wave[-1]]
+        assert all(e < min(later) for e in ends) if later else True
+        assert max(starts) < min(ends)
+
+
+@pytest.mark.slow
+def test_open_loop_waves_and_trace_end_to_end(tmp_path: Path, cli_runner) -> None:
+    (tmp_path / "trace.jsonl").write_text(
+        "".join(f'{{"timestamp": {100 + 0.15 * k:.2f}, "input_length": {40 + k}}}\n' for k in range(12))
+    )
+    extra = """
+    - name: open
+      api: openai-chat
+      endpoint_url: {url}/v1
+      instance_type: local.cpu
+      stream: true
+      inference_spec: {{parameter_set: chat}}
+      payload_files: [payload_en_40-60.jsonl]
+      concurrency_levels: [4]
+      load: {{mode: poisson, rates: [10, 25], requests: 60, ramp_up_s: 0.4, max_in_flight: 32, seed: 5}}
+    - name: overloaded
+      api: openai-chat
+      endpoint_url: {url}/v1
+      instance_type: local.cpu
+      stream: true
+      inference_spec: {{parameter_set: chat}}
+      payload_files: [payload_en_40-60.jsonl]
+      concurrency_levels: [1]
+      load: {{mode: constant, rates: [100], requests: 20, max_in_flight: 1}}
+    - name: replay
+      api: openai-chat
+      endpoint_url: {url}/v1
+      instance_type: local.cpu
+      stream: true
+      inference_spec: {{parameter_set: chat}}
+      payload_files: [payload_en_40-60.jsonl]
+      concurrency_levels: [1]
+      load: {{mode: trace, trace_file: trace.jsonl, trace_speedups: [1, 3]}}
+    """
+    with mock_server(ttft_ms=20, itl_ms=2, output_tokens=16) as url:
+        config = make_config(tmp_path, url, concurrency=(4,), rounds=3, extra=extra.format(url=url))
+        config.write_text(config.read_text().replace("- name: mock-endpoint", "- name: waves") + "\n")
+        text = config.read_text().replace(
+            "  concurrency_levels: [4]\n", "  concurrency_levels: [4]\n  load: {mode: waves}\n", 1
+        )
+        config.write_text(text)
+        results = tmp_path / "results"
+        ran = run_cli(cli_runner, "run", str(config), "--results", str(results))
+        assert ran.exit_code == 0, ran.output
+    wh = warehouse_path(results)
+    cells = {c["experiment"]: c for c in query(wh, "select * from cells")}
+    assert set(cells) == {
+        "waves",
+        "open@10rps",
+        "open@25rps",
+        "overloaded@100rps",
+        "replay@trace-x1",
+        "replay@trace-x3",
+    }
+
+    for name, rate in (("open@10rps", 10), ("open@25rps", 25)):
+        c = cells[name]
+        assert (c["config_experiment"], c["load_mode"], c["request_rate_per_s"]) == ("open", "poisson", rate)
+        assert c["count_requests"] == c["count_planned_requests"] == 60 and c["concurrency"] == 32
+        assert c["send_lateness_p50_ms"] < c["lateness_threshold_ms"] and not c["is_behind_schedule"]
+        assert c["e2e_latency_from_schedule_p99_ms"] >= c["e2e_latency_p99_ms"]
+        # The server saw the rate asked for: arrivals of the measured requests, first to last.
+        (span,) = query(
+            wh,
+            "select count(*) / date_diff('microsecond', min(scheduled_at), max(scheduled_at)) * 1e6 as r"
+            " from requests where experiment = ?",
+            [name],
+        )
+        assert span["r"] == pytest.approx(rate, rel=0.35)
+    warmups = query(
+        wh,
+        "select count(*) as n from stg_raw__requests where experiment = 'open@25rps' and is_warmup",
+    )[0]["n"]
+    assert warmups >= 1  # the ramp's requests (0.4 s at half of 25/s on average) are warm-ups
+
+    over = cells["overloaded@100rps"]
+    assert over["is_behind_schedule"] and over["send_lateness_p99_ms"] > 100
+    assert over["e2e_latency_from_schedule_p99_ms"] > over["e2e_latency_p99_ms"] + 100
+
+    # Trace: sent at the trace's offsets, sped up.
+    for name, speed in (("replay@trace-x1", 1), ("replay@trace-x3", 3)):
+        rows = query(
+            wh,
+            "select request_index, date_diff('microsecond', min(scheduled_at) over (), scheduled_at) / 1e6 as due_s,"
+            " send_lateness_ms, prompt_id from requests where experiment = ? order by request_index",
+            [name],
+        )
+        assert [r["request_index"] for r in rows] == list(range(12))
+        assert [r["due_s"] for r in rows] == pytest.approx([0.15 * k / speed for k in range(12)], abs=2e-3)
+        assert cells[name]["trace_speedup"] == speed
+        assert cells[name]["request_rate_per_s"] == pytest.approx(speed / 0.15, rel=1e-6)
+
+    # Waves: no request of a wave starts before every request of the one before has ended.
+    rows = query(wh, "select request_index, started_at, ended_at from requests where experiment = 'waves'")
+    by_wave: dict[int, list[dict]] = {}
+    for r in rows:
+        by_wave.setdefault(r["request_index"] // 4, []).append(r)
+    assert len(by_wave) == math.ceil(len(rows) / 4) and cells["waves"]["load_mode"] == "waves"
+    for w in sorted(by_wave)[1:]:
+        assert min(r["started_at"] for r in by_wave[w]) >= max(r["ended_at"] for r in by_wave[w - 1])
+
+    report = (results / "reports" / "mock-bench" / "report.md").read_text()
+    assert "## Load levels" in report and "overloaded@100rps (**behind schedule**)" in report
+    assert "4 _(waves)_" in report
+    assert (results / "reports" / "mock-bench" / "load_levels.png").is_file()
