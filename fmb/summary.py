@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from fmb.config import LoadedConfig, ResolvedExperiment
+from fmb.config.schema import Load
 from fmb.config.steps import enabled_steps
 from fmb.paths import ResultsLayout
 
@@ -80,6 +81,24 @@ def print_deploy_plans(
     return ok
 
 
+def load_summary(load: Load) -> str:
+    """How an experiment's requests are sent, in one line (see fmb.config.schema.Load)."""
+    if load.mode == "waves":
+        return "FMBench's waves: concurrency requests, wait for all, repeat"
+    if load.mode == "trace":
+        levels = ", ".join(f"x{v:g}" for v in load.trace_speedups)
+        return f"trace replay of {load.trace_file} at {levels}"
+    if load.duration_s is not None:
+        bound = f"{load.duration_s:g} s"
+    else:
+        bound = f"{load.requests} requests" if load.requests else "FMBench's request count"
+    cap = f"at most {load.max_in_flight} in flight" if load.max_in_flight else "no cap on requests in flight"
+    return (
+        f"open loop, {load.mode} arrivals at {', '.join(f'{r:g}' for r in load.rates)} requests/s "
+        f"({bound} per level, ramp-up {load.ramp_up_s:g} s, seed {load.seed}, {cap})"
+    )
+
+
 def print_config_summary(console: Console, loaded: LoadedConfig, layout: ResultsLayout) -> None:
     from fmb.collector.plan import requests_per_cell
 
@@ -122,6 +141,8 @@ def print_config_summary(console: Console, loaded: LoadedConfig, layout: Results
         console.print(f"  deploy: {deploy_summary(exp, loaded)}", highlight=False, soft_wrap=True, markup=False)
         console.print(f"  endpoint: {redact(exp.endpoint) or '-'}", highlight=False, soft_wrap=True, markup=False)
         console.print(f"  concurrency levels: {', '.join(str(c) for c in spec.concurrency_levels)}", highlight=False)
+        if spec.load.mode != "closed":
+            console.print(f"  load: {load_summary(spec.load)}", highlight=False, soft_wrap=True, markup=False)
         for pf in spec.payload_files:
             path = payload_dir / pf
             if path.is_file():
