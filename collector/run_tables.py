@@ -59,6 +59,9 @@ def _load_columns(exp: ResolvedExperiment, plan: Plan) -> dict[str, Any]:
         "ramp_up_s": load.ramp_up_s if load.mode in OPEN_LOOP_MODES else None,
         "arrival_seed": load.seed if load.mode in OPEN_LOOP_MODES else None,
         "lateness_threshold_ms": load.lateness_threshold_ms if load.is_open else None,
+        "slo_ttft_ms": exp.spec.slo.ttft_ms,
+        "slo_tpot_ms": exp.spec.slo.tpot_ms,
+        "slo_e2e_latency_ms": exp.spec.slo.e2e_latency_ms,
     }
 
 

@@ -250,6 +250,9 @@ EXPERIMENTS = pa.schema(
         _f("max_in_flight", pa.int32(), "Open loop and trace: the cap on requests in flight (null: none)."),
         _f("ramp_up_s", pa.float64(), "Open loop: seconds over which the rate rose from 0 (its requests: warm-ups)."),
         _f("arrival_seed", pa.int64(), "Open loop: load.seed, from which the arrival times were drawn."),
+        _f("slo_ttft_ms", pa.float64(), "slo.ttft_ms: a request within the SLO has a TTFT at most this."),
+        _f("slo_tpot_ms", pa.float64(), "slo.tpot_ms: a request within the SLO has a TPOT at most this."),
+        _f("slo_e2e_latency_ms", pa.float64(), "slo.e2e_latency_ms: a request within the SLO ends within this."),
         _f(
             "lateness_threshold_ms",
             pa.float64(),

@@ -12,8 +12,10 @@ MISSING = "n/a"
 
 
 def seconds(ms: float | None) -> str:
-    """Milliseconds shown as seconds with 3 decimals."""
-    return MISSING if ms is None else f"{ms / 1000:.3f}"
+    """Milliseconds shown as seconds with 3 decimals (an error-adjusted percentile may be infinite: ∞)."""
+    if ms is None:
+        return MISSING
+    return "∞" if math.isinf(ms) else f"{ms / 1000:.3f}"
 
 
 def millis(ms: float | None) -> str:

@@ -168,7 +168,8 @@ def test_open_loop_waves_and_trace_end_to_end(tmp_path: Path, cli_runner) -> Non
       inference_spec: {{parameter_set: chat}}
       payload_files: [payload_en_40-60.jsonl]
       concurrency_levels: [4]
-      load: {{mode: poisson, rates: [10, 25], requests: 60, ramp_up_s: 0.4, max_in_flight: 32, seed: 5}}
+      load: {{mode: poisson, rates: [10, 25], requests: 60, ramp_up_s: 0.4, max_in_flight: 32, seed: 5,
+              lateness_threshold_ms: 250}}
     - name: overloaded
       api: openai-chat
       endpoint_url: {url}/v1
@@ -192,7 +193,9 @@ def test_open_loop_waves_and_trace_end_to_end(tmp_path: Path, cli_runner) -> Non
         config = make_config(tmp_path, url, concurrency=(4,), rounds=3, extra=extra.format(url=url))
         config.write_text(config.read_text().replace("- name: mock-endpoint", "- name: waves") + "\n")
         text = config.read_text().replace(
-            "  concurrency_levels: [4]\n", "  concurrency_levels: [4]\n  load: {mode: waves}\n", 1
+            "  concurrency_levels: [4]\n",
+            "  concurrency_levels: [4]\n  load: {mode: waves}\n  slo: {ttft_ms: 21.5, e2e_latency_ms: 60}\n",
+            1,
         )
         config.write_text(text)
         results = tmp_path / "results"
@@ -255,7 +258,23 @@ def test_open_loop_waves_and_trace_end_to_end(tmp_path: Path, cli_runner) -> Non
     for w in sorted(by_wave)[1:]:
         assert min(r["started_at"] for r in by_wave[w]) >= max(r["ended_at"] for r in by_wave[w - 1])
 
+    # Goodput: the requests within the SLO, counted here from the request rows.
+    waves_rows = query(
+        wh, "select status, ttft_ms, e2e_latency_ms, completion_tokens from requests where experiment = 'waves'"
+    )
+    within = [r for r in waves_rows if r["status"] == "ok" and r["ttft_ms"] <= 21.5 and r["e2e_latency_ms"] <= 60]
+    w = cells["waves"]
+    assert 0 < len(within) < len(waves_rows)  # the mock's 20 ms TTFT: some are within 21.5 ms, some not
+    assert w["count_requests_within_slo"] == len(within)
+    assert w["slo_attainment"] == pytest.approx(len(within) / len(waves_rows))
+    assert w["goodput_requests_per_s"] == pytest.approx(len(within) / w["window_s"])
+    assert w["goodput_output_tokens_per_s"] == pytest.approx(
+        sum(r["completion_tokens"] for r in within) / w["window_s"]
+    )
+    assert cells["open@10rps"]["count_requests_within_slo"] is None  # no SLO, no goodput
+
     report = (results / "reports" / "mock-bench" / "report.md").read_text()
+    assert "## Goodput: requests within the SLO" in report
     assert "## Load levels" in report and "overloaded@100rps (**behind schedule**)" in report
     assert "4 _(waves)_" in report
     assert (results / "reports" / "mock-bench" / "load_levels.png").is_file()

@@ -59,3 +59,19 @@
     {%- set names = {'varchar': 'string', 'timestamp with time zone': 'timestamp', 'float[]': 'array<float>'} -%}
     {{- return(names.get(data_type | lower, data_type)) -}}
 {%- endmacro %}
+
+{#
+    Positive infinity as a double (an error-adjusted percentile that falls on a failed request).
+    DuckDB and Spark cast the text; Trino/Athena has a function.
+#}
+{% macro infinity() -%}
+    {{ return(adapter.dispatch('infinity', 'fmb')()) }}
+{%- endmacro %}
+
+{% macro default__infinity() -%}
+    cast('Infinity' as double)
+{%- endmacro %}
+
+{% macro athena__infinity() -%}
+    infinity()
+{%- endmacro %}

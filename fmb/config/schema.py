@@ -518,6 +518,14 @@ class Load(Section):
         return self.mode in OPEN_LOOP_MODES or self.mode == "trace"
 
 
+class Slo(Section):
+    """fmb: service-level objectives a request must meet to count towards goodput."""
+
+    ttft_ms: Number | None = Field(None, gt=0, description="fmb: time to first token at most this (streamed only).")
+    tpot_ms: Number | None = Field(None, gt=0, description="fmb: time per output token at most this (streamed only).")
+    e2e_latency_ms: Number | None = Field(None, gt=0, description="fmb: end-to-end latency at most this.")
+
+
 class Experiment(Section):
     name: Annotated[str, AfterValidator(_folder_name)]
     region: str | None = None
@@ -538,6 +546,11 @@ class Experiment(Section):
     payload_files: list[str]
     concurrency_levels: list[Concurrency]
     load: Load = Field(default_factory=Load, description="fmb: how the requests are sent (default: closed loop).")
+    slo: Slo = Field(
+        default_factory=Slo,
+        description="fmb: objectives per request (ttft_ms, tpot_ms, e2e_latency_ms); a successful request that meets "
+        "all of them counts towards goodput.",
+    )
     accept_eula: bool | None = None
     env: dict[str, Any] = Field(default_factory=dict)
     ec2: Ec2Settings = Field(default_factory=Ec2Settings)

@@ -7,9 +7,40 @@ with requests as (
     where not is_warmup and is_measured
 ),
 
+slos as (
+    select
+        run_id,
+        experiment,
+        slo_ttft_ms,
+        slo_tpot_ms,
+        slo_e2e_latency_ms
+    from {{ ref('stg_raw__experiments') }}
+),
+
+-- A request is within the SLO when it succeeded and meets every objective set; an objective on a
+-- metric the request does not have (TTFT of a response that was not streamed) is not met.
+judged as (
+    select
+        requests.*,
+        requests.is_success
+        and (slos.slo_ttft_ms is null or requests.ttft_ms <= slos.slo_ttft_ms)
+        and (slos.slo_tpot_ms is null or requests.tpot_ms <= slos.slo_tpot_ms)
+        and (slos.slo_e2e_latency_ms is null or requests.e2e_latency_ms <= slos.slo_e2e_latency_ms)
+            as is_within_slo,
+        slos.slo_ttft_ms is not null or slos.slo_tpot_ms is not null or slos.slo_e2e_latency_ms is not null
+            as has_slo
+    from requests
+    left join slos
+        on requests.run_id = slos.run_id and requests.experiment = slos.experiment
+),
+
 successes as (
     select
         *,
+        -- Error-adjusted percentiles count a failed request as slower than any: it stands in as 1e300
+        -- (mapped to +infinity below, once interpolation is done).
+        case when is_failure then 1e300 when is_success then e2e_latency_ms end as adjusted_e2e_latency_ms,
+        case when is_failure and is_streamed then 1e300 when is_success then ttft_ms end as adjusted_ttft_ms,
         case when is_success then e2e_latency_ms end as ok_e2e_latency_ms,
         case when is_success then ttft_ms end as ok_ttft_ms,
         case when is_success then ttlt_ms end as ok_ttlt_ms,
@@ -18,7 +49,7 @@ successes as (
         case when is_success then ttft_from_schedule_ms end as ok_ttft_from_schedule_ms,
         case when is_success then prompt_tokens end as ok_prompt_tokens,
         case when is_success then completion_tokens end as ok_completion_tokens
-    from requests
+    from judged
 ),
 
 aggregated as (
@@ -51,6 +82,13 @@ aggregated as (
         {{ percentile('ok_e2e_latency_from_schedule_ms', 0.99) }} as e2e_latency_from_schedule_p99_ms,
         {{ percentile('ok_ttft_from_schedule_ms', 0.5) }} as ttft_from_schedule_p50_ms,
         {{ percentile('ok_ttft_from_schedule_ms', 0.99) }} as ttft_from_schedule_p99_ms,
+        {{ percentile('adjusted_e2e_latency_ms', 0.5) }} as adjusted_e2e_latency_p50_ms,
+        {{ percentile('adjusted_e2e_latency_ms', 0.99) }} as adjusted_e2e_latency_p99_ms,
+        {{ percentile('adjusted_ttft_ms', 0.5) }} as adjusted_ttft_p50_ms,
+        {{ percentile('adjusted_ttft_ms', 0.99) }} as adjusted_ttft_p99_ms,
+        max(case when has_slo then 1 else 0 end) = 1 as has_slo,
+        cast(sum(case when is_within_slo then 1 else 0 end) as bigint) as slo_met_count,
+        cast(sum(case when is_within_slo then completion_tokens end) as bigint) as slo_met_completion_tokens,
         avg(ok_prompt_tokens) as prompt_tokens_mean,
         avg(ok_completion_tokens) as completion_tokens_mean,
         cast(sum(ok_prompt_tokens) as bigint) as prompt_tokens_total,
@@ -107,7 +145,23 @@ final as (
         aggregated.count_successful_requests / nullif(windows.window_s, 0) as requests_per_s,
         60 * aggregated.count_successful_requests / nullif(windows.window_s, 0) as transactions_per_minute,
         aggregated.prompt_tokens_total / nullif(windows.window_s, 0) as input_tokens_per_s,
-        aggregated.completion_tokens_total / nullif(windows.window_s, 0) as output_tokens_per_s
+        aggregated.completion_tokens_total / nullif(windows.window_s, 0) as output_tokens_per_s,
+        {%- for stem in ['e2e_latency', 'ttft'] %}
+            {%- for label in ['p50', 'p99'] %}
+                {%- set raw = 'aggregated.adjusted_' ~ stem ~ '_' ~ label ~ '_ms' %}
+                case when {{ raw }} > 1e250 then {{ infinity() }} else {{ raw }} end
+                    as {{ stem }}_error_adjusted_{{ label }}_ms,
+            {%- endfor %}
+        {%- endfor %}
+        case when aggregated.has_slo then aggregated.slo_met_count end as count_requests_within_slo,
+        case when aggregated.has_slo then cast(aggregated.slo_met_count as double) / aggregated.count_requests
+        end as slo_attainment,
+        case when aggregated.has_slo then aggregated.slo_met_count / nullif(windows.window_s, 0)
+        end as goodput_requests_per_s,
+        case when aggregated.has_slo then coalesce(aggregated.slo_met_completion_tokens, 0) / nullif(windows.window_s, 0)
+        end as goodput_output_tokens_per_s,
+        case when aggregated.has_slo then coalesce(aggregated.slo_met_completion_tokens, 0) end
+            as completion_tokens_within_slo
     from aggregated
     inner join windows
         on

@@ -118,6 +118,19 @@ final as (
         priced.e2e_latency_from_schedule_p99_ms,
         priced.ttft_from_schedule_p50_ms,
         priced.ttft_from_schedule_p99_ms,
+        priced.e2e_latency_error_adjusted_p50_ms,
+        priced.e2e_latency_error_adjusted_p99_ms,
+        priced.ttft_error_adjusted_p50_ms,
+        priced.ttft_error_adjusted_p99_ms,
+        experiments.slo_ttft_ms,
+        experiments.slo_tpot_ms,
+        experiments.slo_e2e_latency_ms,
+        priced.count_requests_within_slo,
+        priced.slo_attainment,
+        priced.goodput_requests_per_s,
+        priced.goodput_output_tokens_per_s,
+        1000000 * priced.cell_cost_usd / nullif(priced.completion_tokens_within_slo, 0)
+            as cost_per_1m_output_tokens_within_slo_usd,
         {{ percentile_method() }} as percentile_method
     from priced
     left join experiments

@@ -30,7 +30,10 @@ final as (
         cast(max_in_flight as integer) as max_in_flight,
         cast(ramp_up_s as double) as ramp_up_s,
         cast(arrival_seed as bigint) as arrival_seed,
-        cast(lateness_threshold_ms as double) as lateness_threshold_ms
+        cast(lateness_threshold_ms as double) as lateness_threshold_ms,
+        cast(slo_ttft_ms as double) as slo_ttft_ms,
+        cast(slo_tpot_ms as double) as slo_tpot_ms,
+        cast(slo_e2e_latency_ms as double) as slo_e2e_latency_ms
     from source
 )
 
