@@ -70,3 +70,44 @@ def latency_vs_load(cells: list[Row]) -> Figure | None:
         ax.legend(fontsize="small")
     fig.suptitle(_title("Latency and throughput vs offered load", "open loop and trace replay", fig))
     return fig
+
+
+def throughput_latency_curves(curves: list[Row]) -> Figure | None:
+    """Each curve's p99 latency against its throughput, level by level; the knee is a star.
+
+    Open-loop levels use the latency from the schedule, closed-loop ones the latency from sending.
+    """
+    several = len({r["payload_file"] for r in curves}) > 1
+    lines = _series(
+        curves, lambda r: f"{r['config_experiment']} | {r['payload_file']}" if several else r["config_experiment"]
+    )
+    fig = Figure(figsize=(8, 5), layout="constrained")
+    ax = fig.subplots()
+    drawn = False
+    for i, (label, line) in enumerate(sorted(lines.items())):
+        points = []
+        for r in sorted(line, key=lambda r: r["level_rank"]):
+            latency = r["e2e_latency_from_schedule_p99_ms"] or r["e2e_latency_p99_ms"]
+            if r["requests_per_s"] is not None and latency is not None:
+                points.append((r["requests_per_s"], latency / 1000, r))
+        if not points:
+            continue
+        drawn = True
+        color, marker = PALETTE[i % len(PALETTE)], MARKERS[i % len(MARKERS)]
+        ax.plot([p[0] for p in points], [p[1] for p in points], color=color, marker=marker, label=label)
+        for x, y, r in points:
+            unit = "c=" if r["load_unit"] == "concurrency" else ""
+            suffix = "" if r["load_unit"] == "concurrency" else "/s"
+            ax.annotate(f"{unit}{r['offered_load']:.3g}{suffix}", (x, y), textcoords="offset points", xytext=(4, 4),
+                        fontsize="x-small", color=color)  # fmt: skip
+            if r["is_knee"]:
+                ax.scatter([x], [y], marker="*", s=260, color=color, edgecolors="black", zorder=5)
+    if not drawn:
+        return None
+    ax.scatter([], [], marker="*", s=160, color="#cccccc", edgecolors="black", label="knee")
+    ax.set_xlabel("successful requests per second")
+    ax.set_ylabel("p99 latency (s; open loop: from the schedule)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.suptitle(_title("Throughput vs latency as the load rises", "knee: highest level worth running at", fig))
+    return fig

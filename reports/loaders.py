@@ -82,6 +82,7 @@ class ReportData:
     histograms: list[Row]
     comparisons: list[Row]
     spreads: list[Row] = field(default_factory=list)  # cells of the run's group, when it has several runs
+    curves: list[Row] = field(default_factory=list)  # load_curves: the levels of curves with two or more
     definitions: list[tuple[str, str]] = field(default_factory=list)
     accuracy: Accuracy | None = None  # the run's evaluation (`fmb evaluate`), when it has a completed one
     telemetry: Telemetry | None = None  # what was sampled beside the requests, when anything was
@@ -229,6 +230,12 @@ def load(warehouse: Path, run_id: str | None = None, benchmark: str | None = Non
                 "select * from cell_spreads where run_group = ? and count_runs > 1"
                 " order by experiment, payload_file, concurrency",
                 [run["run_group"]],
+            ),
+            curves=_rows(
+                con,
+                "select * from load_curves where run_id = ? and count_levels > 1"
+                " order by config_experiment, payload_file, level_rank",
+                [run_id],
             ),
             definitions=definitions(),
             accuracy=_accuracy(con, run_id, run["evaluation_id"]) if run["evaluation_id"] is not None else None,

@@ -150,6 +150,21 @@ def draw_load_charts(data: ReportData) -> list[tuple[str, str, ChartMaker, str]]
     ]
 
 
+def draw_curve_charts(data: ReportData) -> list[tuple[str, str, ChartMaker, str]]:
+    """The throughput-latency curves with their knees; none without a curve of two levels or more."""
+    curves = data.curves
+    if not curves:
+        return []
+    return [
+        (
+            "Throughput vs latency, knee marked",
+            "knees.png",
+            lambda: load_charts.throughput_latency_curves(curves),
+            "no level has both a throughput and a p99 latency",
+        )
+    ]
+
+
 def _make(out: Path, makers: list[tuple[str, str, ChartMaker, str]]) -> list[Chart]:
     made: list[Chart] = []
     for title, file, make, missing in makers:
@@ -185,6 +200,9 @@ def render_report(
     load_made = _make(out, draw_load_charts(data))
     if not load_made:
         (out / "load_levels.png").unlink(missing_ok=True)
+    curve_made = _make(out, draw_curve_charts(data))
+    if not curve_made:
+        (out / "knees.png").unlink(missing_ok=True)
     for stale in set(out.glob("timeline_*.png")) - {out / c.file for c in telemetry_made if c.file}:
         stale.unlink()
     config_yaml = yaml.safe_dump(json.loads(data.run["config_json"] or "{}"), sort_keys=False, allow_unicode=True)
@@ -197,6 +215,7 @@ def render_report(
             accuracy_charts=accuracy_made,
             telemetry_charts=telemetry_made,
             load_charts=load_made,
+            curve_charts=curve_made,
             config_yaml=config_yaml,
             config_fence=fence_for(config_yaml),
         )
@@ -208,4 +227,4 @@ def render_report(
         fmbench = write_fmbench_files(con, data.run, data.config, out, results or warehouse.parent)
     finally:
         con.close()
-    return Report(path, data.run["run_id"], made + accuracy_made + telemetry_made + load_made, fmbench)
+    return Report(path, data.run["run_id"], made + accuracy_made + telemetry_made + load_made + curve_made, fmbench)

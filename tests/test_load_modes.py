@@ -273,8 +273,17 @@ def test_open_loop_waves_and_trace_end_to_end(tmp_path: Path, cli_runner) -> Non
     )
     assert cells["open@10rps"]["count_requests_within_slo"] is None  # no SLO, no goodput
 
+    curve = query(wh, "select * from load_curves where config_experiment = 'open' order by level_rank")
+    assert [(r["offered_load"], r["load_unit"], r["count_levels"]) for r in curve] == [
+        (10, "requests_per_s", 2),
+        (25, "requests_per_s", 2),
+    ]
+    assert curve[1]["throughput_gain"] == pytest.approx(curve[1]["requests_per_s"] / curve[0]["requests_per_s"] - 1)
+    assert sum(r["is_knee"] for r in curve) <= 1
+
     report = (results / "reports" / "mock-bench" / "report.md").read_text()
     assert "## Goodput: requests within the SLO" in report
+    assert "## Load curves and their knees" in report and (results / "reports" / "mock-bench" / "knees.png").is_file()
     assert "## Load levels" in report and "overloaded@100rps (**behind schedule**)" in report
     assert "4 _(waves)_" in report
     assert (results / "reports" / "mock-bench" / "load_levels.png").is_file()
