@@ -30,6 +30,7 @@ from fmb.collector.run_tables import RunRecorder, new_run_id
 from fmb.collector.runner import Cell, CellStats, Policy, RowMaker, run_cell
 from fmb.collector.server_metrics import server_scraper
 from fmb.collector.shard import WHOLE, Shard
+from fmb.collector.sweep import LevelMeter, Sweep
 from fmb.collector.targets import make_target
 from fmb.collector.targets.base import Target
 from fmb.collector.writer import RequestWriter
@@ -203,13 +204,14 @@ async def _run_experiments(
             recorder.ensure_prompts(plan, counter)
         recorder.write_run("running")
         telemetry = loaded.config.telemetry or Telemetry()
+        sweep = Sweep()
         async with client_sampling(telemetry, layout, recorder.run_id) as load:
 
             async def measure(exp: ResolvedExperiment, cells: list[Cell]) -> None:
                 with _scraping(loaded, layout, recorder, progress, exp, endpoints):
                     await _run_experiment(
                         exp, cells, plan, layout, recorder, progress, result, targets[exp.name], counter, session,
-                        resumption, load,
+                        resumption, load, sweep,
                     )  # fmt: skip
 
             # An experiment's load levels (see fmb.collector.plan.load_levels) follow each other and share
@@ -285,9 +287,15 @@ async def _run_experiment(
     session: int,
     resumption: Resumption | None,
     load: ClientLoad,
+    sweep: Sweep,
 ) -> None:
-    """The cells of one experiment, in order; every row is written as it finishes."""
+    """The cells of one experiment, in order; every row is written as it finishes.
+
+    A sweep (``load.stop_past_knee``) leaves out the levels above the one that stopped the rise
+    (see :mod:`fmb.collector.sweep`) and records them, with why, in the run's cells table.
+    """
     shard = recorder.shard
+    load_spec = exp.spec.load
     rows = RowMaker(recorder.run_id, target.stream, counter, recorder.redact, session, shard)
     writer = RequestWriter(layout.requests_dir(exp.name, recorder.run_id), complete=rows.complete, tag=shard.tag)
     policy = Policy(exp.spec.request_timeout_s, exp.spec.max_attempts, exp.spec.retry_backoff_s)
@@ -295,12 +303,22 @@ async def _run_experiment(
     result.experiment_addresses[exp.name] = target.describe()
     try:
         for cell in cells:
+            curve = (exp.base_name, cell.payload_file)
+            if curve in sweep.stopped:  # a sweep past its knee: the higher levels are not sent
+                sweep.skipped[cell] = sweep.stopped[curve]
+                recorder.write_cells(plan, sweep.skipped)
+                progress.skip_cell(cell, f"skipped: a lower level stopped the sweep ({sweep.stopped[curve]})")
+                continue
             missing = resumption.missing[cell] if resumption else None
             stats = CellStats()
+            meter = LevelMeter(exp.spec.slo)
             progress.start_cell(replace(cell, requests=_requests_to_send(cell, shard, missing)), stats)
 
-            def sink(row: dict[str, Any], stats: CellStats = stats, writer: RequestWriter = writer) -> None:
+            def sink(
+                row: dict[str, Any], stats: CellStats = stats, writer: RequestWriter = writer, meter: LevelMeter = meter
+            ) -> None:
                 writer.add(row)
+                meter.add(row)
                 progress.update(stats)
 
             warmup = resumption is None or cell not in resumption.warmed_up
@@ -322,6 +340,8 @@ async def _run_experiment(
                 progress.update(stats)
                 result.cells.append(CellResult(cell, stats.done, stats.errors, stats.p50_ms()))
             writer.flush()  # between cells nothing is in flight: make the cell's rows durable
+            if load_spec.stop_past_knee:
+                sweep.observe(curve, meter, load_spec)
     finally:
         writer.close()
         result.rows += writer.rows_written
@@ -373,6 +393,13 @@ def collect(
     # A load level's requests go where its experiment's go.
     endpoints = {e.name: endpoints[e.base_name] for e in loaded.experiments if e.base_name in endpoints}
     plan = make_plan(loaded, layout, only)
+    sweeping = [e.base_name for e in plan.experiments if e.spec.load.stop_past_knee]
+    if sweeping and not shard.is_whole:
+        raise CollectError(
+            f"--shard {shard.label}: experiment {sweeping[0]!r} sweeps (load.stop_past_knee), and a shard sees only "
+            "part of each level's throughput, so it cannot tell where to stop.",
+            hint="Collect a sweep on one collector, or set load.stop_past_knee: false.",
+        )
     resumption = plan_resumption(loaded, layout, resume, plan.cells, shard) if resume else None
     if resumption is None and run_id is not None:
         check_new_run(loaded, layout, run_id, shard, plan.cells)

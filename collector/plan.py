@@ -78,7 +78,8 @@ def load_levels(experiments: list[ResolvedExperiment]) -> list[ResolvedExperimen
         if exp.level is not None or not load.is_open:
             out.append(exp)
             continue
-        for level in load.rates if load.mode in OPEN_LOOP_MODES else load.trace_speedups:
+        levels = load.rates if load.mode in OPEN_LOOP_MODES else load.trace_speedups
+        for level in sorted(levels) if load.stop_past_knee else levels:
             spec = exp.spec.model_copy(update={"name": level_name(exp.name, load.mode, level)})
             out.append(replace(exp, spec=spec, config_name=exp.name, level=level))
     return out
@@ -160,7 +161,13 @@ def make_plan(loaded: LoadedConfig, layout: ResultsLayout, only: tuple[str, ...]
         e.name: [
             _cell(loaded, e, pf, len(prompts[pf]), c)
             for pf in e.spec.payload_files
-            for c in ([None] if e.spec.load.is_open else e.spec.concurrency_levels)
+            for c in (
+                [None]
+                if e.spec.load.is_open
+                else sorted(e.spec.concurrency_levels)
+                if e.spec.load.stop_past_knee
+                else e.spec.concurrency_levels
+            )
         ]
         for e in experiments
     }

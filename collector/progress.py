@@ -134,6 +134,14 @@ class CellProgress(AbstractContextManager["CellProgress"]):
             label = f"c={cell.concurrency} | {cell.payload_file} | {cell.experiment}"
             self._task = self._cells.add_task(label, total=cell.requests, stats=stats)
 
+    def skip_cell(self, cell: Cell, why: str) -> None:
+        """A planned cell that is not sent (a sweep stopped below it): counted as done, and logged."""
+        self._finish_cell()
+        self.cells_done += 1
+        self._update_overall(self.requests_done)
+        if not self.quiet:
+            self.console.print(f"{cell.label}: {why}", soft_wrap=True, highlight=False, markup=False)
+
     def update(self, stats: CellStats) -> None:
         """The cell's stats changed; a cell whose every measured request is done is finished."""
         if self._cell is None:

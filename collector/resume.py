@@ -103,6 +103,18 @@ def _check_cells(layout: ResultsLayout, run_id: str, cells: dict[str, list[Cell]
         )
 
 
+def _skipped_cells(layout: ResultsLayout, run_id: str) -> set[tuple[str, str, int]]:
+    """The cells a sweep of the run left out (load.stop_past_knee): they are not missing."""
+    recorded = layout.run_table_dir("cells", run_id) / "cells.parquet"
+    if not recorded.is_file():
+        return set()
+    return {
+        (r["experiment"], r["payload_file"], r["concurrency"])
+        for r in ds.dataset(recorded, format="parquet").to_table().to_pylist()
+        if r.get("skip_reason")
+    }
+
+
 def _check_config(loaded: LoadedConfig, run: dict[str, Any], option: str) -> None:
     if run["benchmark"] != loaded.name or run["config_hash"] != loaded.config_hash:
         raise CollectError(
@@ -157,6 +169,7 @@ def plan_resumption(
             hint="Wait for it to end (or stop it) and resume then.",
         )
     _check_cells(layout, run_id, cells, f"--resume {run_id}", same=False)
+    skipped = _skipped_cells(layout, run_id)
     done: dict[tuple[str, str, int], set[int]] = defaultdict(set)
     warmed: set[tuple[str, str, int]] = set()
     session = 0
@@ -173,6 +186,8 @@ def plan_resumption(
     for experiment_cells in cells.values():
         for cell in experiment_cells:
             key = (cell.experiment, cell.payload_file, cell.concurrency)
+            if key in skipped:  # a sweep left it out on purpose
+                continue
             planned = shard.indices(cell.concurrency, range(cell.warmup, cell.warmup + cell.requests))
             missing = [i for i in planned if i not in done[key]]
             if missing:

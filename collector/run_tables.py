@@ -20,6 +20,7 @@ from fmb.collector.host import busy_reasons, host_info, load_average_1m, process
 from fmb.collector.parquet_io import write_atomic
 from fmb.collector.plan import Plan
 from fmb.collector.recovery import RunLock, run_path
+from fmb.collector.runner import Cell
 from fmb.collector.schemas import CELLS, EXPERIMENTS, PRICING, PROMPTS, RUNS, RunStatus
 from fmb.collector.shard import WHOLE, Shard
 from fmb.collector.targets.base import Target
@@ -59,6 +60,8 @@ def _load_columns(exp: ResolvedExperiment, plan: Plan) -> dict[str, Any]:
         "ramp_up_s": load.ramp_up_s if load.mode in OPEN_LOOP_MODES else None,
         "arrival_seed": load.seed if load.mode in OPEN_LOOP_MODES else None,
         "lateness_threshold_ms": load.lateness_threshold_ms if load.is_open else None,
+        "knee_min_throughput_gain": load.knee_min_throughput_gain,
+        "knee_min_slo_attainment": load.knee_min_slo_attainment,
         "slo_ttft_ms": exp.spec.slo.ttft_ms,
         "slo_tpot_ms": exp.spec.slo.tpot_ms,
         "slo_e2e_latency_ms": exp.spec.slo.e2e_latency_ms,
@@ -190,8 +193,10 @@ class RunRecorder:
             )
         write_atomic(rows, EXPERIMENTS, self.layout.run_table_dir("experiments", self.run_id) / "experiments.parquet")
 
-    def write_cells(self, plan: Plan) -> None:
-        """The planned cells and their request counts, so that a cut-short cell can be told apart."""
+    def write_cells(self, plan: Plan, skipped: dict[Cell, str] | None = None) -> None:
+        """The planned cells and their request counts, so that a cut-short cell can be told apart; ``skipped``
+        are the cells a sweep left out, and why (written again each time it grows)."""
+        skipped = skipped or {}
         rows = [
             {
                 "run_id": self.run_id,
@@ -200,6 +205,7 @@ class RunRecorder:
                 "concurrency": c.concurrency,
                 "planned_requests": c.requests,
                 "warmup_requests": c.warmup,
+                "skip_reason": skipped.get(c),
             }
             for cells in plan.cells.values()
             for c in cells

@@ -250,6 +250,8 @@ EXPERIMENTS = pa.schema(
         _f("max_in_flight", pa.int32(), "Open loop and trace: the cap on requests in flight (null: none)."),
         _f("ramp_up_s", pa.float64(), "Open loop: seconds over which the rate rose from 0 (its requests: warm-ups)."),
         _f("arrival_seed", pa.int64(), "Open loop: load.seed, from which the arrival times were drawn."),
+        _f("knee_min_throughput_gain", pa.float64(), "load.knee_min_throughput_gain: least throughput growth."),
+        _f("knee_min_slo_attainment", pa.float64(), "load.knee_min_slo_attainment: least share within the SLO."),
         _f("slo_ttft_ms", pa.float64(), "slo.ttft_ms: a request within the SLO has a TTFT at most this."),
         _f("slo_tpot_ms", pa.float64(), "slo.tpot_ms: a request within the SLO has a TPOT at most this."),
         _f("slo_e2e_latency_ms", pa.float64(), "slo.e2e_latency_ms: a request within the SLO ends within this."),
@@ -269,6 +271,12 @@ CELLS = pa.schema(
         _f("concurrency", pa.int32(), "Concurrency level of the cell.", False),
         _f("planned_requests", pa.int64(), "Measured requests the cell was planned to send (FMBench's rule).", False),
         _f("warmup_requests", pa.int64(), "Warm-up requests planned before the cell.", False),
+        _f(
+            "skip_reason",
+            pa.string(),
+            "Why the cell was not sent: a sweep (load.stop_past_knee) stopped below it, because a lower level's "
+            "throughput_flat, slo_broken or client_behind; null for a cell that was to be sent.",
+        ),
     ]
 )
 

@@ -287,3 +287,72 @@ def test_open_loop_waves_and_trace_end_to_end(tmp_path: Path, cli_runner) -> Non
     assert "## Load levels" in report and "overloaded@100rps (**behind schedule**)" in report
     assert "4 _(waves)_" in report
     assert (results / "reports" / "mock-bench" / "load_levels.png").is_file()
+
+
+def test_a_level_meter_and_the_sweep_rule() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from fmb.collector.sweep import LevelMeter, Sweep
+    from fmb.config.schema import Slo
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def row(i: int, status: str = "ok", ttft: float | None = 10.0, warmup: bool = False) -> dict:
+        return {
+            "is_warmup": warmup, "status": status, "started_at": t0 + timedelta(seconds=i),
+            "ended_at": t0 + timedelta(seconds=i + 1), "ttft_ms": ttft, "ttlt_ms": 50.0, "e2e_latency_ms": 60.0,
+            "completion_tokens_server": 5, "send_lateness_ms": None,
+        }  # fmt: skip
+
+    meter = LevelMeter(Slo(ttft_ms=20, tpot_ms=5))
+    for r in [row(0), row(1, ttft=30.0), row(2, status="error"), row(3, warmup=True)]:
+        meter.add(r)
+    assert (meter.measured, meter.successes, meter.within_slo) == (3, 2, 0)  # tpot (50-10)/4 = 10 > 5
+    assert meter.requests_per_s == pytest.approx(2 / 3)
+    assert meter.slo_attainment == 0
+
+    load = Load(mode="closed", stop_past_knee=True)
+    sweep = Sweep()
+    flat = LevelMeter(Slo())
+    for i in range(4):
+        flat.add(row(i))
+    assert sweep.observe(("c", "p"), flat, load) is None  # the first level never stops a curve
+    assert sweep.observe(("c", "p"), flat, load) == "throughput_flat"  # the same throughput again
+    assert sweep.stopped == {("c", "p"): "throughput_flat"}
+    assert Sweep().observe(("c", "p"), meter, load) == "slo_broken"
+
+
+@pytest.mark.slow
+def test_a_sweep_stops_past_the_knee_and_the_run_is_complete(tmp_path: Path, cli_runner) -> None:
+    # The server serves two requests at once: from concurrency 2 up, throughput stops growing.
+    with mock_server(ttft_ms=30, itl_ms=2, output_tokens=8, max_running=2) as url:
+        config = make_config(tmp_path, url, concurrency=(16, 1, 4, 2, 8), rounds=6)
+        config.write_text(
+            config.read_text().replace(
+                "  concurrency_levels: [16, 1, 4, 2, 8]\n",
+                "  concurrency_levels: [16, 1, 4, 2, 8]\n  load: {mode: closed, stop_past_knee: true}\n",
+            )
+        )
+        results = tmp_path / "results"
+        ran = run_cli(cli_runner, "run", str(config), "--results", str(results))
+        assert ran.exit_code == 0, ran.output
+    assert "payload_en_40-60.jsonl | c=8: skipped: a lower level stopped the sweep (throughput_flat)" in ran.output
+    wh = warehouse_path(results)
+    planned = query(wh, "select concurrency, skip_reason from stg_raw__cells order by concurrency")
+    assert planned == [
+        {"concurrency": 1, "skip_reason": None},
+        {"concurrency": 2, "skip_reason": None},
+        {"concurrency": 4, "skip_reason": None},
+        {"concurrency": 8, "skip_reason": "throughput_flat"},
+        {"concurrency": 16, "skip_reason": "throughput_flat"},
+    ]
+    (run,) = query(wh, "select run_status, count_missing_requests, count_cut_short_cells from runs")
+    assert run == {"run_status": "completed", "count_missing_requests": 0, "count_cut_short_cells": 0}
+    curve = query(wh, "select concurrency, is_knee, stop_reason from load_curves order by level_rank")
+    assert curve == [
+        {"concurrency": 1, "is_knee": False, "stop_reason": None},
+        {"concurrency": 2, "is_knee": True, "stop_reason": None},
+        {"concurrency": 4, "is_knee": False, "stop_reason": "throughput_flat"},
+    ]
+    report = (results / "reports" / "mock-bench" / "report.md").read_text()
+    assert "| c=2 |" in report and "c=4: throughput grew" in report

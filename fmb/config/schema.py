@@ -491,6 +491,18 @@ class Load(Section):
         description="fmb (trace): JSONL, one request a line: timestamp (seconds), optional input_length (tokens: "
         "the prompt of the payload file nearest in length is sent).",
     )
+    stop_past_knee: bool = Field(
+        False,
+        description="fmb: a sweep: send the levels from the lowest up (per payload file) and skip the rest once a "
+        "level's throughput grew by less than knee_min_throughput_gain over the level below, its share of requests "
+        "within the SLO fell under knee_min_slo_attainment, or its client fell behind its schedule.",
+    )
+    knee_min_throughput_gain: Number = Field(
+        0.1, ge=0, le=100, description="fmb: the knee's rule: least growth in throughput from one level to the next."
+    )
+    knee_min_slo_attainment: Number = Field(
+        0.9, ge=0, le=1, description="fmb: the knee's rule: the least share of a level's requests within the SLO."
+    )
     trace_speedups: list[Annotated[Number, Field(gt=0, le=1000)]] = Field(
         default_factory=lambda: [1.0],
         description="fmb (trace): replay the trace this many times faster; each is a load level of its own.",

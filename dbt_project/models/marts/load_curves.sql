@@ -6,12 +6,26 @@ with cells as (
     select * from {{ ref('cells') }}
 ),
 
-levels as (
+-- The knee's thresholds: the experiment's (load.knee_min_*), else the build's vars.
+thresholds as (
     select
         run_id,
-        config_experiment,
-        payload_file,
         experiment,
+        knee_min_throughput_gain,
+        knee_min_slo_attainment
+    from {{ ref('stg_raw__experiments') }}
+),
+
+levels as (
+    select
+        cells.run_id,
+        cells.config_experiment,
+        cells.payload_file,
+        cells.experiment,
+        cast(coalesce(thresholds.knee_min_throughput_gain, {{ var('knee_min_throughput_gain') }}) as double)
+            as knee_min_throughput_gain,
+        cast(coalesce(thresholds.knee_min_slo_attainment, {{ var('knee_min_slo_attainment') }}) as double)
+            as knee_min_slo_attainment,
         load_mode,
         concurrency,
         case when load_mode in ('closed', 'waves') then 'concurrency' else 'requests_per_s' end as load_unit,
@@ -31,6 +45,8 @@ levels as (
         is_behind_schedule,
         is_client_saturated
     from cells
+    left join thresholds
+        on cells.run_id = thresholds.run_id and cells.experiment = thresholds.experiment
 ),
 
 ranked as (
@@ -53,10 +69,10 @@ judged as (
         *,
         requests_per_s / nullif(previous_requests_per_s, 0) - 1 as throughput_gain,
         case
-            when slo_attainment < {{ var('knee_min_slo_attainment') }} then 'slo_broken'
+            when slo_attainment < knee_min_slo_attainment then 'slo_broken'
             when is_behind_schedule or coalesce(is_client_saturated, false) then 'client_behind'
             when level_rank > 1 and coalesce(
-                requests_per_s / nullif(previous_requests_per_s, 0) - 1 < {{ var('knee_min_throughput_gain') }},
+                requests_per_s / nullif(previous_requests_per_s, 0) - 1 < knee_min_throughput_gain,
                 true
             ) then 'throughput_flat'
         end as stop_reason
@@ -113,8 +129,8 @@ final as (
         -- had not saturated at its highest level.
         knees.first_stop_rank is not null as is_curve_saturated,
         knees.knee_rank is not null and prefixed.level_rank > knees.knee_rank as is_past_knee,
-        cast({{ var('knee_min_throughput_gain') }} as double) as knee_min_throughput_gain,
-        cast({{ var('knee_min_slo_attainment') }} as double) as knee_min_slo_attainment
+        prefixed.knee_min_throughput_gain,
+        prefixed.knee_min_slo_attainment
     from prefixed
     inner join knees
         on

@@ -10,8 +10,10 @@ experiment_runs as (
     select * from {{ ref('experiment_runs') }}
 ),
 
+-- The cells a sweep left out past its knee were never to be sent: they are not missing.
 planned as (
     select * from {{ ref('stg_raw__cells') }}
+    where skip_reason is null
 ),
 
 cells as (

@@ -31,6 +31,8 @@ final as (
         cast(ramp_up_s as double) as ramp_up_s,
         cast(arrival_seed as bigint) as arrival_seed,
         cast(lateness_threshold_ms as double) as lateness_threshold_ms,
+        cast(knee_min_throughput_gain as double) as knee_min_throughput_gain,
+        cast(knee_min_slo_attainment as double) as knee_min_slo_attainment,
         cast(slo_ttft_ms as double) as slo_ttft_ms,
         cast(slo_tpot_ms as double) as slo_tpot_ms,
         cast(slo_e2e_latency_ms as double) as slo_e2e_latency_ms
