@@ -26,24 +26,24 @@ levels as (
             as knee_min_throughput_gain,
         cast(coalesce(thresholds.knee_min_slo_attainment, {{ var('knee_min_slo_attainment') }}) as double)
             as knee_min_slo_attainment,
-        load_mode,
-        concurrency,
-        case when load_mode in ('closed', 'waves') then 'concurrency' else 'requests_per_s' end as load_unit,
+        cells.load_mode,
+        cells.concurrency,
+        case when cells.load_mode in ('closed', 'waves') then 'concurrency' else 'requests_per_s' end as load_unit,
         case
-            when load_mode in ('closed', 'waves') then cast(concurrency as double)
-            else request_rate_per_s
+            when cells.load_mode in ('closed', 'waves') then cast(cells.concurrency as double)
+            else cells.request_rate_per_s
         end as offered_load,
-        count_requests,
-        error_rate,
-        requests_per_s,
-        output_tokens_per_s,
-        e2e_latency_p50_ms,
-        e2e_latency_p99_ms,
-        ttft_p99_ms,
-        e2e_latency_from_schedule_p99_ms,
-        slo_attainment,
-        is_behind_schedule,
-        is_client_saturated
+        cells.count_requests,
+        cells.error_rate,
+        cells.requests_per_s,
+        cells.output_tokens_per_s,
+        cells.e2e_latency_p50_ms,
+        cells.e2e_latency_p99_ms,
+        cells.ttft_p99_ms,
+        cells.e2e_latency_from_schedule_p99_ms,
+        cells.slo_attainment,
+        cells.is_behind_schedule,
+        cells.is_client_saturated
     from cells
     left join thresholds
         on cells.run_id = thresholds.run_id and cells.experiment = thresholds.experiment
