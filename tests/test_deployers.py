@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -293,6 +294,42 @@ def test_run_end_to_end_on_the_real_model(tmp_path: Path, cli_runner) -> None:
         assert 1 <= running_max <= concurrency
         assert server_tps is not None and client_tps > 0
     assert "## Server and client telemetry" in text and "timeline_gemma-270m-1-thread.png" in text
+
+
+def test_open_loop_on_the_real_model(tmp_path: Path, cli_runner) -> None:
+    """Poisson arrivals at two rates against llama.cpp: rows at their scheduled times, the levels in the marts."""
+    config = tiny_real_config(tmp_path, concurrency="[1]")
+    # An open-loop level warms up during its ramp, not with warmup_requests.
+    config.write_text(
+        re.sub(r"\n *warmup_requests: *\d+ *(#[^\n]*)?", "", config.read_text()).replace(
+            "  concurrency_levels: [1]\n",
+            "  concurrency_levels: [1]\n"
+            "  load: {mode: poisson, rates: [0.5, 1], requests: 4, max_in_flight: 2, lateness_threshold_ms: 1000}\n"
+            "  slo: {e2e_latency_ms: 30000}\n",
+            1,
+        )
+    )
+    results = tmp_path / "results"
+    result = cli_runner.invoke(cli, ["run", str(config), "--results", str(results), "--quiet"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    con = duckdb.connect(str(warehouse_path(results)), read_only=True)
+    cells = con.execute(
+        "select experiment, load_mode, request_rate_per_s, count_requests, count_successful_requests,"
+        " send_lateness_p50_ms, e2e_latency_from_schedule_p50_ms, e2e_latency_p50_ms, count_requests_within_slo"
+        " from cells order by request_rate_per_s"
+    ).fetchall()
+    late = con.execute("select count(*) from requests where scheduled_at is null or send_lateness_ms < 0").fetchone()
+    curve = con.execute("select count(*) from load_curves where count_levels = 2").fetchone()
+    con.close()
+    assert [c[:5] for c in cells] == [
+        ("gemma-270m-1-thread@0.5rps", "poisson", 0.5, 4, 4),
+        ("gemma-270m-1-thread@1rps", "poisson", 1.0, 4, 4),
+    ]
+    for c in cells:
+        assert c[5] is not None and c[6] >= c[7] and c[8] == 4
+    assert late == (0,) and curve == (2,)
+    text = (results / "reports" / "demo-local" / "report.md").read_text()
+    assert "## Load levels" in text and "gemma-270m-1-thread@0.5rps" in text
 
 
 def test_sigint_during_collect_keeps_rows_and_stops_the_server(tmp_path: Path) -> None:
