@@ -353,7 +353,7 @@ class Fmb:
 
         self.folder = folder
         self.layout = ResultsLayout(folder / "results")
-        self.tokenizer = tokenizer
+        self.tokenizer = tokenizer.resolve() if tokenizer else None
         payloads = self.layout.payload_dir(BENCHMARK)
         payloads.mkdir(parents=True, exist_ok=True)
         texts = [prompt_text(i) for i in range(PROMPTS)]

@@ -293,7 +293,7 @@ async def _run_experiment(
     """The cells of one experiment, in order; every row is written as it finishes."""
     shard = recorder.shard
     rows = RowMaker(recorder.run_id, target.stream, counter, recorder.redact, session, shard)
-    writer = RequestWriter(layout.requests_dir(exp.name, recorder.run_id), complete=rows.complete, tag=shard.tag)
+    writer = RequestWriter(layout.requests_dir(exp.name, recorder.run_id), counter, tag=shard.tag)
     policy = Policy(exp.spec.request_timeout_s, exp.spec.max_attempts, exp.spec.retry_backoff_s)
     started_at = datetime.now(UTC)
     result.experiment_addresses[exp.name] = target.describe()

@@ -7,7 +7,9 @@ written. A segment is deleted once its rows are in a Parquet part; the segments 
 process leaves behind are read back by :mod:`fmb.collector.recovery`.
 
 Segments are hidden files (``.journal-<id>.jsonl``) beside the part files, so readers of
-``*.parquet`` never see them.
+``*.parquet`` never see them. A closed segment of a live writer is read back whole by
+:func:`read_table` (pyarrow's JSON reader, outside the GIL); one a killed process left
+behind, whose last line may be cut short, by :func:`read_segment`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.json as pa_json
 
 from fmb.collector.schemas import REQUESTS
 
@@ -76,6 +79,23 @@ def read_segment(path: Path) -> Iterator[dict[str, Any]]:
                 if row.get(name) is not None:
                     row[name] = datetime.fromisoformat(row[name])
             yield row
+
+
+def read_table(path: Path) -> pa.Table:
+    """A closed segment's rows as a table of the requests schema (every line whole).
+
+    The JSON is parsed in native code, in one block as large as the file (a block must hold
+    whole lines), without taking the GIL for long: this runs in the writer thread while
+    the event loop sends requests."""
+    size = path.stat().st_size
+    if not size:
+        return REQUESTS.empty_table()
+    table = pa_json.read_json(
+        path,
+        read_options=pa_json.ReadOptions(use_threads=False, block_size=size + 1),
+        parse_options=pa_json.ParseOptions(explicit_schema=REQUESTS, unexpected_field_behavior="ignore"),
+    )
+    return pa.Table.from_arrays(table.columns, schema=REQUESTS)
 
 
 def segments(directory: Path, tag: str = "") -> list[Path]:

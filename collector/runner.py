@@ -204,7 +204,7 @@ class RowMaker:
             "prompt_tokens_server": usage.prompt_tokens,
             "completion_tokens_server": usage.completion_tokens,
             "prompt_tokens_client": prompt_client,
-            "completion_tokens_client": None,  # counted in batches by complete()
+            "completion_tokens_client": None,  # counted in batches by the writer (fmb.collector.writer)
             "stream": self.stream,
             "status": "ok" if failure is None else failure.status,
             "http_status": rec.http_status if failure is None else failure.http_status,
@@ -212,13 +212,6 @@ class RowMaker:
             "error_message": None if failure is None else self.redact.shortened(failure.message, 300),
             "completion_text": self.redact.known(rec.text) if ok else None,
         }
-
-    def complete(self, rows: list[dict[str, Any]]) -> None:
-        """Count completion tokens on the client for a batch of rows (off the per-request path)."""
-        done = [r for r in rows if r["status"] == "ok"]
-        counts = self.counter.count_completions([r["completion_text"] for r in done])
-        for row, count in zip(done, counts, strict=True):
-            row["completion_tokens_client"] = count
 
 
 async def closed_loop(

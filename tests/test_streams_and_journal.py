@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from fmb.collector.journal import Journal, read_segment, segments
+from fmb.collector.journal import Journal, read_segment, read_table, segments
 from fmb.collector.recovery import compact_journals
+from fmb.collector.schemas import REQUESTS
 from fmb.collector.targets.openai import openai_chunk, openai_whole
 from fmb.collector.targets.streams import iter_events, iter_json_lines
-from fmb.collector.writer import RequestWriter
+from fmb.collector.writer import RequestWriter, claim_part
 from fmb.prepare.tokens import WordRule
 from tests.rawdata import fake_rows
 
@@ -90,6 +94,13 @@ def rows(n: int) -> list[dict]:
     return fake_rows("r1", "e1", "p.jsonl", 2, n, random.Random(1), datetime(2026, 1, 1, tzinfo=UTC), {"ok": 1})
 
 
+def mixed_rows(n: int, seed: int = 1) -> list[dict]:
+    """Rows of every status."""
+    import random
+
+    return fake_rows("r1", "e1", "p.jsonl", 2, n, random.Random(seed), datetime(2026, 1, 1, tzinfo=UTC))
+
+
 def test_journal_round_trip_and_a_torn_last_line(tmp_path: Path) -> None:
     journal = Journal(tmp_path)
     written = rows(5)
@@ -121,9 +132,104 @@ def test_compaction_skips_rows_already_in_a_part(tmp_path: Path) -> None:
     for row in batch:
         writer.add(row)
     segment = writer._journal.rotate()
-    writer._write(list(batch))  # the part is written, the segment not yet deleted
+    # The part is written, the segment not yet deleted.
+    claim_part(tmp_path, pa.Table.from_pylist(batch, schema=REQUESTS))
     assert segment is not None and segment.exists()
     recovered = compact_journals(tmp_path, WordRule())
     assert recovered == []
     assert segments(tmp_path) == []
     assert sum(pq.read_table(p).num_rows for p in tmp_path.glob("part-*.parquet")) == 4
+
+
+# Text as a server may send it: any Unicode a JSON string can carry (no lone surrogates), quotes,
+# backslashes, control characters and new lines included.
+TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
+
+
+@st.composite
+def request_rows(draw: st.DrawFn) -> list[dict]:
+    """Rows as RowMaker makes them, with the values that are hard to carry through JSON."""
+    out = []
+    for i, row in enumerate(mixed_rows(draw(st.integers(1, 6)), draw(st.integers(0, 1000)))):
+        ok = row["status"] == "ok"
+        gaps_ns = draw(
+            st.lists(st.integers(0, 10**12), max_size=5)
+        )  # chunk gaps are ns / 1e6, as the runner makes them
+        started = row["started_at"] + timedelta(microseconds=draw(st.integers(0, 10**9)))
+        row.update(
+            request_index=draw(st.integers(0, 2**53)),
+            started_at=started,
+            ended_at=started + timedelta(microseconds=draw(st.integers(0, 10**10))),
+            ttft_ms=draw(st.none() | st.floats(0, 1e9)) if ok else None,
+            e2e_latency_ms=draw(st.floats(0, 1e12)),
+            chunk_gaps_ms=[g / 1e6 for g in gaps_ns] if ok else None,
+            completion_text=draw(TEXT) if ok else None,
+            error_message=None if ok else draw(TEXT),
+            prompt_id=draw(TEXT) + str(i),
+        )
+        out.append(row)
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(request_rows())
+def test_a_segment_reads_back_as_the_rows_convert(batch: list[dict]) -> None:
+    """The writer thread reads a closed segment with pyarrow's JSON reader: the same table as the rows give."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        journal = Journal(Path(tmp))
+        for row in batch:
+            journal.append(row)
+        segment = journal.rotate()
+        assert segment is not None
+        table = read_table(segment)
+    expected = pa.Table.from_pylist(batch, schema=REQUESTS)
+    assert table.schema.equals(REQUESTS, check_metadata=True)
+    assert table.to_pylist() == expected.to_pylist()
+
+
+def test_a_long_line_and_an_empty_segment_read_back(tmp_path: Path) -> None:
+    """A completion far longer than pyarrow's default block fits its block; an empty segment is no rows."""
+    journal = Journal(tmp_path)
+    batch = rows(3)
+    batch[0]["completion_text"] = "é" * 3_000_000
+    for row in batch:
+        journal.append(row)
+    segment = journal.rotate()
+    assert segment is not None
+    assert read_table(segment).to_pylist() == pa.Table.from_pylist(batch, schema=REQUESTS).to_pylist()
+    empty = tmp_path / ".journal-empty.jsonl"
+    empty.touch()
+    assert read_table(empty).num_rows == 0 and read_table(empty).schema.equals(REQUESTS)
+
+
+def test_the_writer_counts_completion_tokens_of_ok_rows_only(tmp_path: Path) -> None:
+    """The parts hold the rows as added, with the client's completion tokens of the ok rows counted."""
+    batch = mixed_rows(40)
+    for row in batch:
+        row["completion_tokens_client"] = None
+        row["completion_text"] = "one two three" if row["status"] == "ok" else None
+    assert {r["status"] for r in batch} >= {"ok", "error"}
+    writer = RequestWriter(tmp_path, WordRule(), max_rows=7)
+    for row in batch:
+        writer.add(row)
+    writer.close()
+    assert writer.rows_written == 40 and len(writer.files) == 6
+    written = pa.concat_tables(pq.read_table(p) for p in sorted(tmp_path.glob("part-*.parquet"))).to_pylist()
+    expected = [
+        r | {"completion_tokens_client": WordRule().count_completion("one two three") if r["status"] == "ok" else None}
+        for r in batch
+    ]
+    assert (
+        sorted(written, key=lambda r: r["request_index"]) == pa.Table.from_pylist(expected, schema=REQUESTS).to_pylist()
+    )
+    assert segments(tmp_path) == []
+
+
+def test_a_writer_without_rows_leaves_one_empty_part(tmp_path: Path) -> None:
+    writer = RequestWriter(tmp_path, WordRule())
+    writer.close()
+    (part,) = tmp_path.glob("part-*.parquet")
+    table = pq.read_table(part)
+    assert table.num_rows == 0 and table.schema.equals(REQUESTS)
