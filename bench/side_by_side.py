@@ -53,7 +53,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from textwrap import dedent
-from typing import Any
+from typing import Any, cast
 
 # --- the server ---------------------------------------------------------------------------
 
@@ -116,8 +116,7 @@ class _Connection(asyncio.Protocol):
         self.loop = asyncio.get_running_loop()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -190,32 +189,32 @@ class _Connection(asyncio.Protocol):
         self.loop.call_at(start + server.ttft_s, emit, 0)
 
 
-def serve(port: int, ttft_ms: float, itl_ms: float, tokens: int, ready: Callable[[int], None] | None = None) -> None:
-    """Serve until killed; print (or hand to ``ready``) the port once listening."""
-    try:
-        import uvloop
+def serve(port: int, ttft_ms: float, itl_ms: float, tokens: int, uvloop: bool = False) -> None:
+    """Serve until killed; print the URL once listening. asyncio's own event loop unless ``uvloop``
+    (the same server for every client and every version of fmb, whichever loop fmb uses)."""
+    loop_factory = None
+    if uvloop:
+        import uvloop as uv
 
-        runner: Callable[..., Any] = uvloop.run
-    except ImportError:
-        runner = asyncio.run
+        loop_factory = uv.new_event_loop
 
     async def main() -> None:
         server = _Server(ttft_ms / 1000, itl_ms / 1000, tokens)
         loop = asyncio.get_running_loop()
         listener = await loop.create_server(lambda: _Connection(server), "127.0.0.1", port, backlog=4096)
         bound = listener.sockets[0].getsockname()[1]
-        if ready:
-            ready(bound)
         print(f"listening on http://127.0.0.1:{bound}", flush=True)
         await asyncio.Event().wait()
 
-    runner(main())
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(main())
 
 
 @contextmanager
-def server_process(ttft_ms: float, itl_ms: float, tokens: int) -> Iterator[str]:
+def server_process(ttft_ms: float, itl_ms: float, tokens: int, uvloop: bool = False) -> Iterator[str]:
     """The server in a child process; yields its base URL."""
     args = [sys.executable, __file__, "--serve", "--ttft-ms", str(ttft_ms), "--itl-ms", str(itl_ms)]
+    args += ["--server-uvloop"] if uvloop else []
     proc = subprocess.Popen([*args, "--tokens", str(tokens)], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
@@ -632,9 +631,10 @@ def main() -> None:
     parser.add_argument("--ip-workers", type=int, default=1, help="inference-perf's worker processes (default 1)")
     parser.add_argument("--serve", action="store_true", help="only run the server (prints its URL)")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--server-uvloop", action="store_true", help="the server on uvloop (default: asyncio's loop)")
     args = parser.parse_args()
     if args.serve:
-        serve(args.port, args.ttft_ms, args.itl_ms, args.tokens)
+        serve(args.port, args.ttft_ms, args.itl_ms, args.tokens, args.server_uvloop)
         return
     levels = args.concurrency or [1, 8, 32, 128, 256, 512]
     rate_levels = args.max_rate_concurrency or [64]
@@ -644,13 +644,14 @@ def main() -> None:
         tokenizer = default_tokenizer
     ip_command = None if args.no_inference_perf else inference_perf_command(args.inference_perf)
     try:
-        import uvloop  # noqa: F401
+        from fmb.collector.event_loop import loop_factory
 
-        loop = "uvloop installed"
-    except ImportError:
-        loop = "no uvloop"
+        loop = "uvloop" if loop_factory() else "asyncio"
+    except ImportError:  # an fmb from before fmb.collector.event_loop
+        loop = "asyncio"
     print(
-        f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}, {loop}; server: {args.tokens} tokens, "
+        f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}, fmb's event loop: {loop}; "
+        f"server ({'uvloop' if args.server_uvloop else 'asyncio'}): {args.tokens} tokens, "
         f"TTFT {args.ttft_ms:g} ms, {args.itl_ms:g} ms per token; fmb's tokenizer: {tokenizer or 'word rule'}",
         flush=True,
     )
@@ -664,7 +665,7 @@ def main() -> None:
         fmb = Fmb(folder, tokenizer)
         ip = InferencePerf(ip_command, folder, args.ip_workers, tokenizer) if ip_command else None
         if not args.no_streams:
-            with server_process(args.ttft_ms, args.itl_ms, args.tokens) as url:
+            with server_process(args.ttft_ms, args.itl_ms, args.tokens, args.server_uvloop) as url:
                 fmb.calibrate(url, args.tokens)
                 if ip:
                     ip.calibrate(url)
@@ -680,7 +681,7 @@ def main() -> None:
                         streamed["inference-perf"][c] = result
                         print(line(result), flush=True)
         if not args.no_max_rate:
-            with server_process(0, 0, args.tokens) as url:
+            with server_process(0, 0, args.tokens, args.server_uvloop) as url:
                 fmb.calibrate(url, args.tokens)
                 if ip:
                     ip.calibrate(url)

@@ -157,6 +157,13 @@ class RowMaker:
         self.redact = redact
         self._prompt_tokens: dict[str, int] = {}
 
+    def count_prompts(self, requests: Sequence[Request]) -> None:
+        """Count the tokens of prompts about to be sent in one batch, before their cells start, instead of
+        one by one on the event loop as each is first sent."""
+        new = {r.prompt_id: r.prompt for r in requests if r.prompt_id not in self._prompt_tokens}
+        for prompt_id, count in zip(new, self.counter.count_many(list(new.values())), strict=True):
+            self._prompt_tokens[prompt_id] = count
+
     def prompt_tokens(self, request: Request) -> int:
         if request.prompt_id not in self._prompt_tokens:
             self._prompt_tokens[request.prompt_id] = self.counter.count(request.prompt)

@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 from fmb.collector.journal import Journal, read_segment, read_table, segments
 from fmb.collector.recovery import compact_journals
 from fmb.collector.schemas import REQUESTS
+from fmb.collector.targets.http import loads
 from fmb.collector.targets.openai import openai_chunk, openai_whole
-from fmb.collector.targets.streams import iter_events, iter_json_lines
+from fmb.collector.targets.streams import json_lines, sse_data
 from fmb.collector.writer import RequestWriter, claim_part
 from fmb.prepare.tokens import WordRule
 from tests.rawdata import fake_rows
@@ -33,9 +34,11 @@ class Pieces:
             yield piece
 
 
-def events(*pieces: bytes) -> list[tuple[str, str]]:
-    async def read() -> list[tuple[str, str]]:
-        return [(e.event, e.data) async for e in iter_events(Pieces(*pieces))]  # type: ignore[arg-type]
+def events(*pieces: bytes) -> list[str]:
+    """The data of the events, as the target reads them, read after read."""
+
+    async def read() -> list[str]:
+        return [d.decode() async for batch in sse_data(Pieces(*pieces)) for d in batch]  # type: ignore[arg-type]
 
     return asyncio.run(read())
 
@@ -43,29 +46,50 @@ def events(*pieces: bytes) -> list[tuple[str, str]]:
 @pytest.mark.parametrize(
     ("pieces", "expected"),
     [
-        ((b'data: {"a":1}\n\n',), [("message", '{"a":1}')]),
-        ((b"data: x\r\n\r\ndata: y\n\n",), [("message", "x"), ("message", "y")]),
-        ((b"data: a\ndata: b\n\n",), [("message", "a\nb")]),  # multi-line data joins with LF
-        ((b"da", b"ta: spl", b"it\n", b"\n"), [("message", "split")]),  # split anywhere
-        ((b": keep-alive\n\ndata: z\n\n",), [("message", "z")]),  # a comment is no event
-        ((b"event: error\ndata: boom\n\n",), [("error", "boom")]),
-        ((b"data:nospace\n\n",), [("message", "nospace")]),
-        ((b"data\n\n",), [("message", "")]),  # a bare data field: an event with empty data
+        ((b'data: {"a":1}\n\n',), ['{"a":1}']),
+        ((b"data: x\r\n\r\ndata: y\n\n",), ["x", "y"]),
+        (
+            (
+                b"data: x\r\n",
+                b"\r\ndata: y\r\r",
+            ),
+            ["x", "y"],
+        ),  # CRLF split between reads, CR alone
+        ((b"data: a\ndata: b\n\n",), ["a\nb"]),  # multi-line data joins with LF
+        ((b"da", b"ta: spl", b"it\n", b"\n"), ["split"]),  # split anywhere
+        ((b": keep-alive\n\ndata: z\n\n",), ["z"]),  # a comment is no event
+        ((b"event: error\ndata: boom\n\n",), ["boom"]),
+        ((b"data:nospace\n\n",), ["nospace"]),
+        ((b"data\n\ndata: after\n\n",), ["after"]),  # a bare data field: empty data, no event
         ((b"id: 3\nretry: 10\n\n",), []),  # no data: nothing to dispatch
-        ((b"data: tail-without-blank-line",), [("message", "tail-without-blank-line")]),
+        ((b"data: tail-without-blank-line",), ["tail-without-blank-line"]),
+        # A line separator inside the JSON text is no line end (only CR and LF are).
+        (('data: {"t":"a\u2028b"}\n\n'.encode(),), ['{"t":"a\u2028b"}']),
     ],
 )
-def test_sse_framing(pieces: tuple[bytes, ...], expected: list[tuple[str, str]]) -> None:
+def test_sse_framing(pieces: tuple[bytes, ...], expected: list[str]) -> None:
     assert events(*pieces) == expected
 
 
-def test_json_lines_split_across_pieces_and_a_bad_line() -> None:
-    async def read(*pieces: bytes) -> list:
-        return [d async for d in iter_json_lines(Pieces(*pieces))]  # type: ignore[arg-type]
+def test_one_read_hands_over_all_its_events_at_once() -> None:
+    async def read() -> list[list[bytes]]:
+        return [batch async for batch in sse_data(Pieces(b"data: 1\n\ndata: 2\n\nda", b"ta: 3\n\n"))]  # type: ignore[arg-type]
 
-    assert asyncio.run(read(b'{"a":', b'1}\n\n{"b":2}')) == [{"a": 1}, {"b": 2}]
+    assert asyncio.run(read()) == [[b"1", b"2"], [b"3"]]
+
+
+def test_json_lines_split_across_pieces() -> None:
+    async def read(*pieces: bytes) -> list[bytes]:
+        return [line async for batch in json_lines(Pieces(*pieces)) for line in batch]  # type: ignore[arg-type]
+
+    assert asyncio.run(read(b'{"a":', b'1}\n\n{"b":2}')) == [b'{"a":1}', b'{"b":2}']
+
+
+def test_loads_reads_what_orjson_refuses_as_the_standard_library_does() -> None:
+    assert loads(b'{"a": [1, 2.5], "b": null}') == {"a": [1, 2.5], "b": None}
+    assert loads(b'{"x": NaN, "big": 123456789012345678901234567890}')["big"] == 123456789012345678901234567890
     with pytest.raises(ValueError):
-        asyncio.run(read(b"<html>\n"))
+        loads(b"<html>")
 
 
 @pytest.mark.parametrize(
@@ -233,3 +257,4 @@ def test_a_writer_without_rows_leaves_one_empty_part(tmp_path: Path) -> None:
     (part,) = tmp_path.glob("part-*.parquet")
     table = pq.read_table(part)
     assert table.num_rows == 0 and table.schema.equals(REQUESTS)
+
