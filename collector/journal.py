@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.json as pa_json
 
@@ -31,10 +32,14 @@ SEGMENT_GLOB = ".journal-*.jsonl"
 _TIMESTAMPS = [f.name for f in REQUESTS if pa.types.is_timestamp(f.type)]
 
 
-def _encode(value: Any) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"cannot journal a {type(value).__name__}")
+def _line(row: dict[str, Any]) -> bytes:
+    """A row as one line of JSON (timestamps in RFC 3339); a lone surrogate in a text, which UTF-8
+    cannot carry (a server's broken escape), becomes "?"."""
+    try:
+        return orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)
+    except orjson.JSONEncodeError:
+        clean = {k: v.encode("utf-8", "replace").decode() if isinstance(v, str) else v for k, v in row.items()}
+        return orjson.dumps(clean, option=orjson.OPT_APPEND_NEWLINE)
 
 
 class Journal:
@@ -51,7 +56,7 @@ class Journal:
             self.directory.mkdir(parents=True, exist_ok=True)
             self._path = self.directory / f".journal-{self.tag}{uuid.uuid4().hex}.jsonl"
             self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        os.write(self._fd, json.dumps(row, default=_encode, separators=(",", ":")).encode() + b"\n")
+        os.write(self._fd, _line(row))
 
     def rotate(self) -> Path | None:
         """Close the current segment (None if nothing was appended since the last rotation)."""

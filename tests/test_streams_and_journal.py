@@ -258,3 +258,14 @@ def test_a_writer_without_rows_leaves_one_empty_part(tmp_path: Path) -> None:
     table = pq.read_table(part)
     assert table.num_rows == 0 and table.schema.equals(REQUESTS)
 
+
+def test_a_lone_surrogate_is_journaled_as_a_question_mark(tmp_path: Path) -> None:
+    """A server's broken escape (\\ud800) decodes to a lone surrogate, which UTF-8 cannot carry."""
+    journal = Journal(tmp_path)
+    (row,) = rows(1)
+    row["completion_text"] = "a\ud800b"
+    journal.append(row)
+    segment = journal.rotate()
+    assert segment is not None
+    assert read_table(segment).to_pylist()[0]["completion_text"] == "a?b"
+    assert next(read_segment(segment))["completion_text"] == "a?b"
