@@ -57,7 +57,9 @@ def with_completion_tokens(table: pa.Table, counter: TokenCounter) -> pa.Table:
     texts = table["completion_text"].filter(missing).to_pylist()
     if not texts:
         return table
-    counts = pa.array(counter.count_completions([t or "" for t in texts]), pa.int32())
+    # One by one in this thread: a batch spreads over every core (the tokenizers library's own
+    # thread pool) and takes the CPU that the event loop needs to time responses.
+    counts = pa.array([counter.count_completion(t or "") for t in texts], pa.int32())
     column = pc.replace_with_mask(table["completion_tokens_client"].combine_chunks(), missing.combine_chunks(), counts)
     index = table.schema.get_field_index("completion_tokens_client")
     return table.set_column(index, table.schema.field(index), column)
