@@ -31,7 +31,7 @@ from fmb.errors import CollectError
 from fmb.redact import Redactor
 
 
-@dataclass
+@dataclass(slots=True)
 class Chunk:
     """What one streamed event (or a whole response) carries.
 
@@ -110,10 +110,13 @@ class HttpTarget(Target):
 
     def _new_session(self, keep_alive: bool) -> aiohttp.ClientSession:
         timeout = self.exp.spec.request_timeout_s
+        # No sock_read time-out: the runner bounds every try by request_timeout_s as a whole
+        # (fmb.collector.runner.send_one), which always ends before a read time-out of the same
+        # length could, and aiohttp would re-arm a read timer for every streamed chunk.
         return aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=self.max_connections, force_close=not keep_alive),
             trace_configs=[_SENT_TRACE],
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=min(timeout, 10.0), sock_read=timeout),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=min(timeout, 10.0)),
         )
 
     @property
