@@ -1,12 +1,13 @@
 """Part files of the requests table, written while a run goes on, off the event loop.
 
 Every finished row is appended to a journal (:mod:`fmb.collector.journal`), so a killed
-process loses none; that is all the event loop does with a row. Every ``max_rows`` rows
-and at the end of every cell (where the collector also waits for them to be on disk) the
-journal segment is closed and handed to a writer thread, which reads it back into Arrow
-with pyarrow's JSON reader (native code that lets go of the GIL, so the event loop is
-not held up the way a conversion of Python objects would hold it), finishes the rows
-(client token counts), writes the part file under a hidden temporary name, links it
+process loses none; besides that, the event loop only hands the row's completion text to
+the writer thread, which counts its tokens (the client's count) right away, spread over
+the run. Every ``max_rows`` rows and at the end of every cell (where the collector also
+waits for them to be on disk) the journal segment is closed and handed to the thread,
+which reads it back into Arrow with pyarrow's JSON reader (native code that lets go of
+the GIL, so the event loop is not held up the way a conversion of Python objects would
+hold it), adds the counts, writes the part file under a hidden temporary name, links it
 into place under the next free ``part-NNNNN.parquet`` name, and deletes the segment:
 readers never see a partial file, and several writers in one run folder never
 overwrite each other's parts. The collector of a shard (`fmb collect --shard I/N`)
@@ -17,9 +18,11 @@ so shards on different hosts writing into one shared folder never compete for a 
 from __future__ import annotations
 
 import os
+import threading
 import uuid
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
+from queue import SimpleQueue
 from typing import Any
 
 import pyarrow as pa
@@ -51,18 +54,27 @@ def claim_part(directory: Path, table: pa.Table, tag: str = "") -> Path:
 
 def with_completion_tokens(table: pa.Table, counter: TokenCounter) -> pa.Table:
     """``table`` with the client's count of completion tokens for each ``ok`` row that has none yet."""
-    missing = pc.fill_null(
-        pc.and_(pc.equal(table["status"], "ok"), pc.is_null(table["completion_tokens_client"])), False
+    rows = table.select(["status", "completion_tokens_client", "completion_text"]).to_pylist()
+    return with_counts(
+        table, [counter.count_completion(r["completion_text"] or "") if needs_count(r) else None for r in rows]
     )
-    texts = table["completion_text"].filter(missing).to_pylist()
-    if not texts:
+
+
+def needs_count(row: dict[str, Any]) -> bool:
+    """Whether the client counts the row's completion tokens: an ``ok`` row that has no count yet."""
+    return row.get("status") == "ok" and row.get("completion_tokens_client") is None
+
+
+def with_counts(table: pa.Table, counts: list[int | None]) -> pa.Table:
+    """``table`` with ``counts`` (one per row, in order) as its client completion tokens where not None."""
+    if not any(c is not None for c in counts):
         return table
-    # One by one in this thread: a batch spreads over every core (the tokenizers library's own
-    # thread pool) and takes the CPU that the event loop needs to time responses.
-    counts = pa.array([counter.count_completion(t or "") for t in texts], pa.int32())
-    column = pc.replace_with_mask(table["completion_tokens_client"].combine_chunks(), missing.combine_chunks(), counts)
     index = table.schema.get_field_index("completion_tokens_client")
+    column = pc.coalesce(pa.array(counts, pa.int32()), table.column(index).combine_chunks())
     return table.set_column(index, table.schema.field(index), column)
+
+
+_STOP = object()
 
 
 class RequestWriter:
@@ -73,16 +85,20 @@ class RequestWriter:
         max_rows: int = 2000,
         tag: str = "",
     ) -> None:
-        """``counter`` counts the completion tokens of the ``ok`` rows, in the writer thread, just
-        before they are written; ``tag`` goes into the names of the parts and journal segments (a
-        shard's, see Shard.tag)."""
+        """``counter`` counts the completion tokens of the ``ok`` rows, in the writer thread, row by row
+        as they are added; ``tag`` goes into the names of the parts and journal segments (a shard's,
+        see Shard.tag)."""
         self.directory = directory
         self.tag = tag
         self.counter = counter
         self.max_rows = max_rows
         self._journaled = 0  # rows in the journal's open segment
         self._journal = Journal(directory, tag)
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fmb-writer")
+        # In order: the completion text of each row added (None: nothing to count), and after
+        # a segment's last row the segment with the future its writing completes.
+        self._queue: SimpleQueue[Any] = SimpleQueue()
+        self._thread = threading.Thread(target=self._work, name="fmb-writer", daemon=True)
+        self._thread.start()
         self._pending: list[Future[None]] = []
         self.rows_written = 0
         self.files: list[Path] = []
@@ -95,6 +111,9 @@ class RequestWriter:
     def add(self, row: dict[str, Any]) -> None:
         self._journal.append(row)
         self._journaled += 1
+        # Counted in the thread now, spread over the run, rather than all at once when a part is written.
+        counted = self.counter is not None and needs_count(row)
+        self._queue.put((row.get("completion_text") or "") if counted else None)
         if self._journaled >= self.max_rows:
             self.flush_soon()
 
@@ -103,7 +122,9 @@ class RequestWriter:
         segment = self._journal.rotate()
         self._journaled = 0
         if segment is not None:
-            self._pending.append(self._thread.submit(self._write_segment, segment))
+            written: Future[None] = Future()
+            self._queue.put((segment, written))
+            self._pending.append(written)
 
     def flush(self) -> None:
         """Write the journaled rows and wait until every handed-over batch is on disk."""
@@ -117,18 +138,42 @@ class RequestWriter:
         so that every run has every raw table."""
         try:
             self.flush()
-            if not self.files:
-                self._write(REQUESTS.empty_table())
+            if not self.files:  # the thread is idle: every batch is written
+                self._write(REQUESTS.empty_table(), [])
         finally:
             self._journal.close()
-            self._thread.shutdown(wait=True)
+            self._queue.put(_STOP)
+            self._thread.join()
 
-    def _write_segment(self, segment: Path) -> None:
-        self._write(read_table(segment))
-        segment.unlink(missing_ok=True)  # its rows are in the part now
+    def _work(self) -> None:
+        counts: list[int | None] = []
+        error: Exception | None = None  # from counting: fails the segment's writing
+        while (item := self._queue.get()) is not _STOP:
+            if isinstance(item, tuple):
+                segment, written = item
+                try:
+                    if error is not None:
+                        raise error
+                    self._write(read_table(segment), counts)
+                    segment.unlink(missing_ok=True)  # its rows are in the part now
+                except Exception as exc:
+                    written.set_exception(exc)
+                else:
+                    written.set_result(None)
+                counts, error = [], None
+            elif item is None:
+                counts.append(None)
+            else:
+                try:
+                    counts.append(self.counter.count_completion(item) if self.counter is not None else None)
+                except Exception as exc:
+                    counts.append(None)
+                    error = error or exc
 
-    def _write(self, table: pa.Table) -> None:
-        if self.counter is not None and table.num_rows:
-            table = with_completion_tokens(table, self.counter)
-        self.files.append(claim_part(self.directory, table, self.tag))
+    def _write(self, table: pa.Table, counts: list[int | None]) -> None:
+        if len(counts) != table.num_rows:
+            raise RuntimeError(
+                f"{len(counts)} rows were added but their journal segment holds {table.num_rows}: not written"
+            )
+        self.files.append(claim_part(self.directory, with_counts(table, counts), self.tag))
         self.rows_written += table.num_rows

@@ -235,20 +235,48 @@ def test_the_writer_counts_completion_tokens_of_ok_rows_only(tmp_path: Path) -> 
         row["completion_tokens_client"] = None
         row["completion_text"] = "one two three" if row["status"] == "ok" else None
     assert {r["status"] for r in batch} >= {"ok", "error"}
+    counted = next(r for r in batch if r["status"] == "ok")
+    counted["completion_tokens_client"] = 99  # a count the row came with is kept
     writer = RequestWriter(tmp_path, WordRule(), max_rows=7)
-    for row in batch:
+    for row in batch[:10]:
+        writer.add(row)
+    writer.flush()  # a cell's end: a part of 3 rows
+    for row in batch[10:]:
         writer.add(row)
     writer.close()
-    assert writer.rows_written == 40 and len(writer.files) == 6
+    assert writer.rows_written == 40 and len(writer.files) == 7
     written = pa.concat_tables(pq.read_table(p) for p in sorted(tmp_path.glob("part-*.parquet"))).to_pylist()
+    three = WordRule().count_completion("one two three")
     expected = [
-        r | {"completion_tokens_client": WordRule().count_completion("one two three") if r["status"] == "ok" else None}
+        r | {"completion_tokens_client": r["completion_tokens_client"] or three if r["status"] == "ok" else None}
         for r in batch
     ]
     assert (
         sorted(written, key=lambda r: r["request_index"]) == pa.Table.from_pylist(expected, schema=REQUESTS).to_pylist()
     )
     assert segments(tmp_path) == []
+
+
+class Failing(WordRule):
+    def count_completion(self, text: str) -> int:
+        if text == "boom":
+            raise ValueError("the tokenizer failed")
+        return super().count_completion(text)
+
+
+def test_an_error_in_the_writer_thread_is_raised_by_flush_and_the_writer_goes_on(tmp_path: Path) -> None:
+    writer = RequestWriter(tmp_path, Failing())
+    first, second = rows(2)
+    first["completion_text"], second["completion_text"] = "boom", "fine"
+    first["completion_tokens_client"] = second["completion_tokens_client"] = None
+    writer.add(first)
+    with pytest.raises(ValueError, match="the tokenizer failed"):
+        writer.flush()
+    assert segments(tmp_path)  # the row stays in the journal, for recovery
+    writer.add(second)
+    writer.close()
+    (part,) = tmp_path.glob("part-*.parquet")
+    assert pq.read_table(part).to_pylist()[0]["request_index"] == second["request_index"]
 
 
 def test_a_writer_without_rows_leaves_one_empty_part(tmp_path: Path) -> None:
