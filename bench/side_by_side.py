@@ -267,6 +267,12 @@ class Result:
     unmatched: int = 0
     server_cpu_ms_per_request: float | None = None
     rate: float | None = None  # measured requests per second, from the first start to the last end
+    mean_e2e_ms: float | None = None  # client-measured, of the measured requests
+
+    @property
+    def in_flight(self) -> float | None:
+        """Requests in flight on average (Little's law): the concurrency the client really kept up."""
+        return self.rate * self.mean_e2e_ms / 1000 if self.rate and self.mean_e2e_ms else None
 
 
 def match(samples: list[Sample], records: list[list[Any]], clock: str) -> tuple[list[float], list[float], int]:
@@ -436,6 +442,7 @@ class Fmb:
             d_e2e,
             unmatched,
             rate=len(measured) / window if window > 0 else None,
+            mean_e2e_ms=statistics.fmean(r["e2e_latency_ms"] for r in measured),
         )
 
 
@@ -555,6 +562,7 @@ class InferencePerf:
             unmatched,
             (server_cpu_after - server_cpu) * 1000 / max(len(rows), 1),
             rate=len(samples) / window if window > 0 else None,
+            mean_e2e_ms=statistics.fmean(s.e2e_ms for s in samples) if samples else None,
         )
 
 
@@ -566,25 +574,27 @@ def _ms(value: float | None, width: int = 7) -> str:
 
 
 HEADER = (
-    "client          c  requests  ΔTTFT p50    p99  ΔE2E p50    p99  CPU ms/req  server CPU ms/req  wall s  unmatched"
+    "client          c  requests  in flight  requests/s  ΔTTFT p50    p99  ΔE2E p50    p99  CPU ms/req"
+    "  server CPU ms/req  unmatched"
 )
 
 
 def line(r: Result) -> str:
     return (
-        f"{r.client:14} {r.concurrency:3} {r.requests:9}"
+        f"{r.client:14} {r.concurrency:3} {r.requests:9} {_ms(r.in_flight, 10)} {_ms(r.rate, 11)}"
         f" {_ms(quantile(r.d_ttft, 0.5), 10)} {_ms(quantile(r.d_ttft, 0.99))}"
         f" {_ms(quantile(r.d_e2e, 0.5), 9)} {_ms(quantile(r.d_e2e, 0.99))} {_ms(r.cpu_ms_per_request, 11)}"
-        f" {_ms(r.server_cpu_ms_per_request, 18)} {r.wall_s:7.1f} {r.unmatched:10}"
+        f" {_ms(r.server_cpu_ms_per_request, 18)} {r.unmatched:10}"
     )
 
 
-RATE_HEADER = "client          c  requests  requests/s  CPU ms/req  server CPU ms/req  ΔE2E p50    p99"
+RATE_HEADER = "client          c  requests  in flight  requests/s  CPU ms/req  server CPU ms/req  ΔE2E p50    p99"
 
 
 def rate_line(r: Result) -> str:
     return (
-        f"{r.client:14} {r.concurrency:3} {r.requests:9} {_ms(r.rate, 11)} {_ms(r.cpu_ms_per_request, 11)}"
+        f"{r.client:14} {r.concurrency:3} {r.requests:9} {_ms(r.in_flight, 10)} {_ms(r.rate, 11)}"
+        f" {_ms(r.cpu_ms_per_request, 11)}"
         f" {_ms(r.server_cpu_ms_per_request, 18)} {_ms(quantile(r.d_e2e, 0.5), 9)} {_ms(quantile(r.d_e2e, 0.99))}"
     )
 
