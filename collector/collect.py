@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from rich.console import Console
 
-from fmb.collector import cloudwatch
+from fmb.collector import cloudwatch, event_loop
 from fmb.collector.client_telemetry import ClientLoad, client_sampling
 from fmb.collector.host_telemetry import host_telemetry
 from fmb.collector.plan import Plan, load_levels, make_plan
@@ -297,7 +297,8 @@ async def _run_experiment(
     shard = recorder.shard
     load_spec = exp.spec.load
     rows = RowMaker(recorder.run_id, target.stream, counter, recorder.redact, session, shard)
-    writer = RequestWriter(layout.requests_dir(exp.name, recorder.run_id), complete=rows.complete, tag=shard.tag)
+    rows.count_prompts([r for payload_file in {c.payload_file for c in cells} for r in plan.prompts[payload_file]])
+    writer = RequestWriter(layout.requests_dir(exp.name, recorder.run_id), counter, tag=shard.tag)
     policy = Policy(exp.spec.request_timeout_s, exp.spec.max_attempts, exp.spec.retry_backoff_s)
     started_at = datetime.now(UTC)
     result.experiment_addresses[exp.name] = target.describe()
@@ -433,7 +434,7 @@ def collect(
             # Samples this host off the event loop while the requests go to a server fmb deployed here.
             host_telemetry(loaded, layout, recorder.run_id, endpoints, plan.cells, console=console, quiet=quiet),
         ):
-            asyncio.run(
+            event_loop.run(
                 _run_experiments(loaded, plan, layout, recorder, progress, result, endpoints, resumption, stages or {})
             )
     except BaseExceptionGroup as group:  # an error inside the runner's task group
@@ -459,7 +460,7 @@ def collect(
     finally:
         recorder.unlock()  # only once the run's end is recorded: a free lock on a running run means abandoned
         sys.setswitchinterval(switch)
-        signal.signal(signal.SIGTERM, sigterm)  # asyncio.run leaves the default handler behind
+        signal.signal(signal.SIGTERM, sigterm)  # the event loop's run leaves the default handler behind
     result.client_busy = recorder.busy_reasons()
     # The endpoints' own CloudWatch metrics for the experiments that ran (SageMaker, Bedrock).
     cloudwatch.after_collect(

@@ -30,7 +30,7 @@ from fmb.collector.journal import read_segment, segments
 from fmb.collector.parquet_io import write_atomic
 from fmb.collector.schemas import REQUESTS, RUNS
 from fmb.collector.shard import WHOLE, Shard
-from fmb.collector.writer import claim_part
+from fmb.collector.writer import claim_part, with_completion_tokens
 from fmb.paths import ResultsLayout
 from fmb.prepare.tokens import TokenCounter, WordRule, load_counter
 
@@ -131,11 +131,8 @@ def compact_journals(directory: Path, counter: TokenCounter, tag: str = "") -> l
             if key not in seen:
                 seen.add(key)
                 rows.append(row)
-    done = [r for r in rows if r.get("status") == "ok" and r.get("completion_tokens_client") is None]
-    for row, count in zip(done, counter.count_completions([r["completion_text"] or "" for r in done]), strict=True):
-        row["completion_tokens_client"] = count
     if rows:
-        claim_part(directory, pa.Table.from_pylist(rows, schema=REQUESTS), tag)
+        claim_part(directory, with_completion_tokens(pa.Table.from_pylist(rows, schema=REQUESTS), counter), tag)
     for segment in found:
         segment.unlink(missing_ok=True)
     return rows

@@ -177,6 +177,13 @@ class RowMaker:
         self.redact = redact
         self._prompt_tokens: dict[str, int] = {}
 
+    def count_prompts(self, requests: Sequence[Request]) -> None:
+        """Count the tokens of prompts about to be sent in one batch, before their cells start, instead of
+        one by one on the event loop as each is first sent."""
+        new = {r.prompt_id: r.prompt for r in requests if r.prompt_id not in self._prompt_tokens}
+        for prompt_id, count in zip(new, self.counter.count_many(list(new.values())), strict=True):
+            self._prompt_tokens[prompt_id] = count
+
     def prompt_tokens(self, request: Request) -> int:
         if request.prompt_id not in self._prompt_tokens:
             self._prompt_tokens[request.prompt_id] = self.counter.count(request.prompt)
@@ -228,7 +235,7 @@ class RowMaker:
             "prompt_tokens_server": usage.prompt_tokens,
             "completion_tokens_server": usage.completion_tokens,
             "prompt_tokens_client": prompt_client,
-            "completion_tokens_client": None,  # counted in batches by complete()
+            "completion_tokens_client": None,  # counted in batches by the writer (fmb.collector.writer)
             "stream": self.stream,
             "status": "ok" if failure is None else failure.status,
             "http_status": rec.http_status if failure is None else failure.http_status,
@@ -236,13 +243,6 @@ class RowMaker:
             "error_message": None if failure is None else self.redact.shortened(failure.message, 300),
             "completion_text": self.redact.known(rec.text) if ok else None,
         }
-
-    def complete(self, rows: list[dict[str, Any]]) -> None:
-        """Count completion tokens on the client for a batch of rows (off the per-request path)."""
-        done = [r for r in rows if r["status"] == "ok"]
-        counts = self.counter.count_completions([r["completion_text"] for r in done])
-        for row, count in zip(done, counts, strict=True):
-            row["completion_tokens_client"] = count
 
 
 async def closed_loop(

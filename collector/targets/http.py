@@ -15,22 +15,23 @@ import asyncio
 import contextlib
 import json
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import aiohttp
+import orjson
 
 from fmb.collector.targets.base import EndpointError, Recorder, Request, Target, Usage, http_error
-from fmb.collector.targets.streams import iter_events, iter_json_lines
+from fmb.collector.targets.streams import json_lines, sse_data
 from fmb.config import ResolvedExperiment
 from fmb.errors import CollectError
 from fmb.redact import Redactor
 
 
-@dataclass
+@dataclass(slots=True)
 class Chunk:
     """What one streamed event (or a whole response) carries.
 
@@ -109,10 +110,13 @@ class HttpTarget(Target):
 
     def _new_session(self, keep_alive: bool) -> aiohttp.ClientSession:
         timeout = self.exp.spec.request_timeout_s
+        # No sock_read time-out: the runner bounds every try by request_timeout_s as a whole
+        # (fmb.collector.runner.send_one), which always ends before a read time-out of the same
+        # length could, and aiohttp would re-arm a read timer for every streamed chunk.
         return aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=self.max_connections, force_close=not keep_alive),
             trace_configs=[_SENT_TRACE],
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=min(timeout, 10.0), sock_read=timeout),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=min(timeout, 10.0)),
         )
 
     @property
@@ -189,7 +193,7 @@ class HttpTarget(Target):
             ) from None
         rec.finish()
         try:
-            whole = self.whole(json.loads(raw))
+            whole = self.whole(loads(raw))
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
             raise EndpointError(
                 "bad_response", f"unexpected response ({exc}): {raw[:200]!r}", http_status=response.status
@@ -201,21 +205,12 @@ class HttpTarget(Target):
 
     async def _read_stream(self, response: aiohttp.ClientResponse, rec: Recorder) -> Usage | None:
         check_stream_type(response, self.framing)
-        usage = None
-        ended = False
-        documents = _sse_documents(response.content) if self.framing == "sse" else iter_json_lines(response.content)
+        state = _Stream(sse=self.framing == "sse")
+        reads = sse_data(response.content) if state.sse else json_lines(response.content)
         try:
-            async for data in documents:
-                if data is DONE:
-                    ended = True
-                    break
-                part = self.chunk(data)
-                if part.error:
-                    raise EndpointError("stream_error", part.error[:300], http_status=response.status)
-                rec.content(part.text)
-                usage = part.usage or usage
-                ended = ended or part.final
-                if part.done:
+            async for documents in reads:  # all the documents that one read completed
+                self._take(documents, rec, state, response.status)
+                if state.stop:
                     break
         except aiohttp.ClientPayloadError as exc:
             raise EndpointError(
@@ -226,14 +221,53 @@ class HttpTarget(Target):
                 "stream_error", f"unreadable streamed event ({type(exc).__name__}: {exc})", http_status=response.status
             ) from None
         rec.finish()
-        if self.end_marker and not ended:
+        if self.end_marker and not state.ended:
             raise EndpointError(
                 "stream_incomplete",
                 f"the stream ended after {len(rec.chunk_ns)} content chunk(s) without the API's end marker "
                 "([DONE], a finish reason or done)",
                 http_status=response.status,
             )
-        return usage
+        return state.usage
+
+    def _take(self, documents: list[bytes], rec: Recorder, state: _Stream, http_status: int) -> None:
+        """Read streamed documents in order into ``rec`` and ``state``, up to one that ends the stream."""
+        for raw in documents:
+            if raw[:1].isspace() or raw[-1:].isspace():
+                raw = raw.strip()
+                if not raw:  # whitespace only: a keep-alive that carries nothing
+                    continue
+            if state.sse and raw == b"[DONE]":  # OpenAI's end of the stream
+                state.ended = state.stop = True
+                return
+            part = self.chunk(loads(raw))
+            if part.error:
+                raise EndpointError("stream_error", part.error[:300], http_status=http_status)
+            rec.content(part.text)
+            state.usage = part.usage or state.usage
+            state.ended = state.ended or part.final
+            if part.done:
+                state.stop = True
+                return
+
+
+@dataclass
+class _Stream:
+    """Where the reading of a streamed response stands."""
+
+    sse: bool
+    usage: Usage | None = None
+    ended: bool = False  # the API's end marker came
+    stop: bool = False  # nothing after this matters
+
+
+def loads(raw: bytes) -> Any:
+    """One JSON document: orjson's fast parser, else the standard library's, which also reads what orjson
+    refuses (NaN, Infinity, integers beyond 64 bits, lone surrogates) as it always did."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)
 
 
 @contextmanager
@@ -295,21 +329,3 @@ def check_stream_type(response: aiohttp.ClientResponse, framing: str) -> None:
             "was asked for",
             http_status=response.status,
         )
-
-
-DONE = object()  # OpenAI's `data: [DONE]`: the stream's end
-
-
-async def _sse_documents(stream: aiohttp.StreamReader) -> AsyncIterator[Any]:
-    """The JSON documents of an SSE stream, then :data:`DONE` if OpenAI's `[DONE]` marker came.
-
-    An event with empty data (a bare ``data`` line, sent as a keep-alive) carries nothing.
-    """
-    async for event in iter_events(stream):
-        data = event.data.strip()
-        if not data:
-            continue
-        if data == "[DONE]":
-            yield DONE
-            return
-        yield json.loads(data)

@@ -44,19 +44,23 @@ def openai_chunk(data: dict[str, Any], chat: bool) -> Chunk:
     """Text and usage of an OpenAI-style chat (delta or message) or completions document."""
     if "error" in data:
         return Chunk(error=str(data["error"]))
-    parts = []
+    text = ""
     final = False
-    for choice in data.get("choices") or []:
+    for choice in data.get("choices") or ():
         final = final or choice.get("finish_reason") is not None
         if chat:
-            message = choice.get("delta") or choice.get("message") or {}
-            parts.append(message.get("content") or "")
-            parts.append(message.get("reasoning_content") or message.get("reasoning") or "")
+            message = choice.get("delta") or choice.get("message")
+            if message:
+                reasoning = message.get("reasoning_content") or message.get("reasoning") or ""
+                text += (message.get("content") or "") + reasoning
         else:
-            parts.append(choice.get("text") or "")
+            text += choice.get("text") or ""
     usage = data.get("usage")
-    usage = Usage(as_int(usage.get("prompt_tokens")), as_int(usage.get("completion_tokens"))) if usage else None
-    return Chunk("".join(parts), usage, final=final)
+    return Chunk(
+        text,
+        Usage(as_int(usage.get("prompt_tokens")), as_int(usage.get("completion_tokens"))) if usage else None,
+        final=final,
+    )
 
 
 def openai_whole(data: dict[str, Any], chat: bool) -> Chunk:

@@ -71,7 +71,7 @@ class HFTokenizer:
         return len(self._tok.encode(text).ids)
 
     def count_completion(self, text: str) -> int:
-        return len(self._tok.encode(text, add_special_tokens=False).ids)
+        return len(self._tok.encode(text, add_special_tokens=False))
 
     def count_many(self, texts: list[str]) -> list[int]:
         return [len(e.ids) for e in self._tok.encode_batch(texts)]
