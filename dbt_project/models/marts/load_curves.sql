@@ -52,10 +52,10 @@ levels as (
 ranked as (
     select
         *,
-        row_number() over (
+        cast(row_number() over (
             partition by run_id, config_experiment, payload_file order by offered_load, experiment
-        ) as level_rank,
-        count(*) over (partition by run_id, config_experiment, payload_file) as count_levels,
+        ) as bigint) as level_rank,
+        cast(count(*) over (partition by run_id, config_experiment, payload_file) as bigint) as count_levels,
         lag(requests_per_s) over (
             partition by run_id, config_experiment, payload_file order by offered_load, experiment
         ) as previous_requests_per_s
