@@ -132,6 +132,7 @@ def test_no_value_injects_html_links_or_structure(report: str) -> None:
     assert [h[1] for h in headings if h[0] == "h2"] == [
         "Summary",
         "Charts",
+        "Load curves and their knees",
         "All cells",
         "Failed requests",
         "Cost of the run",
