@@ -292,6 +292,16 @@ async def waves(
                     group.create_task(job(i, w))
 
 
+async def _until(at_ns: int) -> None:
+    """Sleep until ``time.perf_counter_ns()`` reaches ``at_ns``, never less.
+
+    uvloop's timers count whole milliseconds and may fire up to one early, which would send a
+    request before it was due (a negative lateness); the last stretch is waited out again.
+    """
+    while (left := at_ns - time.perf_counter_ns()) > 0:
+        await asyncio.sleep(left / 1e9 if left > 1_000_000 else 0)
+
+
 async def open_loop(
     due: Sequence[tuple[int, float]],
     cap: int | None,
@@ -320,9 +330,7 @@ async def open_loop(
     async with asyncio.TaskGroup() as group:
         for index, offset in due:
             at = origin_perf + round(offset * 1e9)
-            delay = (at - time.perf_counter_ns()) / 1e9
-            if delay > 0:
-                await asyncio.sleep(delay)
+            await _until(at)
             while cap is not None and busy >= cap:
                 ended.clear()
                 await ended.wait()

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from fmb.collector import event_loop
 from fmb.collector.arrivals import level_seed, open_loop, read_trace
 from fmb.collector.mock.process import mock_server
 from fmb.collector.runner import Due, nearest_prompts, waves
@@ -135,6 +136,18 @@ def test_open_loop_sends_on_time_and_the_cap_makes_requests_late() -> None:
     assert late[0] < 100 and late[4] < 100
     assert sent[4][1].perf_ns - sent[0][1].perf_ns == pytest.approx(0.5e9, abs=1e6)
     assert {sent[i][2] for i in range(4)} == {0, 1}  # the worker column is the in-flight slot
+
+
+def test_no_request_is_sent_before_it_is_due_on_the_collectors_event_loop() -> None:
+    """uvloop's timers fire up to a millisecond early; a request must still never start before its time."""
+    early: list[float] = []
+
+    async def job(index: int, slot: int, due: Due) -> None:
+        early.append((due.perf_ns - time.perf_counter_ns()) / 1e6)
+
+    offsets = [(i, i * 0.0037) for i in range(150)]  # 3.7 ms apart: never on a whole millisecond
+    event_loop.run(run_open_loop(offsets, None, job))
+    assert len(early) == 150 and max(early) <= 0, f"sent up to {max(early):.3f} ms early"
 
 
 def test_waves_start_only_when_the_last_wave_has_ended() -> None:
