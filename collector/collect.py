@@ -11,7 +11,7 @@ import asyncio
 import signal
 import sys
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from itertools import groupby
@@ -33,6 +33,7 @@ from fmb.collector.shard import WHOLE, Shard
 from fmb.collector.sweep import LevelMeter, Sweep
 from fmb.collector.targets import make_target
 from fmb.collector.targets.base import Target
+from fmb.collector.team import Team
 from fmb.collector.writer import RequestWriter
 from fmb.config import LoadedConfig, ResolvedExperiment, limits
 from fmb.config.schema import Telemetry
@@ -50,6 +51,7 @@ class CellResult:
     requests: int
     errors: int
     p50_ms: float | None
+    latencies_ms: list[float] = field(default_factory=list, repr=False)  # the successful requests', sorted
 
 
 @dataclass
@@ -63,6 +65,7 @@ class RunResult:
     resumed_requests: int | None = None  # with --resume: the missing requests sent
     client_busy: list[str] = field(default_factory=list)  # why the client machine was busy, if it was
     shard: Shard = WHOLE  # the shard of the run this collector sent (see fmb.collector.shard)
+    processes: int = 1  # the collector processes that sent the run (see fmb.collector.team)
     # When each experiment's cells began and ended (UTC), in this collection session; an
     # experiment stopped by an error or Ctrl-C ends when it stopped.
     experiment_windows: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)
@@ -177,6 +180,7 @@ async def _run_experiments(
     endpoints: dict[str, Endpoint],
     resumption: Resumption | None,
     stages: dict[str, Stage],
+    team: Team | None,
 ) -> None:
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
@@ -208,10 +212,11 @@ async def _run_experiments(
         async with client_sampling(telemetry, layout, recorder.run_id) as load:
 
             async def measure(exp: ResolvedExperiment, cells: list[Cell]) -> None:
-                with _scraping(loaded, layout, recorder, progress, exp, endpoints):
+                scraping = _scraping(loaded, layout, recorder, progress, exp, endpoints)
+                with scraping if team is None or team.lead else nullcontext():
                     await _run_experiment(
                         exp, cells, plan, layout, recorder, progress, result, targets[exp.name], counter, session,
-                        resumption, load, sweep,
+                        resumption, load, sweep, team,
                     )  # fmt: skip
 
             # An experiment's load levels (see fmb.collector.plan.load_levels) follow each other and share
@@ -288,6 +293,7 @@ async def _run_experiment(
     resumption: Resumption | None,
     load: ClientLoad,
     sweep: Sweep,
+    team: Team | None,
 ) -> None:
     """The cells of one experiment, in order; every row is written as it finishes.
 
@@ -323,6 +329,7 @@ async def _run_experiment(
                 progress.update(stats)
 
             warmup = resumption is None or cell not in resumption.warmed_up
+            origin = None if team is None else await team.start_cell()
             try:
                 await run_cell(
                     target,
@@ -336,10 +343,11 @@ async def _run_experiment(
                     warmup,
                     load,
                     shard,
+                    origin,
                 )
             finally:
                 progress.update(stats)
-                result.cells.append(CellResult(cell, stats.done, stats.errors, stats.p50_ms()))
+                result.cells.append(CellResult(cell, stats.done, stats.errors, stats.p50_ms(), stats.latencies_ms))
             writer.flush()  # between cells nothing is in flight: make the cell's rows durable
             if load_spec.stop_past_knee:
                 sweep.observe(curve, meter, load_spec)
@@ -370,6 +378,7 @@ def collect(
     run_id: str | None = None,
     stages: dict[str, Stage] | None = None,
     shard: Shard = WHOLE,
+    team: Team | None = None,
 ) -> RunResult:
     """Run every cell of the config and record the run; rows already written are never lost.
 
@@ -382,9 +391,11 @@ def collect(
     ``stages`` are experiments whose endpoint is stood up right before their cells and
     removed right after them (see :class:`Stage`); their ``endpoints`` entry is a stand-in.
     ``shard`` sends only that shard's part of the run (see :mod:`fmb.collector.shard`); the other
-    shards are collected by other calls with the same ``run_id`` (or ``resume``).
+    shards are collected by other calls with the same ``run_id`` (or ``resume``). ``team`` makes this
+    one of the run's collector processes on this host (see :mod:`fmb.collector.team`).
     """
-    recovered = recover_abandoned(layout)
+    lead = team is None or team.lead
+    recovered = recover_abandoned(layout) if team is None else []  # the processes' parent recovers
     loaded = replace(
         loaded,
         experiments=load_levels(
@@ -432,10 +443,14 @@ def collect(
         with (
             CellProgress(quiet, console, total_cells=len(cells), total_requests=requests) as progress,
             # Samples this host off the event loop while the requests go to a server fmb deployed here.
-            host_telemetry(loaded, layout, recorder.run_id, endpoints, plan.cells, console=console, quiet=quiet),
+            host_telemetry(loaded, layout, recorder.run_id, endpoints, plan.cells, console=console, quiet=quiet)
+            if lead
+            else nullcontext(),
         ):
             event_loop.run(
-                _run_experiments(loaded, plan, layout, recorder, progress, result, endpoints, resumption, stages or {})
+                _run_experiments(
+                    loaded, plan, layout, recorder, progress, result, endpoints, resumption, stages or {}, team
+                )
             )
     except BaseExceptionGroup as group:  # an error inside the runner's task group
         first = group.exceptions[0]
@@ -462,6 +477,8 @@ def collect(
         sys.setswitchinterval(switch)
         signal.signal(signal.SIGTERM, sigterm)  # the event loop's run leaves the default handler behind
     result.client_busy = recorder.busy_reasons()
+    if not lead:
+        return result
     # The endpoints' own CloudWatch metrics for the experiments that ran (SageMaker, Bedrock).
     cloudwatch.after_collect(
         loaded,

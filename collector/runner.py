@@ -306,14 +306,19 @@ async def open_loop(
     due: Sequence[tuple[int, float]],
     cap: int | None,
     job: Callable[[int, int, Due], Coroutine[Any, Any, None]],
+    origin_ns: int | None = None,
 ) -> None:
     """Start ``job(index, slot, due)`` for each ``(index, offset_s)`` when it is due, whatever is in flight.
 
-    Offsets are seconds from now. With a ``cap``, a request due while ``cap`` are in flight waits
-    for one to end (its wait is lateness, recorded in its row). ``slot`` is the lowest free
-    in-flight slot, so the ``worker`` column of an open-loop row still says how many were busy.
+    Offsets are seconds from ``origin_ns`` on ``time.perf_counter_ns()``'s clock (by default now;
+    the collector processes of one run share one, see :mod:`fmb.collector.team`). With a ``cap``,
+    a request due while ``cap`` are in flight waits for one to end (its wait is lateness,
+    recorded in its row). ``slot`` is the lowest free in-flight slot, so the ``worker`` column
+    of an open-loop row still says how many were busy.
     """
-    origin_perf, origin_wall = time.perf_counter_ns(), time.time_ns()
+    now_perf, now_wall = time.perf_counter_ns(), time.time_ns()
+    origin_perf = now_perf if origin_ns is None else origin_ns
+    origin_wall = now_wall + (origin_perf - now_perf)
     free: list[int] = []
     busy = 0
     ended = asyncio.Event()
@@ -372,6 +377,7 @@ async def run_cell(
     warmup: bool = True,
     load: ClientLoad | None = None,
     shard: Shard = WHOLE,
+    origin_ns: int | None = None,
 ) -> None:
     """Warm-up requests, then ``cell.requests`` measured ones, each written through ``sink``.
 
@@ -380,9 +386,13 @@ async def run_cell(
     measured requests to those indices (a resumed cell). A request cut off by
     cancellation (Ctrl-C) is written as a ``cancelled`` row before the cancellation goes on.
     ``load`` counts the requests in flight for the client telemetry. A ``shard`` sends only
-    its part of the cell, from its worker slots (see :mod:`fmb.collector.shard`).
+    its part of the cell, from its worker slots (see :mod:`fmb.collector.shard`). ``origin_ns``
+    (``time.perf_counter_ns()``'s clock) is when the cell starts: the collector processes of one
+    run start each cell together (see :mod:`fmb.collector.team`); by default it starts now.
     """
     load = load or ClientLoad()
+    if origin_ns is not None:
+        await _until(origin_ns)
     schedule = cell.schedule
     picks = prompts
     if schedule is not None and schedule.input_lengths is not None:
@@ -422,12 +432,14 @@ async def run_cell(
         mine = shard.indices(cell.concurrency, wanted)
         if not mine:
             return
-        first = schedule.offsets[mine[0]]
+        # From the cell's first request, whichever shard sends it: the shards keep one schedule.
+        first = schedule.offsets[wanted[0]]
         cap = len(shard.slots(cell.concurrency))
         await open_loop(
             [(i, schedule.offsets[i] - first) for i in mine],
             cap,
             lambda index, w, due: timed_job(index, w, index < cell.warmup, due),
+            origin_ns,
         )
         return
     slots = shard.slots(cell.concurrency)

@@ -2,4 +2,5 @@
 
 from fmb.cli import main
 
-main()
+if __name__ == "__main__":  # not when a collector process (fmb collect --processes) imports it
+    main()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -203,6 +204,22 @@ class ShardType(click.ParamType):
             self.fail(str(exc), param, ctx)
 
 
+class ProcessesType(click.ParamType):
+    """--processes N|auto: collector processes on this host (auto: one per core)."""
+
+    name = "N|auto"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().lower()
+        if text == "auto":
+            return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+        if text.isdigit() and 1 <= int(text) <= 256:
+            return int(text)
+        self.fail(f"{value!r} is not a number of processes from 1 to 256, or auto (one per core)", param, ctx)
+
+
 @cli.command()
 @config_options
 @click.option(
@@ -232,6 +249,15 @@ class ShardType(click.ParamType):
     help="Send only the missing requests of this cut-short run (interrupted, failed or abandoned), "
     "into the same run; the config must be the one the run was started with.",
 )
+@click.option(
+    "--processes",
+    "processes",
+    type=ProcessesType(),
+    default="1",
+    show_default=True,
+    help="Collector processes on this host, each with its own event loop, that send the run together and start "
+    "every cell at once (auto: one per core); for request rates one Python process cannot keep up with.",
+)
 def collect(
     config: str,
     assignments: tuple[str, ...],
@@ -241,6 +267,7 @@ def collect(
     run_id: str | None,
     shard: Shard | None,
     resume: str | None,
+    processes: int,
 ) -> None:
     """Send CONFIG's requests and write one Parquet row per request.
 
@@ -250,7 +277,8 @@ def collect(
     the next `fmb collect` or `fmb build` records such a run as abandoned, and
     `--resume RUN_ID` sends what it did not. With `--shard I/N` and one `--run-id`, N
     collectors split the run's requests (see the README); each resumes its own with
-    `--resume RUN_ID --shard I/N`.
+    `--resume RUN_ID --shard I/N`. With `--processes N`, N processes on this host do the
+    same, starting every cell together; resume such a run with `--resume RUN_ID --processes N`.
     """
     from fmb.collector.collect import collect as run_collect
     from fmb.collector.shard import WHOLE
@@ -267,23 +295,35 @@ def collect(
         raise click.UsageError(
             f"--shard {shard.label} needs --run-id RUN_ID (the same for every shard) or --resume RUN_ID."
         )
+    if processes > 1 and shard is not None and not shard.is_whole:
+        raise click.UsageError(
+            f"--processes {processes} splits the run between processes on this host, --shard {shard.label} between "
+            "hosts: give one of them (each host's collector as its own shard)."
+        )
     loaded, place = _load_at(config, assignments, results)
     # Pushed every few seconds while it runs; a resumed run needs its rows first.
     pull = [f"payloads/{slug(loaded.name)}", *(["raw"] if resume else [])]
     with place.session(*pull, background=True) as local:
         layout = ResultsLayout(local)
         endpoints = resolve_endpoints(loaded, layout, experiments)
-        outcome = run_collect(
-            loaded,
-            layout,
-            endpoints,
-            quiet=quiet,
-            only=experiments,
-            console=console,
-            resume=resume,
-            run_id=run_id,
-            shard=shard or WHOLE,
-        )
+        if processes > 1:
+            from fmb.collector.team import collect_in_processes
+
+            outcome = collect_in_processes(
+                loaded, layout, endpoints, processes, quiet=quiet, only=experiments, resume=resume, run_id=run_id
+            )
+        else:
+            outcome = run_collect(
+                loaded,
+                layout,
+                endpoints,
+                quiet=quiet,
+                only=experiments,
+                console=console,
+                resume=resume,
+                run_id=run_id,
+                shard=shard or WHOLE,
+            )
     results_path = place.local
     _say_recovered(outcome.recovered)
     if outcome.resumed_requests is not None:
@@ -295,9 +335,12 @@ def collect(
     print_collect_summary(console, outcome, ResultsLayout(results_path))
     print_left_running(console, still_running(loaded, results_path), str(config), results_path)
     if outcome.status == "interrupted":
+        again = f" --processes {processes}" if processes > 1 else ""
+        if shard is not None and not shard.is_whole:
+            again = f" --shard {shard.label}"
         console.print(
             f"To send the requests this run did not: fmb collect {config} --results {place} "
-            f"--resume {outcome.run_id}" + ("" if shard is None or shard.is_whole else f" --shard {shard.label}"),
+            f"--resume {outcome.run_id}{again}",
             highlight=False,
             markup=False,
             soft_wrap=True,
