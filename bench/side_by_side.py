@@ -367,9 +367,11 @@ class Fmb:
                 handle.write(json.dumps({"inputs": text}) + "\n")
         self.keys = {prompt_id(t): t for t in texts}
         self.fixed_cpu_s = 0.0
+        self.processes = 1
 
     def run(self, url: str, concurrency: int, rounds: int, tokens: int, warmup: int) -> tuple[float, float, Any]:
-        """One collect() of one cell; returns its CPU seconds, wall seconds and the requests table."""
+        """One collect() of one cell (with ``self.processes`` collector processes, as `fmb collect --processes`);
+        returns its CPU seconds (the processes' too), wall seconds and the requests table."""
         import pyarrow.dataset as ds
 
         from fmb.collector.collect import collect
@@ -393,17 +395,24 @@ class Fmb:
         loaded = load_config(config, results_dir=self.layout.root)
         endpoints = resolve_endpoints(loaded, self.layout, ())
         cpu, wall = cpu_s(), time.perf_counter()
-        result = collect(loaded, self.layout, endpoints, quiet=True)
+        if self.processes > 1:
+            from fmb.collector.team import collect_in_processes
+
+            result = collect_in_processes(loaded, self.layout, endpoints, self.processes, quiet=True)
+        else:
+            result = collect(loaded, self.layout, endpoints, quiet=True)
         cpu, wall = cpu_s() - cpu, time.perf_counter() - wall
         if result.status != "completed":
             raise RuntimeError(f"fmb collect ended {result.status}: {result.message}")
         folder = self.layout.requests_dir("bench", result.run_id)
         return cpu, wall, ds.dataset(sorted(folder.glob("part-*.parquet")), format="parquet").to_table()
 
-    def calibrate(self, url: str, tokens: int) -> None:
+    def calibrate(self, url: str, tokens: int, processes: int = 1) -> None:
         """The CPU of a run of one request: start-up, not per request (also warms up imports and caches)."""
-        self.run(url, 1, 1, tokens, 0)
-        cpus = [self.run(url, 1, 1, tokens, 0)[0] for _ in range(3)]
+        self.processes = processes
+        concurrency = processes  # one request from each process
+        self.run(url, concurrency, 1, tokens, 0)
+        cpus = [self.run(url, concurrency, 1, tokens, 0)[0] for _ in range(3)]
         self.fixed_cpu_s = statistics.median(cpus)
 
     def cell(self, url: str, concurrency: int, rounds: int, tokens: int) -> Result:
@@ -432,7 +441,7 @@ class Fmb:
         measured = [r for r in rows if not r["is_warmup"] and r["status"] == "ok"]
         window = (max(r["ended_at"] for r in measured) - min(r["started_at"] for r in measured)).total_seconds()
         return Result(
-            "fmb",
+            "fmb" if self.processes == 1 else f"fmb x{self.processes}",
             concurrency,
             len(measured),
             len(rows),
@@ -633,6 +642,13 @@ def main() -> None:
         "--max-rate-concurrency", type=int, action="append", help="levels against the zero-delay server (default 64)"
     )
     parser.add_argument("--max-rate-requests", type=int, default=10000, help="requests per zero-delay level")
+    parser.add_argument(
+        "-p",
+        "--processes",
+        type=int,
+        action="append",
+        help="fmb's collector processes at the maximum rate (fmb collect --processes; default 1 2)",
+    )
     parser.add_argument("--no-streams", action="store_true", help="only the maximum rate")
     parser.add_argument("--no-max-rate", action="store_true", help="only the delayed streams")
     parser.add_argument("--tokenizer", type=Path, help="a tokenizer.json for fmb's token counts (default: the tests')")
@@ -692,22 +708,30 @@ def main() -> None:
                         print(line(result), flush=True)
         if not args.no_max_rate:
             with server_process(0, 0, args.tokens, args.server_uvloop) as url:
-                fmb.calibrate(url, args.tokens)
                 if ip:
                     ip.calibrate(url)
                 print(f"\nMaximum rate (zero-delay server, {args.tokens} tokens written at once)")
                 print(RATE_HEADER, flush=True)
                 for c in rate_levels:
                     rounds = max(math.ceil(args.max_rate_requests / c), 1)
-                    result = fmb.cell(url, c, rounds, args.tokens)
-                    rates["fmb"].append(result)
-                    print(rate_line(result), flush=True)
+                    for processes in args.processes or [1, 2]:
+                        fmb.calibrate(url, args.tokens, processes)
+                        result = fmb.cell(url, c, rounds, args.tokens)
+                        rates["fmb" if processes == 1 else "fmb-processes"].append(result)
+                        print(rate_line(result), flush=True)
                     if ip:
                         result = ip.cell(url, c, c * (rounds + 1))
                         rates["inference-perf"].append(result)
                         print(rate_line(result), flush=True)
     print("\nfmb against issue 15's goals (on a quiet 2-core machine; this one may be busy):")
     print("\n".join(goals(streamed["fmb"], rates["fmb"])))
+    for one in rates["fmb"]:
+        for more in (r for r in rates["fmb-processes"] if r.concurrency == one.concurrency):
+            print(
+                f"  {more.client} at c={more.concurrency}: {_ms(more.rate, 0).strip()} requests/s against "
+                f"{_ms(one.rate, 0).strip()} with one process, {_ms(more.cpu_ms_per_request, 0).strip()} ms CPU each "
+                f"against {_ms(one.cpu_ms_per_request, 0).strip()} (the server shares these cores)"
+            )
 
 
 if __name__ == "__main__":
