@@ -35,8 +35,9 @@ class Schedule:
 
     offsets: tuple[float, ...]
     warmup: int
-    # Trace replay: each request's input length (tokens) from the trace, when it gave one.
+    # Trace replay: each request's input and output lengths (tokens) from the trace, where it gave them.
     input_lengths: tuple[int | None, ...] | None = None
+    output_lengths: tuple[int | None, ...] | None = None
 
     @property
     def requests(self) -> int:
@@ -105,10 +106,11 @@ def open_loop(
 class TraceRequest:
     offset_s: float
     input_length: int | None
+    output_length: int | None = None
 
 
 def read_trace(path: Path) -> list[TraceRequest]:
-    """A trace file: JSONL with ``timestamp`` (seconds) and optional ``input_length`` (tokens) per request.
+    """A trace file: JSONL with ``timestamp`` (seconds), optional ``input_length`` and ``output_length`` (tokens).
 
     Offsets are from the earliest timestamp; lines are sorted by it.
     """
@@ -118,7 +120,7 @@ def read_trace(path: Path) -> list[TraceRequest]:
         raise CollectError(
             f"cannot read the trace file {path} ({exc.strerror or exc}).", hint="Check load.trace_file."
         ) from None
-    out: list[tuple[float, int | None]] = []
+    out: list[tuple[float, int | None, int | None]] = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -130,14 +132,21 @@ def read_trace(path: Path) -> list[TraceRequest]:
         if isinstance(stamp, bool) or not isinstance(stamp, int | float) or not math.isfinite(stamp):
             raise CollectError(
                 f"trace file {path} line {number} has no number under 'timestamp'.",
-                hint='Each line is {"timestamp": <seconds>, "input_length": <tokens>} (input_length optional).',
+                hint='Each line is {"timestamp": <seconds>, "input_length": <tokens>, "output_length": <tokens>} '
+                "(the lengths optional).",
             )
-        length = record.get("input_length")
-        if length is not None and (isinstance(length, bool) or not isinstance(length, int) or length < 0):
-            raise CollectError(f"trace file {path} line {number}: 'input_length' must be a whole number of tokens.")
-        out.append((float(stamp), length))
+        lengths = []
+        for key, least in (("input_length", 0), ("output_length", 1)):
+            length = record.get(key)
+            if length is not None and (isinstance(length, bool) or not isinstance(length, int) or length < least):
+                raise CollectError(
+                    f"trace file {path} line {number}: {key!r} must be a whole number of tokens"
+                    + (", at least 1." if least else ".")
+                )
+            lengths.append(length)
+        out.append((float(stamp), lengths[0], lengths[1]))
     if not out:
         raise CollectError(f"trace file {path} holds no request.")
     out.sort(key=lambda r: r[0])
     first = out[0][0]
-    return [TraceRequest(stamp - first, length) for stamp, length in out]
+    return [TraceRequest(stamp - first, inputs, outputs) for stamp, inputs, outputs in out]

@@ -114,7 +114,12 @@ def _cell(
     schedule: Schedule
     if load.mode == "trace":
         trace = read_trace(_trace_path(loaded, exp))
-        schedule = Schedule(tuple(t.offset_s / exp.level for t in trace), 0, tuple(t.input_length for t in trace))
+        schedule = Schedule(
+            tuple(t.offset_s / exp.level for t in trace),
+            0,
+            tuple(t.input_length for t in trace),
+            tuple(t.output_length for t in trace),
+        )
     else:
         schedule = open_loop(
             load.mode,

@@ -14,7 +14,7 @@ import heapq
 import random
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from itertools import pairwise
 from typing import Any
@@ -397,12 +397,15 @@ async def run_cell(
     picks = prompts
     if schedule is not None and schedule.input_lengths is not None:
         picks = nearest_prompts(prompts, schedule.input_lengths, rows.prompt_tokens)
+    outputs = schedule.output_lengths if schedule is not None else None
 
     def job_for(is_warmup: bool) -> Callable[[int, int], Coroutine[Any, Any, None]]:
         return lambda index, w: timed_job(index, w, is_warmup, None)
 
     async def timed_job(index: int, w: int, is_warmup: bool, due: Due | None) -> None:
         request = picks[index % len(picks)]
+        if outputs is not None and outputs[index] is not None:
+            request = replace(request, max_output_tokens=outputs[index])  # the trace's output length
         rec = Recorder()
         load.start()
         try:

@@ -19,7 +19,7 @@ from fmb.collector.arrivals import level_seed, open_loop, read_trace
 from fmb.collector.mock.process import mock_server
 from fmb.collector.runner import Due, nearest_prompts, waves
 from fmb.collector.runner import open_loop as run_open_loop
-from fmb.collector.targets.base import Request
+from fmb.collector.targets.base import EndpointError, Request, with_output_limit
 from fmb.config.schema import Experiment, Load
 from fmb.errors import CollectError
 from fmb.warehouse.build import warehouse_path
@@ -100,13 +100,38 @@ def test_the_config_refuses_incomplete_or_contradictory_load() -> None:
 
 def test_a_trace_is_read_sorted_and_from_its_first_timestamp(tmp_path: Path) -> None:
     path = tmp_path / "t.jsonl"
-    path.write_text('{"timestamp": 12.5, "input_length": 7}\n\n{"timestamp": 10}\n{"timestamp": 11, "x": 1}\n')
-    assert [(t.offset_s, t.input_length) for t in read_trace(path)] == [(0.0, None), (1.0, None), (2.5, 7)]
+    path.write_text(
+        '{"timestamp": 12.5, "input_length": 7}\n\n{"timestamp": 10, "output_length": 9}\n{"timestamp": 11, "x": 1}\n'
+    )
+    assert [(t.offset_s, t.input_length, t.output_length) for t in read_trace(path)] == [
+        (0.0, None, 9),
+        (1.0, None, None),
+        (2.5, 7, None),
+    ]
+    path.write_text('{"timestamp": 1, "output_length": 0}\n')
+    with pytest.raises(CollectError, match="line 1: 'output_length' must be a whole number of tokens, at least 1"):
+        read_trace(path)
     path.write_text('{"timestamp": "soon"}\n')
     with pytest.raises(CollectError, match="line 1 has no number under 'timestamp'"):
         read_trace(path)
     with pytest.raises(CollectError, match="cannot read the trace file"):
         read_trace(tmp_path / "missing.jsonl")
+
+
+def test_a_traces_output_length_is_set_wherever_the_api_keeps_its_maximum_tokens() -> None:
+    parameters = {"max_new_tokens": 100, "temperature": 0.1}
+    tgi = {"inputs": "hi", "parameters": parameters}
+    limited = with_output_limit(tgi, Request("p", "hi", {}, max_output_tokens=7))
+    assert limited == {"inputs": "hi", "parameters": {"max_new_tokens": 7, "temperature": 0.1}}
+    assert parameters["max_new_tokens"] == 100  # the experiment's own parameters are not touched
+    chat = {"messages": [], "max_tokens": 64, "stream": True}
+    assert with_output_limit(chat, Request("p", "hi", {}, max_output_tokens=5))["max_tokens"] == 5
+    assert with_output_limit(chat, Request("p", "hi", {})) is chat  # no output length: sent as configured
+    with pytest.raises(EndpointError, match="no maximum-tokens parameter") as failed:
+        with_output_limit(
+            {"inputs": "hi", "parameters": {"temperature": 0}}, Request("p", "hi", {}, max_output_tokens=5)
+        )
+    assert failed.value.error_type == "output_length_not_applied"
 
 
 def test_trace_requests_send_the_prompt_nearest_their_input_length() -> None:
@@ -170,7 +195,10 @@ def test_waves_start_only_when_the_last_wave_has_ended() -> None:
 @pytest.mark.slow
 def test_open_loop_waves_and_trace_end_to_end(tmp_path: Path, cli_runner) -> None:
     (tmp_path / "trace.jsonl").write_text(
-        "".join(f'{{"timestamp": {100 + 0.15 * k:.2f}, "input_length": {40 + k}}}\n' for k in range(12))
+        "".join(
+            f'{{"timestamp": {100 + 0.15 * k:.2f}, "input_length": {40 + k}, "output_length": {3 + k}}}\n'
+            for k in range(12)
+        )
     )
     extra = """
     - name: open
@@ -254,10 +282,12 @@ def test_open_loop_waves_and_trace_end_to_end(tmp_path: Path, cli_runner) -> Non
         rows = query(
             wh,
             "select request_index, date_diff('microsecond', min(scheduled_at) over (), scheduled_at) / 1e6 as due_s,"
-            " send_lateness_ms, prompt_id from requests where experiment = ? order by request_index",
+            " send_lateness_ms, prompt_id, completion_tokens from requests where experiment = ? order by request_index",
             [name],
         )
         assert [r["request_index"] for r in rows] == list(range(12))
+        # Each request generated the trace's output length (the mock stops at max_tokens, below its 16).
+        assert [r["completion_tokens"] for r in rows] == [3 + k for k in range(12)]
         assert [r["due_s"] for r in rows] == pytest.approx([0.15 * k / speed for k in range(12)], abs=2e-3)
         assert cells[name]["trace_speedup"] == speed
         assert cells[name]["request_rate_per_s"] == pytest.approx(speed / 0.15, rel=1e-6)

@@ -28,6 +28,52 @@ class Request:
     prompt_id: str
     prompt: str
     payload: dict[str, Any]  # the payload line as read (inputs, ground_truth, question, ...)
+    # Trace replay: the output length the trace gave this request, sent as its maximum new tokens.
+    max_output_tokens: int | None = None
+
+
+# What the APIs fmb speaks call the most tokens to generate (in the parameters or beside them).
+OUTPUT_LIMIT_KEYS = frozenset(
+    {"max_tokens", "max_new_tokens", "max_completion_tokens", "n_predict", "num_predict", "maxTokens",
+     "max_gen_len", "max_tokens_to_sample"}
+)  # fmt: skip
+
+
+def with_output_limit(body: dict[str, Any], request: Request) -> dict[str, Any]:
+    """``body`` with every maximum-new-tokens setting in it (at the top or one object down, e.g.
+    ``parameters`` or ``inferenceConfig``) set to the request's ``max_output_tokens``; a copy, the
+    experiment's parameters stay as they are. Without a limit the body is returned as it is.
+
+    Raises :class:`EndpointError` when the body has no such setting to set: the request is then a
+    failed row that says so, rather than one that silently generated another length.
+    """
+    limit = request.max_output_tokens
+    if limit is None:
+        return body
+    found = False
+
+    def limited(part: dict[str, Any], depth: int) -> dict[str, Any]:
+        nonlocal found
+        out: dict[str, Any] = {}
+        for key, value in part.items():
+            if key in OUTPUT_LIMIT_KEYS and not isinstance(value, dict):
+                out[key], found = limit, True
+            elif isinstance(value, dict) and depth == 0:
+                out[key] = limited(value, 1)
+            else:
+                out[key] = value
+        return out
+
+    body = limited(body, 0)
+    if not found:
+        raise EndpointError(
+            "output_length_not_applied",
+            f"the trace gives this request an output length ({limit} tokens), but the request has no maximum-tokens "
+            f"parameter to set it in ({', '.join(sorted(OUTPUT_LIMIT_KEYS))}); add one to the experiment's "
+            "inference parameters",
+            status="error",
+        )
+    return body
 
 
 @dataclass

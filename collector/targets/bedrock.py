@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fmb.collector.targets.aws import Boto3Target
-from fmb.collector.targets.base import EndpointError, Recorder, Request, Usage, as_int
+from fmb.collector.targets.base import EndpointError, Recorder, Request, Usage, as_int, with_output_limit
 from fmb.config import LoadedConfig, ResolvedExperiment
 from fmb.errors import CollectError
 from fmb.pricing import base_model
@@ -162,8 +162,11 @@ class BedrockTarget(Boto3Target):
             "modelId": self.model,
             "messages": [{"role": "user", "content": [{"text": request.prompt}]}],
         }
-        if self.inference_config:
-            kwargs["inferenceConfig"] = self.inference_config
+        config = dict(self.inference_config or {})
+        if request.max_output_tokens is not None:
+            config["maxTokens"] = request.max_output_tokens  # a trace's output length
+        if config:
+            kwargs["inferenceConfig"] = config
         if self.additional:
             kwargs["additionalModelRequestFields"] = self.additional
         if not self.stream:
@@ -190,7 +193,7 @@ class BedrockTarget(Boto3Target):
 
     def _invoke_model(self, request: Request, rec: Recorder, cancel: threading.Event) -> Usage:
         assert self.family is not None
-        body = json.dumps(self.family.body(request.prompt, self.params))
+        body = json.dumps(with_output_limit(self.family.body(request.prompt, self.params), request))
         if not self.stream:
             response = self.client.invoke_model(
                 modelId=self.model, body=body, contentType="application/json", accept="application/json"

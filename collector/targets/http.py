@@ -24,7 +24,15 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 
-from fmb.collector.targets.base import EndpointError, Recorder, Request, Target, Usage, http_error
+from fmb.collector.targets.base import (
+    EndpointError,
+    Recorder,
+    Request,
+    Target,
+    Usage,
+    http_error,
+    with_output_limit,
+)
 from fmb.collector.targets.streams import json_lines, sse_data
 from fmb.config import ResolvedExperiment
 from fmb.errors import CollectError
@@ -160,7 +168,7 @@ class HttpTarget(Target):
             ) from None
 
     async def send(self, request: Request, rec: Recorder) -> Usage:
-        body = json.dumps(self.body(request)).encode()
+        body = json.dumps(with_output_limit(self.body(request), request)).encode()
         try:
             return await self._post(self.session, body, rec)
         except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError):

@@ -16,7 +16,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from fmb.collector.targets.aws import Boto3Target
-from fmb.collector.targets.base import EndpointError, Recorder, Request, Usage
+from fmb.collector.targets.base import EndpointError, Recorder, Request, Usage, with_output_limit
 from fmb.collector.targets.containers import tgi_chunk, tgi_whole
 from fmb.collector.targets.http import Chunk
 from fmb.collector.targets.openai import openai_chunk
@@ -96,7 +96,7 @@ class SageMakerTarget(Boto3Target):
         return body
 
     def invoke(self, request: Request, rec: Recorder, cancel: threading.Event) -> Usage:
-        body = json.dumps(self.body(request)).encode()
+        body = json.dumps(with_output_limit(self.body(request), request)).encode()
         kwargs: dict[str, Any] = {"EndpointName": self.endpoint_name, "Body": body, "ContentType": "application/json"}
         if self.exp.spec.production_variant_name:
             kwargs["TargetVariant"] = self.exp.spec.production_variant_name

@@ -489,7 +489,8 @@ class Load(Section):
     trace_file: str | None = Field(
         None,
         description="fmb (trace): JSONL, one request a line: timestamp (seconds), optional input_length (tokens: "
-        "the prompt of the payload file nearest in length is sent).",
+        "the prompt of the payload file nearest in length is sent) and output_length (tokens: the request's "
+        "maximum new tokens).",
     )
     stop_past_knee: bool = Field(
         False,
