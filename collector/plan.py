@@ -100,7 +100,7 @@ def _trace_path(loaded: LoadedConfig, exp: ResolvedExperiment) -> Path:
     )
 
 
-def _cell(
+def plan_cell(
     loaded: LoadedConfig, exp: ResolvedExperiment, payload_file: str, prompts: int, concurrency: int | None
 ) -> Cell:
     """A cell of ``exp``: closed loop or waves at ``concurrency``, or a load level's schedule."""
@@ -164,7 +164,7 @@ def make_plan(loaded: LoadedConfig, layout: ResultsLayout, only: tuple[str, ...]
     prompts = {pf: load_payload(payload_dir / pf) for e in experiments for pf in e.spec.payload_files}
     cells = {
         e.name: [
-            _cell(loaded, e, pf, len(prompts[pf]), c)
+            plan_cell(loaded, e, pf, len(prompts[pf]), c)
             for pf in e.spec.payload_files
             for c in (
                 [None]

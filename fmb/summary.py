@@ -100,7 +100,8 @@ def load_summary(load: Load) -> str:
 
 
 def print_config_summary(console: Console, loaded: LoadedConfig, layout: ResultsLayout) -> None:
-    from fmb.collector.plan import requests_per_cell
+    from fmb.collector.plan import load_levels, plan_cell, requests_per_cell
+    from fmb.errors import FmbError
 
     cfg = loaded.config
     redact = loaded.redactor()
@@ -145,7 +146,24 @@ def print_config_summary(console: Console, loaded: LoadedConfig, layout: Results
             console.print(f"  load: {load_summary(spec.load)}", highlight=False, soft_wrap=True, markup=False)
         for pf in spec.payload_files:
             path = payload_dir / pf
-            if path.is_file():
+            if path.is_file() and spec.load.is_open:
+                n = _count_lines(path)
+                levels = []
+                for level in load_levels([exp]):
+                    try:
+                        cell = plan_cell(loaded, level, pf, n, None)
+                    except FmbError as exc:
+                        levels.append(f"{level.name}: {exc.message}")
+                        continue
+                    total += cell.requests
+                    levels.append(f"{level.name}: {cell.requests}")
+                console.print(
+                    f"  {pf} ({n} prompts) measured requests per level: {', '.join(levels)}",
+                    highlight=False,
+                    soft_wrap=True,
+                    markup=False,
+                )
+            elif path.is_file():
                 n = _count_lines(path)
                 counts = [
                     requests_per_cell(n, c, ds.min_iters_per_combination, ds.max_iters_per_combination)

@@ -80,6 +80,28 @@ def test_a_duration_bounds_the_level() -> None:
     assert schedule.requests == pytest.approx(100, rel=0.3)
 
 
+def test_config_check_counts_each_load_levels_requests(tmp_path: Path, cli_runner) -> None:
+    extra = """
+    - name: open
+      api: openai-chat
+      endpoint_url: http://127.0.0.1:9/v1
+      instance_type: local.cpu
+      inference_spec: {parameter_set: chat}
+      payload_files: [payload_en_40-60.jsonl]
+      concurrency_levels: [1]
+      load: {mode: constant, rates: [2, 5], duration_s: 3}
+    """
+    config = make_config(tmp_path, "http://127.0.0.1:9", concurrency=(1, 2), rounds=3, extra=extra)
+    results = tmp_path / "results"
+    assert run_cli(cli_runner, "prepare", str(config), "--results", str(results)).exit_code == 0
+    checked = run_cli(cli_runner, "config", "check", str(config), "--results", str(results))
+    assert checked.exit_code == 0, checked.output
+    # A constant rate for 3 s, one gap before the first: 0.5 .. 2.5 s and 0.2 .. 2.8 s, whatever the
+    # concurrency levels say; plus the closed-loop experiment's 3 rounds at c = 1 and 2.
+    assert "measured requests per level: open@2rps: 5, open@5rps: 14" in checked.output
+    assert "requests planned for the prepared payload files: 28" in checked.output
+
+
 def test_the_config_refuses_incomplete_or_contradictory_load() -> None:
     with pytest.raises(ValidationError, match=r"needs load\.rates"):
         Load(mode="poisson")
