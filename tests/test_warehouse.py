@@ -282,3 +282,32 @@ def test_build_without_runs_is_a_clear_error(tmp_path: Path) -> None:
 
     with pytest.raises(FmbError, match="no run in"):
         build(tmp_path / "results")
+
+
+# Columns the collector writes today that an older fmb's files lack (the load modes' and the SLOs').
+NEWER_COLUMNS = {
+    "requests": ["scheduled_at", "send_lateness_ms"],
+    "experiments": [
+        "config_experiment", "load_mode", "request_rate_per_s", "burstiness", "trace_speedup", "max_in_flight",
+        "ramp_up_s", "arrival_seed", "knee_min_throughput_gain", "knee_min_slo_attainment", "lateness_threshold_ms",
+        "slo_ttft_ms", "slo_tpot_ms", "slo_e2e_latency_ms",
+    ],
+    "cells": ["skip_reason"],
+}  # fmt: skip
+
+
+def test_results_of_an_older_fmb_build_into_the_same_marts(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    write_run(tmp_path, results, 3, datetime(2026, 1, 3, tzinfo=UTC))
+    build(results)
+    assert not list((results / "raw").rglob("fmb-columns.parquet"))  # today's files need no stub
+    before = {name: sorted(map(repr, marts(results, name))) for name in MARTS}
+    for table, columns in NEWER_COLUMNS.items():
+        for path in (results / "raw" / table).rglob("*.parquet"):
+            old = pq.read_table(path)
+            pq.write_table(old.drop_columns([c for c in columns if c in old.column_names]), path)
+    build(results)
+    after = {name: sorted(map(repr, marts(results, name))) for name in MARTS}
+    assert after == before
+    stubs = sorted(p.relative_to(results / "raw").parts[0] for p in (results / "raw").rglob("fmb-columns.parquet"))
+    assert stubs == sorted(NEWER_COLUMNS)

@@ -154,6 +154,7 @@ def build(
         layout = ResultsLayout(results)
         recovered = recover_abandoned(layout)
         _record_unplanned_runs(layout)
+        _record_current_schemas(layout)
         check_warehouse_free(warehouse_path(results))
         outcome = _run_dbt(results, args)
     if outcome.exception is not None:
@@ -207,6 +208,50 @@ def _record_unplanned_runs(layout: ResultsLayout) -> None:
         if not any((layout.raw / table).glob("*/*/*.parquet")):
             folder = layout.evaluation_dir(table, NO_EVALUATION, NO_EVALUATION)
             write_atomic([], TABLES[table], folder / "part-00000.parquet")
+
+
+# The partition folders of each raw table's files (sources.yml's globs): the stub of today's columns goes there.
+PARTITIONS = {
+    "requests": ("experiment", "run_id"),
+    "prompts": ("benchmark",),
+    "evaluations": ("run_id", "evaluation_id"),
+    "evaluation_scores": ("run_id", "evaluation_id"),
+}
+SCHEMA_STUB = "fmb-columns.parquet"
+
+
+def _record_current_schemas(layout: ResultsLayout) -> None:
+    """Results written by an older fmb get one empty file with today's columns in each raw table that lacks them.
+
+    DuckDB's ``read_parquet(..., union_by_name = true)`` gives a column that only some files
+    have as NULL in the others, but a column that no file has does not exist, and the models
+    that name it fail. When a table's newest file lacks a column of today's schema (every file
+    then may), an empty file with today's columns is written under ``_none`` partitions that no
+    run, experiment or benchmark has: it adds the columns and no row. It is rewritten when fmb's
+    columns change again.
+    """
+    import pyarrow.parquet as pq
+
+    from fmb.collector.parquet_io import write_atomic
+    from fmb.collector.schemas import TABLES
+
+    for table, schema in TABLES.items():
+        folder = layout.raw / table
+        stub = folder.joinpath(*(f"{p}={NO_EVALUATION}" for p in PARTITIONS.get(table, ("run_id",))), SCHEMA_STUB)
+        wanted = set(schema.names)
+        if stub.is_file() and wanted <= set(pq.read_schema(stub).names):
+            continue
+        depth = len(PARTITIONS.get(table, ("run_id",)))
+        files = [f for f in folder.glob("/".join(["*"] * depth + ["*.parquet"])) if f != stub]
+        if not files:
+            continue  # nothing to read: the tables without files are handled above, or stay empty
+        newest = max(files, key=lambda f: f.stat().st_mtime_ns)
+        try:
+            columns = set(pq.read_schema(newest).names)
+        except Exception:
+            continue
+        if not wanted <= columns:
+            write_atomic([], schema, stub)
 
 
 def _run_dbt(results: Path, args: list[str]) -> dbtRunnerResult:
