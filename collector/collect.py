@@ -318,7 +318,8 @@ async def _run_experiment(
                 continue
             missing = resumption.missing[cell] if resumption else None
             stats = CellStats()
-            meter = LevelMeter(exp.spec.slo)
+            # Only a sweep with a time-per-token objective counts tokens on the event loop.
+            meter = LevelMeter(exp.spec.slo, counter if load_spec.stop_past_knee and exp.spec.slo.tpot_ms else None)
             progress.start_cell(replace(cell, requests=_requests_to_send(cell, shard, missing)), stats)
 
             def sink(

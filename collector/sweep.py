@@ -7,7 +7,8 @@ under ``knee_min_slo_attainment``, or its client fell behind its schedule (p99 s
 over ``lateness_threshold_ms``). These are estimates from the rows as they are written, only
 to decide what to send; the knee itself, and every figure, come from the warehouse
 (``load_curves``), which applies the same rule to the exact figures. The time per output
-token objective is checked live only for rows with the server's token count.
+token objective counts the server's completion tokens, else the client's (the tokenizer's
+count of the text, taken here only when there is such an objective), as the warehouse does.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class LevelMeter:
     """What one cell (a level of a curve) measured so far."""
 
     slo: Slo
+    counter: Any = None  # counts a completion's tokens when the server gave no count (a TokenCounter)
     measured: int = 0
     successes: int = 0
     within_slo: int = 0
@@ -53,8 +55,12 @@ class LevelMeter:
             return False
         if slo.e2e_latency_ms is not None and row["e2e_latency_ms"] > slo.e2e_latency_ms:
             return False
+        if slo.tpot_ms is None:
+            return True
         tokens = row.get("completion_tokens_server")
-        if slo.tpot_ms is not None and tokens and tokens > 1 and row["ttft_ms"] is not None:
+        if tokens is None and self.counter is not None:
+            tokens = self.counter.count_completion(row.get("completion_text") or "")
+        if tokens and tokens > 1 and row["ttft_ms"] is not None and row["ttlt_ms"] is not None:
             return bool((row["ttlt_ms"] - row["ttft_ms"]) / (tokens - 1) <= slo.tpot_ms)
         return True
 

@@ -376,6 +376,17 @@ def test_a_level_meter_and_the_sweep_rule() -> None:
     assert meter.requests_per_s == pytest.approx(2 / 3)
     assert meter.slo_attainment == 0
 
+    # Without the server's count the client's tokenizer counts the text: 9 words, 8 gaps of 40 / 8 = 5 ms.
+    class Words:
+        def count_completion(self, text: str) -> int:
+            return len(text.split())
+
+    counted = LevelMeter(Slo(tpot_ms=5), counter=Words())
+    counted.add(row(0) | {"completion_tokens_server": None, "completion_text": "a " * 9})
+    assert counted.within_slo == 1
+    counted.add(row(1) | {"completion_tokens_server": None, "completion_text": "a " * 5})  # 4 gaps of 10 ms
+    assert (counted.measured, counted.within_slo) == (2, 1)
+
     load = Load(mode="closed", stop_past_knee=True)
     sweep = Sweep()
     flat = LevelMeter(Slo())
