@@ -16,9 +16,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fmb.config.schema import Load, Slo
+
+if TYPE_CHECKING:
+    from fmb.collector.runner import Cell
 
 
 @dataclass
@@ -90,7 +93,7 @@ class Sweep:
 
     _last: dict[tuple[str, str], float | None] = field(default_factory=dict)
     stopped: dict[tuple[str, str], str] = field(default_factory=dict)
-    skipped: dict[Any, str] = field(default_factory=dict)  # the cells left out, and why
+    skipped: dict[Cell, str] = field(default_factory=dict)  # the cells left out, and why
 
     def observe(self, curve: tuple[str, str], meter: LevelMeter, load: Load) -> str | None:
         """Take a finished level into account; the reason the curve stops here, if it does."""
