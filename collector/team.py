@@ -175,8 +175,8 @@ def collect_in_processes(
         child.start()  # before SIGINT is ignored here: an ignored signal stays ignored in a child
     # Ctrl-C reaches the children from the terminal; this process waits for them to record it.
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    terminate = signal.signal(signal.SIGTERM, lambda signum, frame: _terminate(children))
     try:
-        signal.signal(signal.SIGTERM, lambda signum, frame: _terminate(children))
         while len(outcomes) < len(children):
             try:
                 outcomes.append(outbox.get(timeout=0.2))
@@ -192,7 +192,7 @@ def collect_in_processes(
             child.join()
     finally:
         signal.signal(signal.SIGINT, previous)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, terminate)
     results = [o.result for o in outcomes if o.result is not None]
     merged = _merge(run_id, results, recovered)
     # The process whose error stopped the run, not those that stopped because it had.
