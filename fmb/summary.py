@@ -216,6 +216,8 @@ def print_prepare_summary(console: Console, outcome: PrepareResult) -> None:
 
 def print_collect_summary(console: Console, outcome: RunResult, layout: ResultsLayout) -> None:
     title = f"run {outcome.run_id}" + ("" if outcome.shard.is_whole else f" (shard {outcome.shard.label})")
+    if outcome.processes > 1:
+        title += f" ({outcome.processes} collector processes)"
     if not console.is_terminal:  # a log: one unwrapped line per cell, not a table folded at 80 columns
         console.print(f"{title}: {outcome.status}", highlight=False, markup=False)
         for c in outcome.cells:

@@ -45,6 +45,7 @@ def test_two_processes_send_each_request_once_and_start_every_cell_together(tmp_
         assert built.exit_code == 0, built.output
     # The summary adds the processes' requests up per cell.
     assert "c=8: 64 requests, 0 errors" in collected.output and "c=1: 8 requests, 0 errors" in collected.output
+    assert "(2 collector processes): completed" in collected.output
     rows = request_rows(results)
     assert {r["shard_count"] for r in rows} == {2} and len({r["run_id"] for r in rows}) == 1
     by_cell: dict[int, list[dict]] = defaultdict(list)
